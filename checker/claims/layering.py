@@ -1,0 +1,275 @@
+"""Checks about image layers, containers' writable layers and disk use (lab 07, FS layering)."""
+
+from __future__ import annotations
+
+from checker.claims import Verdict, check, size_option
+from checker.facts import Container, Facts, HistoryRow, Image, StepFact
+from checker.parsers import DuEntry, human
+
+
+def _short(image_id: str) -> str:
+    return image_id.split(":", 1)[-1][:12]
+
+
+def _name(image: Image) -> str:
+    return image.tags[0] if image.tags else _short(image.id)
+
+
+def _need_image(image: Image | None, what: str) -> Image:
+    from checker.facts import MissingFact
+
+    if image is None:
+        raise MissingFact(f"the image {what} does not exist on the engine")
+    return image
+
+
+def _row(row: HistoryRow) -> str:
+    text = row.created_by.replace("/bin/sh -c #(nop) ", "").strip()
+    return (text[:45] + "…" if len(text) > 46 else text) + f" ({human(row.size)})"
+
+
+def _lab_containers(facts: Facts, containers: list[Container]) -> tuple[list[str], dict[str, Container]]:
+    names = facts.resources.get("containers", [])
+    return names, {c.name: c for c in containers}
+
+
+# ------------------------------------------------------------------------------------------------ images
+
+
+@check("layers_pulled_separately", refs={"pull": "pull", "image": "base_image"})
+def layers_pulled_separately(facts: Facts, pull: StepFact, image: Image | None) -> Verdict:
+    image = _need_image(image, "pulled")
+    out = pull.parsed
+    reported = out.with_status("Pull complete", "Already exists")
+    n = len(image.layers)
+    expected = f"one line per layer: {n} layer(s) of {_name(image)}, each reported on its own"
+    observed = f"{len(reported)} layer(s) reported separately" + (f" ({', '.join(reported)})" if reported else "")
+    hint = None
+    if not reported and out.status and "up to date" in out.status.lower():
+        observed += f"; the pull said: {out.status}"
+        hint = (f"{_name(image)} was already on the engine, so nothing was downloaded: remove it "
+                f"(docker rmi {_name(image)}) and run the check again to watch the layers arrive")
+    return Verdict(len(reported) == n and n > 0, expected, observed, hint,
+                   {"layers": list(image.layers), "reported": reported})
+
+
+@check("layers_stored_in_driver_dir", refs={"listing": "driver-dir", "image": "base_image"})
+def layers_stored_in_driver_dir(facts: Facts, listing: StepFact, image: Image | None) -> Verdict:
+    image = _need_image(image, "pulled")
+    engine = facts.engine
+    root = engine.docker_root_dir if engine else "/var/lib/docker"
+    n = len(image.layers)
+    expected = f"{n} directories in {root}/overlay2, one per layer of {_name(image)}"
+    if image.graph_driver != "overlay2":
+        return Verdict(False, expected, f"the engine stores images with {image.graph_driver or 'an unknown driver'}",
+                       f"the lab assumes the overlay2 storage driver; this engine uses {image.graph_driver}: "
+                       "re-provision the VM (vagrant provision) so Docker uses overlay2",
+                       {"driver": image.graph_driver})
+    dirs = image.layer_dirs()
+    listed = set(listing.parsed or [])
+    present = [d for d in dirs if d in listed]
+    observed = (f"{len(set(dirs))} layer directories for {n} layer(s); {len(present)} of them in the listing "
+                f"of {root}/overlay2 ({len(listed)} entries)")
+    if listing.status != "passed":
+        observed += f"; listing it failed: {listing.error or 'see the step'}"
+    ok = n > 0 and len(dirs) == n and len(set(dirs)) == n and len(present) == n
+    return Verdict(ok, expected, observed, None, {"layer_dirs": dirs, "listed": sorted(listed)})
+
+
+@check("base_layers_shared", refs={"base": "base_built", "image": "my_image", "base_history": "base_history",
+                                   "image_history": "image_history"})
+def base_layers_shared(facts: Facts, base: Image | None, image: Image | None, base_history: list[HistoryRow],
+                       image_history: list[HistoryRow]) -> Verdict:
+    base, image = _need_image(base, "my-base-image"), _need_image(image, "my-image")
+    k = len(base.layers)
+    shared = sum(1 for a, b in zip(base.layers, image.layers) if a == b)
+    in_order = image.layers[:k] == base.layers
+    below_top = image_history[1:]
+    same_rows = below_top == base_history
+    expected = (f"all {k} layer(s) of {_name(base)} are the first {k} of {_name(image)} (same digests, same order); "
+                f"its {len(base_history)} history rows below the top one are identical")
+    observed = f"{shared} of {k} layer(s) shared{' in order' if in_order else ', not as a prefix'}; "
+    if same_rows:
+        observed += f"{len(base_history)} of {len(base_history)} history rows identical"
+    else:
+        diff = next((i for i, (a, b) in enumerate(zip(below_top, base_history)) if a != b),
+                    min(len(below_top), len(base_history)))
+        observed += (f"history differs from row {diff + 2} of {_name(image)} "
+                     f"({len(below_top)} rows below the top vs {len(base_history)} in {_name(base)})")
+    hint = None if in_order else f"build {_name(image)} FROM {_name(base)}, so it reuses its layers"
+    return Verdict(k > 0 and in_order and same_rows, expected, observed, hint,
+                   {"base_layers": list(base.layers), "image_layers": list(image.layers)})
+
+
+@check("cmd_layer_empty", refs={"base": "base_built", "image": "my_image", "base_history": "base_history",
+                                "image_history": "image_history"})
+def cmd_layer_empty(facts: Facts, base: Image | None, image: Image | None, base_history: list[HistoryRow],
+                    image_history: list[HistoryRow]) -> Verdict:
+    base, image = _need_image(base, "my-base-image"), _need_image(image, "my-image")
+    new_rows = image_history[: max(0, len(image_history) - len(base_history))]
+    new_layers = len(image.layers) - len(base.layers)
+    expected = f"{_name(image)} adds one history row, CMD, of 0B, and no filesystem layer"
+    observed = (f"{len(new_rows)} new row(s): {'; '.join(_row(r) for r in new_rows) or 'none'}; "
+                f"{new_layers} new layer(s) ({len(base.layers)} → {len(image.layers)})")
+    ok = (len(new_rows) == 1 and "CMD" in new_rows[0].created_by and new_rows[0].size == 0
+          and image.layers == base.layers)
+    hint = None
+    if new_layers > 0:
+        hint = f"{_name(image)}'s Dockerfile changes files (RUN, COPY or ADD): keep only FROM and CMD in it"
+    return Verdict(ok, expected, observed, hint, {"new_rows": [r.created_by for r in new_rows]})
+
+
+@check("image_sizes_equal", refs={"base": "base_built", "image": "my_image", "pulled": "base_image"},
+       options={"copied_slack": "64KiB"})
+def image_sizes_equal(facts: Facts, base: Image | None, image: Image | None, pulled: Image | None,
+                      copied_slack: str | int) -> Verdict:
+    base, image = _need_image(base, "my-base-image"), _need_image(image, "my-image")
+    pulled = _need_image(pulled, "pulled")
+    files = facts.files_total
+    added = base.size - pulled.size
+    slack = size_option(copied_slack)
+    expected = (f"{_name(image)} = {_name(base)} in bytes; {_name(base)} − {_name(pulled)} = the copied files "
+                f"({files} B)")
+    observed = (f"{_name(image)} {image.size:,} B, {_name(base)} {base.size:,} B, {_name(pulled)} {pulled.size:,} B; "
+                f"{_name(base)} adds {added:,} B")
+    ok = image.size == base.size and files <= added <= files + slack
+    hint = None
+    if image.size != base.size:
+        hint = f"{_name(image)} should add no files to {_name(base)}: only a CMD"
+    return Verdict(ok, expected, observed, hint,
+                   {"sizes": {"image": image.size, "base": base.size, "pulled": pulled.size}, "files": files})
+
+
+# ------------------------------------------------------------------------------------------------ containers
+
+
+@check("containers_running", refs={"containers": "running", "image": "my_image"})
+def containers_running(facts: Facts, containers: list[Container], image: Image | None) -> Verdict:
+    image = _need_image(image, "my-image")
+    names, by_name = _lab_containers(facts, containers)
+    missing = [n for n in names if n not in by_name]
+    stopped = [n for n in names if n in by_name and not by_name[n].running]
+    other = [n for n in names if n in by_name and by_name[n].image_id != image.id]
+    running = len(names) - len(missing) - len(stopped)
+    expected = f"{len(names)} containers ({', '.join(names)}) running from {_name(image)}"
+    observed = f"{running} of {len(names)} running"
+    if missing:
+        observed += f"; missing: {', '.join(missing)}"
+    if stopped:
+        observed += "; not running: " + ", ".join(f"{n} ({by_name[n].status}, exit {by_name[n].exit_code})"
+                                                 for n in stopped)
+    if other:
+        observed += f"; from another image: {', '.join(other)}"
+    hint = None
+    if stopped:
+        hint = "a container with `bash` needs -it (docker run -dit) or it exits at once; see `docker logs NAME`"
+    return Verdict(not (missing or stopped or other) and bool(names), expected, observed, hint)
+
+
+@check("writable_layer_small", refs={"containers": "running", "image": "my_image"},
+       options={"max_writable": "64KiB"})
+def writable_layer_small(facts: Facts, containers: list[Container], image: Image | None,
+                         max_writable: str | int) -> Verdict:
+    image = _need_image(image, "my-image")
+    limit = size_option(max_writable)
+    names, by_name = _lab_containers(facts, containers)
+    rows, bad = [], []
+    for name in names:
+        c = by_name.get(name)
+        if c is None or c.size_rw is None or c.size_root_fs is None:
+            bad.append(f"{name}: no size")
+            continue
+        virtual_ok = c.size_root_fs - c.size_rw == image.size
+        if c.size_rw > limit or not virtual_ok:
+            bad.append(f"{name}: writable {human(c.size_rw)}, virtual {human(c.size_root_fs)}")
+        rows.append({"name": name, "size_rw": c.size_rw, "size_root_fs": c.size_root_fs})
+    expected = (f"each container's writable layer ≤ {human(limit)} (near 0B) and its virtual size = "
+                f"{_name(image)}'s size {image.size:,} B")
+    sizes = sorted({r["size_rw"] for r in rows})
+    virtuals = sorted({r["size_root_fs"] for r in rows})
+    observed = (f"writable {', '.join(human(s) for s in sizes) or '?'}; "
+                f"virtual {', '.join(f'{v:,} B' for v in virtuals) or '?'}")
+    if bad:
+        observed += "; " + "; ".join(bad)
+    hint = None
+    if bad:
+        hint = ("a container's writable layer holds only what it changed: something in these containers writes "
+                "files (check the image's ENTRYPOINT/CMD and `docker diff NAME`)")
+    return Verdict(not bad and bool(names), expected, observed, hint, {"containers": rows})
+
+
+def _dir_sizes(facts: Facts, du: list[DuEntry], containers: list[Container]) -> dict[str, float | None]:
+    by_id = {entry.path.rstrip("/").rsplit("/", 1)[-1]: entry.size for entry in du}
+    names, by_name = _lab_containers(facts, containers)
+    return {name: by_id.get(by_name[name].id) if name in by_name else None for name in names}
+
+
+@check("container_dirs_small", refs={"du": "container-dirs-du", "containers": "running", "image": "my_image"},
+       options={"max_dir": "1MiB"})
+def container_dirs_small(facts: Facts, du: StepFact, containers: list[Container], image: Image | None,
+                         max_dir: str | int) -> Verdict:
+    image = _need_image(image, "my-image")
+    limit = min(size_option(max_dir), image.size / 100)
+    sizes = _dir_sizes(facts, du.parsed or [], containers)
+    root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
+    missing = [n for n, s in sizes.items() if s is None]
+    big = [f"{n} {human(s)}" for n, s in sizes.items() if s is not None and s > limit]
+    expected = f"each {root}/containers/<id> ≤ {human(limit)} (tens of kB), far below the image ({human(image.size)})"
+    found = sorted({s for s in sizes.values() if s is not None})
+    observed = f"{', '.join(human(s) for s in found) or 'none found'} each"
+    if missing:
+        observed += f"; no directory listed for {', '.join(missing)}"
+    if big:
+        observed += f"; too big: {', '.join(big)}"
+    hint = None
+    if big:
+        hint = "a container directory holds the container's log and config: a container printing a lot grows it"
+    return Verdict(not missing and not big and bool(sizes), expected, observed, hint,
+                   {"dirs": {n: s for n, s in sizes.items()}})
+
+
+@check("disk_formula", refs={"before": "disk_before", "after": "disk_after", "containers": "running",
+                             "du": "container-dirs-du", "image": "my_image"},
+       options={"layer_overhead": "256KiB"})
+def disk_formula(facts: Facts, before: int, after: int, containers: list[Container], du: StepFact,
+                 image: Image | None, layer_overhead: str | int) -> Verdict:
+    image = _need_image(image, "my-image")
+    overhead = size_option(layer_overhead)
+    names, by_name = _lab_containers(facts, containers)
+    n = len(names)
+    writable = sum((by_name[x].size_rw or 0) for x in names if x in by_name)
+    dirs = sum(s for s in _dir_sizes(facts, du.parsed or [], containers).values() if s)
+    growth = after - before
+    allowed = writable + dirs + n * overhead
+    root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
+    expected = (f"{root} grows by at most Σ writable ({human(writable)}) + Σ container dirs ({human(dirs)}) "
+                f"+ layer metadata (≤ {human(overhead)} each) = {human(allowed)}; "
+                f"{n} copies of the image would be {human(n * image.size)}")
+    observed = (f"{root} grew by {human(growth)} ({growth:,} B) with {n} containers: "
+                f"{before:,} B → {after:,} B (du -sx)")
+    hint = None
+    if growth > allowed:
+        hint = ("each container costs far more than its writable layer: the engine copies the image per container "
+                "(vfs storage driver?) or the containers write data elsewhere (volumes)")
+    return Verdict(growth <= allowed and n > 0, expected, observed, hint,
+                   {"before": before, "after": after, "growth": growth, "writable": writable, "dirs": dirs,
+                    "allowed": allowed})
+
+
+@check("containers_stopped", refs={"containers": "stopped"})
+def containers_stopped(facts: Facts, containers: list[Container]) -> Verdict:
+    names, by_name = _lab_containers(facts, containers)
+    running = [n for n in names if n in by_name and by_name[n].running]
+    gone = [n for n in names if n not in by_name]
+    stopped = len(names) - len(running) - len(gone)
+    expected = f"none of the {len(names)} containers runs after `docker stop` (they still exist, stopped)"
+    statuses = sorted({f"{c.status}, exit {c.exit_code}" for n, c in by_name.items() if n in names and not c.running})
+    observed = f"{stopped} of {len(names)} stopped" + (f" ({'; '.join(statuses)})" if statuses else "")
+    if running:
+        observed += f"; still running: {', '.join(running)}"
+    if gone:
+        observed += f"; removed: {', '.join(gone)}"
+    hint = None
+    if running:
+        hint = "stop them by name: docker stop " + " ".join(names)
+    return Verdict(not running and not gone and bool(names), expected, observed, hint)

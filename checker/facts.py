@@ -1,0 +1,174 @@
+"""Facts: what the run observed, gathered once; claims read them and never query the target.
+
+Typed views of Docker's structured data (`docker info`, `docker image inspect`, `docker container
+inspect -s`, `docker history --format '{{json .}}'`) plus each step's parsed output.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from checker.transport import Result
+
+
+class MissingFact(Exception):
+    """A claim needs a fact the run could not gather; the claim is then not judged (verdict `error`)."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    server_version: str
+    storage_driver: str
+    docker_root_dir: str
+    driver_status: tuple[tuple[str, str], ...] = ()
+    operating_system: str = ""
+    kernel: str = ""
+    cgroup_version: str = ""
+
+    @classmethod
+    def from_info(cls, info: dict) -> "Engine":
+        return cls(
+            server_version=str(info.get("ServerVersion", "")),
+            storage_driver=str(info.get("Driver", "")),
+            docker_root_dir=str(info.get("DockerRootDir", "/var/lib/docker")),
+            driver_status=tuple(tuple(map(str, pair)) for pair in info.get("DriverStatus") or []),
+            operating_system=str(info.get("OperatingSystem", "")),
+            kernel=str(info.get("KernelVersion", "")),
+            cgroup_version=str(info.get("CgroupVersion", "")),
+        )
+
+    @property
+    def containerd_store(self) -> bool:
+        return any("io.containerd.snapshotter" in value for _key, value in self.driver_status)
+
+    def as_dict(self) -> dict:
+        return {"server_version": self.server_version, "storage_driver": self.storage_driver,
+                "docker_root_dir": self.docker_root_dir, "containerd_image_store": self.containerd_store,
+                "operating_system": self.operating_system, "kernel": self.kernel,
+                "cgroup_version": self.cgroup_version}
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    tags: tuple[str, ...]
+    layers: tuple[str, ...]
+    size: int
+    graph_driver: str
+    graph_data: dict
+    cmd: tuple[str, ...] | None
+    created: str
+
+    @classmethod
+    def from_inspect(cls, data: dict) -> "Image":
+        graph = data.get("GraphDriver") or {}
+        cmd = (data.get("Config") or {}).get("Cmd")
+        return cls(
+            id=data["Id"],
+            tags=tuple(data.get("RepoTags") or ()),
+            layers=tuple((data.get("RootFS") or {}).get("Layers") or ()),
+            size=int(data.get("Size") or 0),
+            graph_driver=str(graph.get("Name", "")),
+            graph_data=dict(graph.get("Data") or {}),
+            cmd=tuple(cmd) if cmd else None,
+            created=str(data.get("Created", "")),
+        )
+
+    def layer_dirs(self) -> list[str]:
+        """The storage driver's directory of each layer, bottom first (overlay2: LowerDir…, UpperDir)."""
+        if self.graph_driver != "overlay2":
+            return []
+        paths = [p for p in (self.graph_data.get("LowerDir") or "").split(":") if p]
+        paths.reverse()  # LowerDir lists the top-most lower layer first
+        if self.graph_data.get("UpperDir"):
+            paths.append(self.graph_data["UpperDir"])
+        return [os.path.basename(os.path.dirname(p)) for p in paths]
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    image_id: str
+    image_ref: str
+    running: bool
+    status: str
+    exit_code: int | None
+    size_rw: int | None
+    size_root_fs: int | None
+    created: str
+
+    @classmethod
+    def from_inspect(cls, data: dict) -> "Container":
+        state = data.get("State") or {}
+        return cls(
+            id=data["Id"],
+            name=str(data.get("Name", "")).lstrip("/"),
+            image_id=str(data.get("Image", "")),
+            image_ref=str((data.get("Config") or {}).get("Image", "")),
+            running=bool(state.get("Running")),
+            status=str(state.get("Status", "")),
+            exit_code=state.get("ExitCode"),
+            size_rw=data.get("SizeRw"),
+            size_root_fs=data.get("SizeRootFs"),
+            created=str(data.get("Created", "")),
+        )
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    id: str
+    created_by: str
+    size: int
+    created_at: str
+    comment: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict) -> "HistoryRow":
+        size = data.get("Size", "0")
+        return cls(id=str(data.get("ID", "")), created_by=str(data.get("CreatedBy", "")),
+                   size=int(size) if str(size).isdigit() else 0, created_at=str(data.get("CreatedAt", "")),
+                   comment=str(data.get("Comment", "")))
+
+    @property
+    def missing_id(self) -> bool:
+        return self.id in ("<missing>", "")
+
+
+@dataclass
+class StepFact:
+    step_id: str
+    title: str
+    command: str
+    status: str = "not-run"  # passed | failed | timed-out | not-run
+    result: Result | None = None
+    parsed: Any = None
+    error: str | None = None
+
+
+@dataclass
+class Facts:
+    engine: Engine | None = None
+    values: dict = field(default_factory=dict)
+    resources: dict[str, list[str]] = field(default_factory=dict)  # the lab's names, expanded
+    files_total: int = 0  # bytes of the lab files uploaded (the build context)
+    steps: dict[str, StepFact] = field(default_factory=dict)
+    gathered: dict[str, Any] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+    def step(self, step_id: str) -> StepFact:
+        fact = self.steps.get(step_id)
+        if fact is None or fact.status == "not-run":
+            raise MissingFact(f"step {step_id!r} did not run")
+        if fact.parsed is None and fact.error:
+            raise MissingFact(f"the output of step {step_id!r} could not be read: {fact.error}")
+        return fact
+
+    def get(self, name: str) -> Any:
+        if name in self.gathered:
+            return self.gathered[name]
+        if name in self.problems:
+            raise MissingFact(f"fact {name!r} could not be gathered: {self.problems[name]}")
+        raise MissingFact(f"fact {name!r} was not gathered (its step did not run)")

@@ -1,0 +1,475 @@
+"""Labs as data: finding a lab folder, loading and validating its lab.yaml, variables and templates.
+
+A lab folder holds `lab.yaml`, the files the lab's commands use, and a README. The YAML names
+variables (overridable with `--set KEY=VALUE`), the files to upload, the resources the lab creates,
+the steps (the lab's own commands) and the claims (checks registered in checker.claims).
+
+Templates: `{{ name }}` in a step's `run` becomes the value quoted for the shell (a list becomes
+several quoted words); elsewhere (probe arguments, resources) the plain value. `{A..B}` in a resource
+name expands to a numbered range, as in bash.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from checker.errors import LabSpecError, UsageError
+
+SCHEMA = 1
+LAB_FILE = "lab.yaml"
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
+RANGE_RE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+DEFAULT_TIMEOUT = 120.0
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: Any
+    type: str = "str"  # str | int
+    description: str = ""
+    minimum: int | None = None
+    maximum: int | None = None
+    pattern: str | None = None
+
+    def convert(self, raw: Any, origin: str) -> Any:
+        if self.type == "int":
+            try:
+                value = int(str(raw).strip())
+            except ValueError:
+                raise UsageError(f"{origin}: {self.name} must be a whole number, not {raw!r}") from None
+            if self.minimum is not None and value < self.minimum:
+                raise UsageError(f"{origin}: {self.name} must be at least {self.minimum}, not {value}")
+            if self.maximum is not None and value > self.maximum:
+                raise UsageError(f"{origin}: {self.name} must be at most {self.maximum}, not {value}")
+            return value
+        value = str(raw)
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            raise UsageError(f"{origin}: {self.name}={value!r} is not allowed (it must match {self.pattern})")
+        if "\n" in value or "\x00" in value:
+            raise UsageError(f"{origin}: {self.name} must be one line")
+        return value
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A fact to gather after a step: `probe` names a collector in checker.probes, `as` the fact."""
+
+    kind: str
+    name: str
+    args: dict
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    run: str
+    sudo: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    parse: str | None = None
+    may_fail: bool = False
+    after: tuple[Probe, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    id: str
+    title: str
+    check: str
+    args: dict
+    hint: str
+    points: float = 1.0
+
+
+@dataclass(frozen=True)
+class Lab:
+    id: str
+    title: str
+    folder: Path
+    description: str
+    variables: dict[str, Variable]
+    files: tuple[str, ...]
+    resources: dict[str, tuple[str, ...]]
+    steps: tuple[Step, ...]
+    claims: tuple[ClaimSpec, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.id} – {self.title}"
+
+    def values(self, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+        """The variables' values: defaults, then `--set` overrides (checked and converted)."""
+        values = {name: var.default for name, var in self.variables.items()}
+        for key, raw in (overrides or {}).items():
+            if key not in self.variables:
+                known = ", ".join(sorted(self.variables)) or "none"
+                raise UsageError(f"--set {key}: lab {self.id} has no variable {key!r} (it has: {known})")
+            values[key] = self.variables[key].convert(raw, f"--set {key}")
+        return values
+
+    def context(self, values: dict[str, Any]) -> dict[str, Any]:
+        """What templates may refer to: the variables, and `resources.KIND` (lists of names)."""
+        ctx = dict(values)
+        for kind, names in self.resources.items():
+            expanded: list[str] = []
+            for name in names:
+                expanded.extend(expand_ranges(render(name, values)))
+            ctx[f"resources.{kind}"] = expanded
+        return ctx
+
+
+# ------------------------------------------------------------------------------------------------ templates
+
+
+def expand_ranges(text: str) -> list[str]:
+    match = RANGE_RE.search(text)
+    if not match:
+        return [text]
+    lo, hi = int(match.group(1)), int(match.group(2))
+    out = []
+    for n in range(lo, hi + 1):
+        out.extend(expand_ranges(text[: match.start()] + str(n) + text[match.end():]))
+    return out
+
+
+def render(template: str, ctx: dict[str, Any], *, shell: bool = False) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in ctx:
+            raise LabSpecError(f"unknown template name {{{{ {name} }}}}")
+        val = ctx[name]
+        if isinstance(val, (list, tuple)):
+            return " ".join(shlex.quote(str(v)) for v in val) if shell else " ".join(map(str, val))
+        return shlex.quote(str(val)) if shell else str(val)
+
+    return TEMPLATE_RE.sub(value, template)
+
+
+def render_value(value: Any, ctx: dict[str, Any]) -> Any:
+    """Render templates inside probe arguments: a string that is exactly one `{{ list }}` stays a list."""
+    if isinstance(value, str):
+        match = TEMPLATE_RE.fullmatch(value.strip())
+        if match and isinstance(ctx.get(match.group(1)), (list, tuple)):
+            return list(ctx[match.group(1)])
+        return render(value, ctx)
+    if isinstance(value, list):
+        out: list = []
+        for item in value:
+            rendered = render_value(item, ctx)
+            out.extend(rendered if isinstance(rendered, list) and isinstance(item, str) else [rendered])
+        return out
+    if isinstance(value, dict):
+        return {k: render_value(v, ctx) for k, v in value.items()}
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ discovery
+
+
+def lab_roots(extra: str | None = None) -> list[Path]:
+    """Where labs are looked for: --labs, $CHECK_LAB_LABS, `labs/` here or above, the installed copy."""
+    roots: list[Path] = []
+    for candidate in (extra, os.environ.get("CHECK_LAB_LABS")):
+        if candidate:
+            roots.append(Path(candidate).expanduser())
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "labs").is_dir():
+            roots.append(folder / "labs")
+            break
+    packaged = Path(__file__).resolve().parent / "labs"
+    if packaged.is_dir():
+        roots.append(packaged)
+    repo = Path(__file__).resolve().parent.parent / "labs"  # a source checkout used without installing
+    if repo.is_dir():
+        roots.append(repo)
+    seen, unique = set(), []
+    for root in roots:
+        key = root.resolve() if root.exists() else root
+        if key not in seen:
+            seen.add(key)
+            unique.append(root)
+    return unique
+
+
+def available(extra: str | None = None) -> list[Lab]:
+    """Every valid lab under the first root that has any (a broken one raises its LabSpecError)."""
+    for root in lab_roots(extra):
+        folders = sorted(p for p in root.iterdir() if (p / LAB_FILE).is_file()) if root.is_dir() else []
+        if folders:
+            return [load(folder) for folder in folders]
+    return []
+
+
+def _matches(arg: str, folder: Path, lab_id: str | None) -> bool:
+    name = folder.name
+    if arg in (name, lab_id):
+        return True
+    if name.startswith(arg + "-") or name.startswith(arg + "_"):
+        return True
+    prefix = re.match(r"^(\d+)", name)
+    return arg.isdigit() and prefix is not None and int(prefix.group(1)) == int(arg)
+
+
+def find(arg: str, extra: str | None = None) -> Lab:
+    """A lab by path (a folder or its lab.yaml) or by id (`07`, `7`, `07-FS_layering`)."""
+    path = Path(arg).expanduser()
+    if path.is_file() and path.name == LAB_FILE:
+        return load(path.parent)
+    if path.is_dir():
+        if not (path / LAB_FILE).is_file():
+            raise UsageError(f"{arg} is a folder without a {LAB_FILE}: not a lab")
+        return load(path)
+    if os.sep in arg:
+        raise UsageError(f"no lab folder at {arg}")
+    known: list[str] = []
+    for root in lab_roots(extra):
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if (p / LAB_FILE).is_file()):
+            known.append(folder.name)
+            if _matches(arg, folder, None):
+                return load(folder)
+        if known:
+            break
+    listing = ", ".join(known) if known else "none found"
+    raise UsageError(f"unknown lab {arg!r}; known labs: {listing}")
+
+
+# ------------------------------------------------------------------------------------------------ loading
+
+
+class _Spec:
+    """Reads one mapping of lab.yaml with messages that say where the problem is."""
+
+    def __init__(self, data: Any, where: str, path: Path):
+        if not isinstance(data, dict):
+            raise LabSpecError(f"{path}: {where} must be a mapping")
+        self.data, self.where, self.path = data, where, path
+
+    def fail(self, msg: str) -> LabSpecError:
+        return LabSpecError(f"{self.path}: {self.where}: {msg}")
+
+    def get(self, key: str, kind, default: Any = ..., *, required: bool = False) -> Any:
+        if key not in self.data:
+            if required or default is ...:
+                raise self.fail(f"missing `{key}`")
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # YAML's true/false are not numbers here, although Python's bool is an int.
+        if isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool)):
+            return value
+        names = " or ".join(k.__name__ for k in kinds)
+        raise self.fail(f"`{key}` must be a {names}, not {type(value).__name__}")
+
+    def only(self, allowed: set[str]) -> None:
+        extra = sorted(set(self.data) - allowed)
+        if extra:
+            raise self.fail(f"unknown key `{extra[0]}` (allowed: {', '.join(sorted(allowed))})")
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LabSpecError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise LabSpecError(f"{path} is not UTF-8 text") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if mark is not None:
+            raise LabSpecError(f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}") from None
+        raise LabSpecError(f"{path}: invalid YAML: {problem}") from None
+
+
+def _safe_file(folder: Path, name: str, spec: _Spec) -> str:
+    """A file of the lab, inside its folder (no absolute paths, no `..`, no symlink leaving it)."""
+    if not isinstance(name, str) or not name.strip():
+        raise spec.fail("`files` entries must be file names")
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise spec.fail(f"file {name!r} is outside the lab folder")
+    full = folder / rel
+    if not full.exists():
+        raise spec.fail(f"file {name!r} does not exist in {folder}")
+    try:
+        full.resolve().relative_to(folder.resolve())
+    except ValueError:
+        raise spec.fail(f"file {name!r} leads outside the lab folder (symlink)") from None
+    if not full.is_file():
+        raise spec.fail(f"{name!r} is not a regular file")
+    return rel.as_posix()
+
+
+def load(folder: Path) -> Lab:
+    from checker import claims, parsers, probes  # the registries the spec refers to
+
+    folder = Path(folder)
+    path = folder / LAB_FILE
+    top = _Spec(_load_yaml(path), "top level", path)
+    top.only({"schema", "id", "title", "description", "variables", "files", "resources", "steps", "claims"})
+    schema = top.get("schema", int, required=True)
+    if schema != SCHEMA:
+        raise top.fail(f"schema {schema} is not supported (this check-lab reads schema {SCHEMA})")
+    lab_id = str(top.get("id", (str, int), required=True))
+    title = top.get("title", str, required=True)
+
+    variables: dict[str, Variable] = {}
+    for name, raw in (top.get("variables", dict, {}) or {}).items():
+        spec = _Spec(raw, f"variables.{name}", path)
+        spec.only({"default", "type", "description", "min", "max", "pattern"})
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+            raise spec.fail("variable names are letters, digits and _")
+        vtype = spec.get("type", str, "str")
+        if vtype not in ("str", "int"):
+            raise spec.fail(f"type must be str or int, not {vtype}")
+        var = Variable(str(name), spec.get("default", (str, int), required=True), vtype,
+                       spec.get("description", str, ""), spec.get("min", int, None), spec.get("max", int, None),
+                       spec.get("pattern", str, None))
+        try:
+            variables[name] = Variable(**{**var.__dict__, "default": var.convert(var.default, "default")})
+        except UsageError as exc:
+            raise spec.fail(exc.message) from None
+
+    files = tuple(_safe_file(folder, f, top) for f in (top.get("files", list, []) or []))
+
+    resources: dict[str, tuple[str, ...]] = {}
+    res = _Spec(top.get("resources", dict, {}) or {}, "resources", path)
+    res.only({"images", "containers", "pulls"})
+    for kind in ("images", "containers", "pulls"):
+        names = res.get(kind, list, [])
+        if not all(isinstance(n, str) for n in names):
+            raise res.fail(f"`{kind}` must list names")
+        resources[kind] = tuple(names)
+
+    known_names = set(variables) | {f"resources.{k}" for k in resources}
+
+    def check_templates(text: str, spec: _Spec) -> None:
+        for match in TEMPLATE_RE.finditer(text):
+            if match.group(1) not in known_names:
+                raise spec.fail(f"unknown name {{{{ {match.group(1)} }}}} (known: {', '.join(sorted(known_names))})")
+
+    for names in resources.values():
+        for name in names:
+            check_templates(name, res)
+
+    steps: list[Step] = []
+    seen: set[str] = set()
+    fact_names: set[str] = set()
+    for i, raw in enumerate(top.get("steps", list, required=True)):
+        spec = _Spec(raw, f"steps[{i}]", path)
+        spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after"})
+        sid = spec.get("id", str, required=True)
+        spec.where = f"step {sid!r}"
+        if not ID_RE.match(sid):
+            raise spec.fail("ids are lower-case letters, digits and -")
+        if sid in seen:
+            raise spec.fail("duplicate step id")
+        seen.add(sid)
+        run = spec.get("run", str, required=True)
+        check_templates(run, spec)
+        parse = spec.get("parse", str, None)
+        if parse is not None and parse not in parsers.PARSERS:
+            raise spec.fail(f"unknown parser {parse!r} (known: {', '.join(sorted(parsers.PARSERS))})")
+        timeout = spec.get("timeout", (int, float), DEFAULT_TIMEOUT)
+        if timeout <= 0:
+            raise spec.fail("timeout must be positive")
+        after = []
+        for j, praw in enumerate(spec.get("after", list, [])):
+            pspec = _Spec(praw, f"step {sid!r} after[{j}]", path)
+            kind = pspec.get("probe", str, required=True)
+            if kind not in probes.PROBES:
+                raise pspec.fail(f"unknown probe {kind!r} (known: {', '.join(sorted(probes.PROBES))})")
+            as_name = pspec.get("as", str, required=True)
+            if as_name in fact_names or as_name in seen:
+                raise pspec.fail(f"fact name {as_name!r} is used twice")
+            fact_names.add(as_name)
+            args = {k: v for k, v in pspec.data.items() if k not in ("probe", "as")}
+            for v in args.values():
+                if isinstance(v, str):
+                    check_templates(v, pspec)
+            problem = probes.PROBES[kind].check_args(args)
+            if problem:
+                raise pspec.fail(problem)
+            after.append(Probe(kind, as_name, args))
+        steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
+                          parse, spec.get("may_fail", bool, False), tuple(after)))
+
+    claim_specs: list[ClaimSpec] = []
+    claim_ids: set[str] = set()
+    facts_known = seen | fact_names
+    for i, raw in enumerate(top.get("claims", list, required=True)):
+        spec = _Spec(raw, f"claims[{i}]", path)
+        spec.only({"id", "title", "check", "with", "hint", "points"})
+        cid = spec.get("id", str, required=True)
+        spec.where = f"claim {cid!r}"
+        if not ID_RE.match(cid):
+            raise spec.fail("ids are lower-case letters, digits and -")
+        if cid in claim_ids:
+            raise spec.fail("duplicate claim id")
+        claim_ids.add(cid)
+        check = spec.get("check", str, required=True)
+        if check not in claims.CLAIMS:
+            raise spec.fail(f"unknown check {check!r} (known: {', '.join(sorted(claims.CLAIMS))})")
+        args = spec.get("with", dict, {}) or {}
+        problem = claims.CLAIMS[check].check_args(args, facts_known, set(variables))
+        if problem:
+            raise spec.fail(problem)
+        points = spec.get("points", (int, float), 1)
+        if points < 0:
+            raise spec.fail("points must not be negative")
+        claim_specs.append(ClaimSpec(cid, spec.get("title", str, cid), check, args,
+                                     spec.get("hint", str, ""), float(points)))
+
+    return Lab(lab_id, title, folder.resolve(), top.get("description", str, "").strip(), variables, files,
+               resources, tuple(steps), tuple(claim_specs))
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    """`--set KEY=VALUE` pairs (syntax only; names and values are checked against the lab)."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
+            raise UsageError(f"--set {pair!r}: {key!r} is not a variable name")
+        out[key.strip()] = value
+    return out
+
+
+@dataclass
+class Plan:
+    """A lab with its variables' values bound: what the runner executes."""
+
+    lab: Lab
+    values: dict[str, Any]
+    context: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.context = self.lab.context(self.values)
+
+    def command(self, step: Step) -> str:
+        return render(step.run, self.context, shell=True)
+
+    def probe_args(self, probe: Probe) -> dict:
+        return render_value(probe.args, self.context)
+
+    def resources(self, kind: str) -> list[str]:
+        return list(self.context.get(f"resources.{kind}", []))

@@ -1,0 +1,205 @@
+"""Pure parsers of what the lab's commands print. Tested on transcripts recorded from real runs.
+
+Each takes the command's stdout (text) and returns plain data; none of them runs anything.
+`PARSERS` maps the names that lab.yaml uses (`parse: docker_pull`) to them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+# ------------------------------------------------------------------------------------------------ sizes
+
+# Docker prints sizes in decimal units (go-units HumanSize: kB, MB, GB); du -h in binary ones (K, M, G).
+_DOCKER_UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5}
+_DU_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+
+
+def docker_size(text: str) -> float:
+    """'72.3MB' -> 72_300_000.0, '0B' -> 0, '4.1kB' -> 4100."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([kKMGTP]?B)\s*", text)
+    if not match:
+        raise ValueError(f"not a Docker size: {text!r}")
+    return float(match.group(1)) * _DOCKER_UNITS[match.group(2).upper()]
+
+
+def du_size(text: str) -> float:
+    """du -h sizes: '36K' -> 36864, '1.5M', '0'."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGTP]?)B?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not a du size: {text!r}")
+    return float(match.group(1)) * _DU_UNITS[match.group(2).upper()]
+
+
+def human(n: float | None) -> str:
+    """Bytes for people, in Docker's decimal units."""
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.0f}B"
+
+
+# ------------------------------------------------------------------------------------------------ docker pull
+
+
+@dataclass
+class PullOutput:
+    tag: str | None = None
+    layers: dict[str, str] = field(default_factory=dict)  # layer id -> last status
+    order: list[str] = field(default_factory=list)
+    digest: str | None = None
+    status: str | None = None
+
+    def with_status(self, *statuses: str) -> list[str]:
+        return [lid for lid in self.order if self.layers[lid] in statuses]
+
+
+_PULL_LAYER = re.compile(r"^([0-9a-f]{12,64}): (.+)$")
+
+
+def parse_pull(text: str) -> PullOutput:
+    out = PullOutput()
+    for raw in text.splitlines():
+        # With a terminal, progress lines are redrawn with \r: the last one counts.
+        line = raw.split("\r")[-1].strip()
+        line = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line)
+        if not line:
+            continue
+        if line.startswith("Digest:"):
+            out.digest = line.split(":", 1)[1].strip()
+        elif line.startswith("Status:"):
+            out.status = line.split(":", 1)[1].strip()
+        elif m := re.match(r"^(\S+): Pulling from (\S+)$", line):
+            out.tag = m.group(1)
+        elif m := _PULL_LAYER.match(line):
+            lid, status = m.group(1), m.group(2)
+            if status.startswith(("Downloading", "Extracting", "Waiting")):
+                status = status.split()[0]
+            if lid not in out.layers:
+                out.order.append(lid)
+            out.layers[lid] = status
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ docker build
+
+
+@dataclass
+class BuildOutput:
+    builder: str = "unknown"  # legacy | buildkit
+    steps: list[tuple[int, int, str]] = field(default_factory=list)  # (n, total, instruction)
+    image_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def parse_build(text: str) -> BuildOutput:
+    out = BuildOutput()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if m := re.match(r"^Step (\d+)/(\d+) : (.*)$", line):
+            out.builder = "legacy"
+            out.steps.append((int(m.group(1)), int(m.group(2)), m.group(3)))
+        elif m := re.match(r"^Successfully built ([0-9a-f]+)$", line):
+            out.image_id = m.group(1)
+        elif m := re.match(r"^Successfully tagged (\S+)$", line):
+            out.tags.append(m.group(1))
+        elif m := re.match(r"^#\d+ \[(?:\S+ )?(\d+)/(\d+)\] (.*)$", line):
+            out.builder = "buildkit"
+            step = (int(m.group(1)), int(m.group(2)), m.group(3))
+            if step not in out.steps:
+                out.steps.append(step)
+        elif m := re.match(r"^#\d+ writing image (sha256:[0-9a-f]+)", line):
+            out.builder = "buildkit"
+            out.image_id = m.group(1)
+        elif m := re.match(r"^#\d+ naming to (\S+)", line):
+            out.tags.append(m.group(1))
+        elif re.match(r"^#\d+ ", line) and out.builder == "unknown":
+            out.builder = "buildkit"
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def parse_table(text: str) -> list[dict[str, str]]:
+    """A Docker CLI table (docker ps, image ls, history): header columns are 2+ spaces apart and every
+    row's cells start where their header does (the CLI pads with a tabwriter)."""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return []
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"(?:^|(?<=  ))\S", header)]
+    names = [header[s:e].strip() for s, e in zip(starts, starts[1:] + [len(header)])]
+    rows = []
+    for line in lines[1:]:
+        cells = {}
+        for i, name in enumerate(names):
+            end = starts[i + 1] if i + 1 < len(starts) else len(line)
+            cells[name] = line[starts[i]:end].strip() if starts[i] < len(line) else ""
+        rows.append(cells)
+    return rows
+
+
+@dataclass(frozen=True)
+class PsSize:
+    writable: float
+    virtual: float | None
+
+
+def parse_ps_size(cell: str) -> PsSize:
+    """The SIZE column of `docker ps -s`: '0B (virtual 72.3MB)'."""
+    match = re.fullmatch(r"\s*(\S+)\s*(?:\(virtual\s+(\S+)\))?\s*", cell)
+    if not match:
+        raise ValueError(f"not a docker ps size: {cell!r}")
+    virtual = docker_size(match.group(2)) if match.group(2) else None
+    return PsSize(docker_size(match.group(1)), virtual)
+
+
+# ------------------------------------------------------------------------------------------------ plain
+
+
+def parse_lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+@dataclass(frozen=True)
+class DuEntry:
+    size: float
+    path: str
+
+
+def parse_du(text: str) -> list[DuEntry]:
+    """`du -sh PATH...` (human sizes) or `du -s --block-size=1` (bytes): one entry per line."""
+    entries = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        size, _, path = line.partition("\t")
+        if not path:
+            size, _, path = line.strip().partition(" ")
+        entries.append(DuEntry(du_size(size), path.strip()))
+    return entries
+
+
+def parse_json_lines(text: str) -> list[dict]:
+    """Output of `--format '{{json .}}'`: one JSON object per line."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))
+    return out
+
+
+PARSERS = {
+    "docker_pull": parse_pull,
+    "docker_build": parse_build,
+    "table": parse_table,
+    "lines": parse_lines,
+    "du": parse_du,
+    "json_lines": parse_json_lines,
+}

@@ -1,0 +1,121 @@
+"""The terminal report: a progress line while each step runs, then each step and each claim, coloured."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from checker.facts import StepFact
+from checker.lab import Step
+from checker.reporters import result_word
+from checker.runner import RunReport
+
+MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "timed-out": ("⏱", "red"), "not-run": ("·", "dim")}
+VERDICT = {"pass": ("✓", "green", "holds"), "fail": ("✗", "red", "FAILS"), "error": ("?", "yellow", "not judged")}
+
+
+class ConsoleReporter:
+    """Implements the runner's Events (live progress) and renders the final report."""
+
+    def __init__(self, console: Console | None = None, *, verbose: bool = False):
+        self.console = console or Console(highlight=False)
+        self.verbose = verbose
+        self._status = None
+
+    # -- progress (runner events)
+
+    def header(self, title: str, target: str) -> None:
+        self.console.print(Text.assemble(("check-lab ", "bold"), (title, "bold cyan"), "  on  ", (target, "cyan")))
+
+    def phase(self, text: str) -> None:
+        self._stop_status()
+        if self.console.is_terminal:
+            self._status = self.console.status(escape(text) + " …")
+            self._status.start()
+        elif self.verbose:
+            self.console.print(f"  {escape(text)} …", style="dim")
+
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+        self._stop_status()
+        if self.console.is_terminal:
+            first = command.splitlines()[0] if command else ""
+            self._status = self.console.status(f"[{index}/{total}] {escape(step.title)}  [dim]{escape(first)}[/]")
+            self._status.start()
+
+    def step_finished(self, index: int, total: int, fact: StepFact) -> None:
+        self._stop_status()
+        self.print_step(fact, index, total)
+
+    def _stop_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def close(self) -> None:
+        self._stop_status()
+
+    # -- rendering
+
+    def print_step(self, fact: StepFact, index: int | None = None, total: int | None = None) -> None:
+        mark, style = MARK.get(fact.status, ("?", "yellow"))
+        seconds = f"{fact.result.duration:.1f}s" if fact.result else ""
+        counter = f"{index}/{total} " if index else ""
+        line = Text.assemble((f" {mark} ", style), (counter, "dim"), (fact.title, "bold" if fact.status != "passed"
+                                                                         else ""), ("  " + seconds, "dim"))
+        self.console.print(line)
+        command_lines = fact.command.splitlines()
+        for cl in command_lines[:6]:
+            self.console.print(Text("     $ " + cl, style="dim"))
+        if fact.status in ("failed", "timed-out") or self.verbose:
+            output = ""
+            if fact.result:
+                output = (fact.result.stdout + ("\n" if fact.result.stdout and fact.result.stderr else "")
+                          + fact.result.stderr)
+            lines = [ln for ln in output.splitlines() if ln.strip()]
+            shown = lines if self.verbose else lines[-8:]
+            for ln in shown:
+                self.console.print(Text("     │ " + ln[:300]))
+            if fact.error and fact.status != "passed":
+                self.console.print(Text(f"     {fact.error}", style=style))
+
+    def render(self, report: RunReport, exit_code: int) -> None:
+        self._stop_status()
+        c = self.console
+        if report.engine:
+            e = report.engine
+            store = "containerd image store" if e.containerd_store else f"{e.storage_driver} storage driver"
+            c.print(Text(f" engine: Docker {e.server_version}, {store}, data in {e.docker_root_dir}", style="dim"))
+        not_run = [s for s in report.steps if s.status == "not-run"]
+        if not_run:
+            c.print(Text(f" {len(not_run)} step(s) not run: {', '.join(s.step_id for s in not_run)}", style="yellow"))
+        c.print()
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, expand=False)
+        table.add_column("", no_wrap=True)
+        table.add_column("claim", no_wrap=True)
+        table.add_column("observed / expected", overflow="fold")
+        for claim in report.claims:
+            mark, style, word = VERDICT[claim.verdict]
+            body = Text()
+            body.append(claim.observed)
+            if claim.expected:
+                body.append("\nexpected: " + claim.expected, style="dim")
+            if claim.hint:
+                body.append("\nhint: " + claim.hint, style="yellow")
+            table.add_row(Text(mark, style=style), Text(claim.id, style=style), body)
+        c.print(table)
+        for note in report.notes:
+            c.print(Text(f" · {note}", style="dim"))
+        if report.error:
+            c.print(Text(f" target error: {report.error}", style="red"))
+        held = sum(1 for cl in report.claims if cl.passed)
+        points, max_points = report.score
+        word = result_word(exit_code)
+        style = {"pass": "bold green", "fail": "bold red"}.get(word, "bold yellow")
+        summary = (f" {word.upper()}: {held}/{len(report.claims)} claims hold · score {points:g}/{max_points:g}"
+                   f" · {report.duration:.1f}s")
+        if report.interrupted:
+            summary += " · interrupted"
+        c.print()
+        c.print(Text(summary, style=style))

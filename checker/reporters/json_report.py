@@ -1,0 +1,80 @@
+"""The versioned JSON report (`--json FILE`). Schema: `check-lab-report`, version below; additions keep
+the version, renames or removals raise it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from checker import __version__
+from checker.reporters import result_word
+from checker.runner import RunReport
+
+SCHEMA = "check-lab-report"
+VERSION = 1
+MAX_OUTPUT_CHARS = 20_000  # per stream per step; the full text stays in --record transcripts
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_OUTPUT_CHARS:
+        return text
+    return text[: MAX_OUTPUT_CHARS // 2] + f"\n… [{len(text) - MAX_OUTPUT_CHARS} characters left out] …\n" + \
+        text[-MAX_OUTPUT_CHARS // 2:]
+
+
+def to_dict(report: RunReport, exit_code: int) -> dict:
+    lab = report.plan.lab
+    points, max_points = report.score
+    counts = {v: sum(1 for c in report.claims if c.verdict == v) for v in ("pass", "fail", "error")}
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "tool": {"name": "check-lab", "version": __version__},
+        "lab": {"id": lab.id, "title": lab.title, "folder": str(lab.folder), "variables": report.plan.values},
+        "target": report.target,
+        "engine": report.engine.as_dict() if report.engine else None,
+        "started_at": report.started_at,
+        "duration_s": round(report.duration, 3),
+        "result": result_word(exit_code),
+        "exit_code": exit_code,
+        "score": {"points": points, "max": max_points},
+        "summary": {"claims": len(report.claims), "passed": counts["pass"], "failed": counts["fail"],
+                    "errors": counts["error"]},
+        "steps": [
+            {
+                "id": s.step_id, "title": s.title, "command": s.command, "status": s.status,
+                "exit_status": s.result.exit_status if s.result else None,
+                "timed_out": bool(s.result and s.result.timed_out),
+                "duration_s": round(s.result.duration, 3) if s.result else None,
+                "stdout": _clip(s.result.stdout) if s.result else "",
+                "stderr": _clip(s.result.stderr) if s.result else "",
+                "error": s.error,
+            }
+            for s in report.steps
+        ],
+        "claims": [
+            {"id": c.id, "title": c.title, "verdict": c.verdict, "expected": c.expected, "observed": c.observed,
+             "hint": c.hint, "points": c.points, "max_points": c.max_points, "details": c.details}
+            for c in report.claims
+        ],
+        "notes": list(report.notes),
+        "error": report.error,
+    }
+
+
+def write(report: RunReport, exit_code: int, path: Path) -> None:
+    data = json.dumps(to_dict(report, exit_code), indent=2, default=str) + "\n"
+    atomic_write(Path(path), data)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

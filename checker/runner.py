@@ -1,0 +1,385 @@
+"""Run a lab on a target: preflight, upload, steps (each followed by its probes), cleanup, claims.
+
+Nothing the user owns is lost: before the first step the runner looks for the lab's names (images,
+containers) on the target. A name left by an earlier, interrupted check-lab run is cleaned up; any
+other is the user's, and the run stops (TargetError) unless `replace` is set, in which case the user's
+resource is moved aside under a backup name and put back at the end. Afterwards the runner removes
+exactly what the run created (and the base image only if the run pulled it).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shlex
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from checker import claims as claims_mod
+from checker.errors import TargetError
+from checker.facts import Engine, Facts, StepFact
+from checker.lab import Plan, Step
+from checker.parsers import PARSERS
+from checker.probes import PROBES, ProbeError
+from checker.transport import Result, Transport
+
+STATE_DIR = ".check-lab"  # under the target user's home: marks a run in progress
+SAVED_SUFFIX = "-check-lab-saved"
+
+
+class Events(Protocol):
+    def phase(self, text: str) -> None: ...
+
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None: ...
+
+    def step_finished(self, index: int, total: int, fact: StepFact) -> None: ...
+
+
+class NoEvents:
+    def phase(self, text: str) -> None:
+        pass
+
+    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+        pass
+
+    def step_finished(self, index: int, total: int, fact: StepFact) -> None:
+        pass
+
+
+@dataclass
+class RunReport:
+    plan: Plan
+    target: str
+    started_at: str
+    engine: Engine | None = None
+    steps: list[StepFact] = field(default_factory=list)
+    claims: list[claims_mod.ClaimResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what cleanup did or could not do
+    duration: float = 0.0
+    interrupted: bool = False
+    error: str | None = None  # the target failed mid-run
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.claims) and all(c.passed for c in self.claims) and not self.error and not self.interrupted
+
+    @property
+    def score(self) -> tuple[float, float]:
+        return sum(c.points for c in self.claims), sum(c.max_points for c in self.claims)
+
+
+def docker_hint(stderr: str) -> str:
+    low = stderr.lower()
+    if "permission denied" in low and "docker" in low:
+        return "this user may not use Docker: add it to the docker group (vagrant provision)"
+    if "cannot connect to the docker daemon" in low or "is the docker daemon running" in low:
+        return "the Docker daemon is not running: start it (sudo service docker start, or vagrant provision)"
+    if "not found" in low:
+        return "Docker is not installed on the target: vagrant provision"
+    return "check the Docker engine on the target (vagrant provision)"
+
+
+class Runner:
+    def __init__(self, plan: Plan, transport: Transport, *, events: Events | None = None, replace: bool = False,
+                 timeout_factor: float = 1.0, step_timeouts: dict[str, float] | None = None):
+        self.plan = plan
+        self.lab = plan.lab
+        self.t = transport
+        self.events = events or NoEvents()
+        self.replace = replace
+        self.timeout_factor = timeout_factor
+        self.step_timeouts = step_timeouts or {}
+        self.uid: int | None = None
+        self.workdir: str | None = None
+        self.state_file: str | None = None
+        self.facts = Facts(values=dict(plan.values), resources={k: plan.resources(k) for k in plan.lab.resources})
+        self.pulled_by_us: list[str] = []
+        self.moved: list[tuple[str, str, str]] = []  # (kind, original name, backup name)
+        self.notes: list[str] = []
+        self.cleanup_armed = False
+
+    # -- helpers
+
+    def sh(self, command, timeout: float = 60.0) -> Result:
+        return self.t.run(command, timeout=timeout)
+
+    def root_wrap(self, script: str) -> str:
+        return script if self.uid == 0 else f"sudo -n sh -c {shlex.quote(script)}"
+
+    # -- preflight
+
+    def preflight(self) -> None:
+        self.events.phase(f"connecting to {self.t.description}")
+        who = self.sh("id -u && date +%s && printf '%s\\n' \"$HOME\"", timeout=30)
+        lines = who.stdout.split()
+        if not who.ok or len(lines) < 3 or not lines[0].isdigit():
+            raise TargetError(f"cannot run commands on {self.t.description}: {who.first_error_line()}")
+        self.uid, self.remote_now, home = int(lines[0]), int(lines[1]), lines[2]
+        self.state_file = f"{home}/{STATE_DIR}/run-{self.lab.id}.json"
+
+        info = self.sh(PROBES["engine"].build({}, None)[0], timeout=60)
+        if not info.ok:
+            raise TargetError(f"Docker is not usable on {self.t.description}: {info.first_error_line()}",
+                              hint=docker_hint(info.stderr + info.stdout))
+        try:
+            self.facts.engine = PROBES["engine"].parse(info, {})
+        except ProbeError as exc:
+            raise TargetError(f"docker info on the target: {exc}") from None
+
+        self.events.phase("checking the lab's names on the target")
+        stale = self._stale_run()
+        images = self._existing("image", self.plan.resources("images"))
+        containers = self._existing("container", self.plan.resources("containers"))
+        pulls = self._existing("image", self.plan.resources("pulls"))
+
+        ours_after = stale.get("started") if stale else None
+        leftovers, foreign = [], []
+        for kind, found in (("container", containers), ("image", images)):
+            for name, data in found.items():
+                created = _epoch(data.get("Created", ""))
+                if ours_after is not None and created is not None and created >= ours_after - 1:
+                    leftovers.append((kind, name))
+                else:
+                    foreign.append((kind, name))
+        stale_pulls = [ref for ref in pulls if stale and ref in stale.get("pulled", [])]
+        if foreign and not self.replace:
+            listing = ", ".join(f"{kind} {name}" for kind, name in foreign)
+            raise TargetError(
+                f"{listing} already exist{'s' if len(foreign) == 1 else ''} on the target and "
+                f"{'was' if len(foreign) == 1 else 'were'} not created by check-lab",
+                hint="remove or rename them, or run with --replace to set them aside during the check "
+                     "(they are put back afterwards)")
+        for kind, name in leftovers:
+            self._remove(kind, name, "left over by an interrupted check-lab run")
+        for ref in stale_pulls:
+            self._remove("image", ref, "pulled by an interrupted check-lab run")
+        self.cleanup_armed = True
+        for kind, name in foreign:
+            self._move_aside(kind, name)
+        self.pulled_by_us = [ref for ref in self.plan.resources("pulls") if ref not in pulls or ref in stale_pulls]
+        self._write_state()
+
+    def _existing(self, kind: str, names: list[str]) -> dict[str, dict]:
+        if not names:
+            return {}
+        res = self.sh(["docker", kind, "inspect", "--format", "{{json .}}", *names], timeout=60)
+        if not res.ok and "no such" not in res.stderr.lower():
+            raise TargetError(f"docker {kind} inspect failed on the target: {res.first_error_line()}")
+        found = {}
+        items = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+        for item in items:
+            if kind == "container":
+                found[str(item.get("Name", "")).lstrip("/")] = item
+            else:
+                for name in names:
+                    if name in (item.get("RepoTags") or []) or _docker_io(name) in (item.get("RepoTags") or []):
+                        found[name] = item
+        return found
+
+    def _stale_run(self) -> dict | None:
+        res = self.sh(["cat", self.state_file], timeout=30)
+        if not res.ok:
+            return None
+        try:
+            return json.loads(res.stdout)
+        except ValueError:
+            return None
+
+    def _write_state(self) -> None:
+        state = {"lab": self.lab.id, "started": self.remote_now, "pulled": self.pulled_by_us,
+                 "moved": self.moved, "by": f"{getpass.getuser()}@{socket.gethostname()}"}
+        directory = str(Path(self.state_file).parent)
+        res = self.sh(f"mkdir -p {shlex.quote(directory)} && printf '%s\\n' {shlex.quote(json.dumps(state))} "
+                      f"> {shlex.quote(self.state_file)}", timeout=30)
+        if not res.ok:
+            raise TargetError(f"cannot write {self.state_file} on the target: {res.first_error_line()}")
+
+    def _remove(self, kind: str, name: str, why: str) -> None:
+        argv = ["docker", "rm", "-f", name] if kind == "container" else ["docker", "rmi", name]
+        res = self.sh(argv, timeout=120)
+        if res.ok:
+            self.notes.append(f"removed {kind} {name} ({why})")
+        elif "no such" not in res.stderr.lower():
+            self.notes.append(f"could not remove {kind} {name}: {res.first_error_line()}")
+
+    def _move_aside(self, kind: str, name: str) -> None:
+        backup = f"{name}{SAVED_SUFFIX}" if kind == "container" else _backup_tag(name)
+        if kind == "container":
+            res = self.sh(["docker", "rename", name, backup], timeout=60)
+        else:
+            res = self.sh(f"docker tag {shlex.quote(name)} {shlex.quote(backup)} && docker rmi {shlex.quote(name)}",
+                          timeout=60)
+        if not res.ok:
+            raise TargetError(f"could not set {kind} {name} aside: {res.first_error_line()}")
+        self.moved.append((kind, name, backup))
+        self.notes.append(f"set your {kind} {name} aside as {backup} during the check")
+
+    # -- upload
+
+    def upload(self) -> None:
+        files = [(self.lab.folder / rel, rel) for rel in self.lab.files]
+        self.events.phase(f"uploading {len(files)} lab file(s)")
+        res = self.sh("mktemp -d \"${TMPDIR:-/tmp}/check-lab.XXXXXXXX\"", timeout=30)
+        if not res.ok or not res.stdout.strip():
+            raise TargetError(f"cannot make a work folder on the target: {res.first_error_line()}")
+        self.workdir = res.stdout.strip()
+        subdirs = sorted({str(Path(rel).parent) for _, rel in files if str(Path(rel).parent) != "."})
+        if subdirs:
+            self.sh(["mkdir", "-p", *[f"{self.workdir}/{d}" for d in subdirs]], timeout=30)
+        self.t.put_files([(local, f"{self.workdir}/{rel}") for local, rel in files])
+        self.facts.files_total = sum(local.stat().st_size for local, _ in files)
+
+    # -- steps
+
+    def timeout_for(self, step: Step) -> float:
+        return self.step_timeouts.get(step.id, step.timeout * self.timeout_factor)
+
+    def run_steps(self) -> None:
+        steps = self.lab.steps
+        for step in steps:
+            self.facts.steps[step.id] = StepFact(step.id, step.title, self.display(step))
+        for i, step in enumerate(steps, 1):
+            fact = self.facts.steps[step.id]
+            self.events.step_started(i, len(steps), step, fact.command)
+            script = self.plan.command(step)
+            if step.sudo:
+                script = self.root_wrap(script)
+            wrapped = f"cd {shlex.quote(self.workdir)} || exit 1\nexport DOCKER_CLI_HINTS=false\nset -e\n{script}"
+            result = self.sh(wrapped, timeout=self.timeout_for(step))
+            fact.result = result
+            if result.timed_out:
+                fact.status, fact.error = "timed-out", f"no answer within {self.timeout_for(step):.0f}s"
+            elif result.exit_status != 0 and not step.may_fail:
+                fact.status, fact.error = "failed", result.first_error_line()
+            else:
+                fact.status = "passed"
+                if result.exit_status != 0:
+                    fact.error = result.first_error_line()
+            if step.parse and not result.timed_out:
+                try:
+                    fact.parsed = PARSERS[step.parse](result.stdout)
+                except (ValueError, KeyError) as exc:
+                    fact.error = f"unreadable output ({exc})"
+                    if fact.status == "passed":
+                        fact.status = "failed"
+            self.gather(step)
+            self.events.step_finished(i, len(steps), fact)
+            if fact.status != "passed":
+                break
+
+    def display(self, step: Step) -> str:
+        command = self.plan.command(step)
+        return f"sudo {command}" if step.sudo and "\n" not in command else command
+
+    def gather(self, step: Step) -> None:
+        for probe in step.after:
+            pdef = PROBES[probe.kind]
+            args = self.plan.probe_args(probe)
+            argv, needs_root = pdef.build(args, self.facts.engine)
+            command = shlex.join(argv)
+            res = self.sh(self.root_wrap(command) if needs_root else argv, timeout=pdef.timeout * self.timeout_factor)
+            if res.timed_out:
+                self.facts.problems[probe.name] = f"{command} gave no answer in time"
+                continue
+            try:
+                self.facts.gathered[probe.name] = pdef.parse(res, args)
+            except ProbeError as exc:
+                self.facts.problems[probe.name] = str(exc)
+
+    # -- cleanup
+
+    def cleanup(self) -> None:
+        if not self.cleanup_armed:
+            return
+        self.events.phase("cleaning up what the check created")
+        containers = self.plan.resources("containers")
+        images = self.plan.resources("images")
+        if containers:
+            existing = self._existing("container", containers)
+            if existing:
+                res = self.sh(["docker", "rm", "-f", *existing], timeout=120)
+                note = f"removed the lab's containers ({', '.join(existing)})"
+                self.notes.append(note if res.ok else f"could not remove all containers: "
+                                                            f"{res.first_error_line()}")
+        for name in images:
+            if name in self._existing("image", [name]):
+                self._remove("image", name, "built by the lab")
+        for ref in self.pulled_by_us:
+            if ref in self._existing("image", [ref]):
+                self._remove("image", ref, "pulled by the lab")
+        for kind, name, backup in reversed(self.moved):
+            if kind == "container":
+                res = self.sh(["docker", "rename", backup, name], timeout=60)
+            else:
+                res = self.sh(f"docker tag {shlex.quote(backup)} {shlex.quote(name)} && "
+                              f"docker rmi {shlex.quote(backup)}", timeout=60)
+            self.notes.append(f"put your {kind} {name} back" if res.ok else
+                                     f"could not put your {kind} {name} back from {backup}: {res.first_error_line()}")
+        if self.workdir:
+            self.sh(["rm", "-rf", self.workdir], timeout=60)
+        self.sh(["rm", "-f", self.state_file], timeout=30)
+
+    # -- all of it
+
+    def run(self) -> RunReport:
+        report = RunReport(self.plan, self.t.description, datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           notes=self.notes)
+        started = time.monotonic()
+        try:
+            try:
+                self.preflight()
+                report.engine = self.facts.engine
+                self.upload()
+                self.run_steps()
+            except KeyboardInterrupt:
+                report.interrupted = True
+            except TargetError as exc:
+                if not self.cleanup_armed:
+                    raise
+                report.error = str(exc)
+            finally:
+                try:
+                    self.cleanup()
+                except KeyboardInterrupt:
+                    report.interrupted = True
+                    report.notes.append("cleanup was interrupted: run check-lab again to finish it")
+                except TargetError as exc:
+                    report.notes.append(f"cleanup failed: {exc}")
+                    report.error = report.error or str(exc)
+        finally:
+            self.t.close()
+        report.steps = list(self.facts.steps.values())
+        report.claims = claims_mod.evaluate(self.lab.claims, self.facts)
+        report.duration = time.monotonic() - started
+        return report
+
+
+def _epoch(created: str) -> float | None:
+    """Docker's RFC 3339 timestamps (nanoseconds, Z) as seconds since the epoch."""
+    if not created:
+        return None
+    text = created.replace("Z", "+00:00")
+    if "." in text:
+        head, frac = text.split(".", 1)
+        digits = "".join(ch for ch in frac if ch.isdigit())
+        tz = frac[len(digits):]
+        text = f"{head}.{digits[:6]}{tz}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _docker_io(ref: str) -> str:
+    return ref if "/" in ref else f"docker.io/library/{ref}"
+
+
+def _backup_tag(ref: str) -> str:
+    repo, _, tag = ref.rpartition(":")
+    if not repo or "/" in tag:
+        repo, tag = ref, "latest"
+    return f"{repo}:{tag}{SAVED_SUFFIX}"

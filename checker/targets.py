@@ -1,0 +1,83 @@
+"""Turn `--target` into a Transport.
+
+    (none) / vagrant / vagrant:NAME   the Vagrant machine of the Vagrantfile in this folder or above
+    ssh://USER@HOST[:PORT]            any SSH server (host key checked against known_hosts)
+    local                             this machine
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from checker.errors import TargetError, UsageError
+from checker.transport import LocalTransport, SSHSettings, SSHTransport, Transport
+
+READY_STATES = {"running"}
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    spec: str | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+    accept_new_host_key: bool = False
+    connect_timeout: float = 10.0
+
+
+def open_target(opts: TargetOptions) -> Transport:
+    spec = opts.spec or "vagrant"
+    if spec == "local":
+        return LocalTransport()
+    if spec.startswith("ssh://"):
+        return SSHTransport(_ssh_settings(spec, opts), connect_timeout=opts.connect_timeout)
+    if spec == "vagrant" or spec.startswith("vagrant:"):
+        name = spec.partition(":")[2] or None
+        return _vagrant_target(name, opts)
+    raise UsageError(f"unknown target {spec!r}: use ssh://USER@HOST:PORT, local, or vagrant[:NAME]")
+
+
+def _ssh_settings(spec: str, opts: TargetOptions) -> SSHSettings:
+    parts = urlsplit(spec)
+    try:
+        port = parts.port or 22
+    except ValueError:
+        raise UsageError(f"bad port in target {spec!r}") from None
+    if not parts.hostname:
+        raise UsageError(f"no host in target {spec!r}: use ssh://USER@HOST:PORT")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UsageError(f"unexpected path or query in target {spec!r}: use ssh://USER@HOST:PORT")
+    if parts.password:
+        raise UsageError("passwords do not belong in the target; use --identity KEYFILE")
+    if opts.identity and not Path(opts.identity).expanduser().is_file():
+        raise UsageError(f"identity file {opts.identity} does not exist")
+    return SSHSettings(
+        host=parts.hostname, port=port, user=parts.username or "vagrant",
+        key_files=(opts.identity,) if opts.identity else (),
+        host_keys="accept-new" if opts.accept_new_host_key else "strict",
+        known_hosts=opts.known_hosts,
+    )
+
+
+def _vagrant_target(name: str | None, opts: TargetOptions) -> Transport:
+    from provision.vagrant import Machine, VagrantError, find_root
+
+    root = find_root()
+    if root is None:
+        raise TargetError("no Vagrantfile in this folder or above",
+                          hint="run check-lab in the course folder, or give --target ssh://USER@HOST:PORT")
+    try:
+        machine = Machine(root, name)
+        state, provider = machine.state()
+        if state not in READY_STATES:
+            what = "has not been created" if state == "not_created" else f"is {state.replace('_', ' ')}"
+            raise TargetError(f"the {machine.label} {what}", hint="start it with `vagrant up`")
+        ssh = machine.ssh_config()
+    except VagrantError as exc:
+        raise TargetError(str(exc)) from None
+    settings = SSHSettings(host=ssh.host, port=ssh.port, user=ssh.user, key_files=ssh.key_files,
+                           host_keys="vagrant")
+    transport = SSHTransport(settings, connect_timeout=opts.connect_timeout)
+    transport.description = f"vagrant:{name or 'default'} ({provider}, {settings.describe()})"
+    return transport

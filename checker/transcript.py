@@ -1,0 +1,76 @@
+"""Transcripts: every command a run sent and what came back, recorded from real runs (`--record FILE`)
+and replayed in unit tests, so parsers, facts and claims are tested on real engines' output."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from checker.transport import Command, Result, Transport, to_script
+
+FORMAT = "check-lab-transcript/1"
+
+
+class RecordingTransport:
+    def __init__(self, inner: Transport, path: Path, meta: dict | None = None):
+        self.inner = inner
+        self.path = Path(path)
+        self.meta = meta or {}
+        self.calls: list[dict] = []
+        self.description = inner.description
+
+    def run(self, command: Command, timeout: float = 60.0) -> Result:
+        result = self.inner.run(command, timeout)
+        self.calls.append({"command": to_script(command), "timeout": timeout, "result": asdict(result)})
+        return result
+
+    def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        self.inner.put_files(files)
+        self.calls.append({"put": [remote for _local, remote in files]})
+
+    def close(self) -> None:
+        self.inner.close()
+        self.save()
+
+    def save(self) -> None:
+        data = {"format": FORMAT, "meta": self.meta, "target": self.description, "calls": self.calls}
+        self.path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+class ReplayTransport:
+    """Answers each command with the next recorded result; fails loudly when the run diverges."""
+
+    def __init__(self, path: Path):
+        data = json.loads(Path(path).read_text())
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a {FORMAT} transcript")
+        self.meta = data.get("meta", {})
+        self.description = data.get("target", "replay")
+        self.calls = [c for c in data["calls"] if "command" in c]
+        self.position = 0
+
+    def run(self, command: Command, timeout: float = 60.0) -> Result:
+        if self.position >= len(self.calls):
+            raise AssertionError(f"replay: no recorded answer for command #{self.position + 1}: {to_script(command)}")
+        call = self.calls[self.position]
+        self.position += 1
+        if _shape(call["command"]) != _shape(to_script(command)):
+            raise AssertionError(f"replay: command #{self.position} differs:\n recorded: {call['command']}\n"
+                                 f" now:      {to_script(command)}")
+        return Result(**call["result"])
+
+    def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _shape(script: str) -> str:
+    """A command with its run-specific parts (work folder, home) reduced, for comparing."""
+    import re
+
+    script = re.sub(r"/[^\s'\"]*check-lab\.[A-Za-z0-9]{8}", "<workdir>", script)
+    return re.sub(r"/[^\s'\"]*/\.check-lab/", "<home>/.check-lab/", script)

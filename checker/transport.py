@@ -1,0 +1,404 @@
+"""How commands reach a lab machine: one small protocol, an SSH (paramiko) and a local implementation.
+
+    run(command, timeout) -> Result(exit_status, stdout, stderr, duration)
+
+`command` is either an argv list (joined with shlex, never concatenated by hand) or a shell script,
+run by /bin/sh on the target. A command that outlives its timeout is killed with its whole process
+group and comes back with `timed_out=True` and `exit_status=None`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from checker.errors import TargetError
+
+Command = str | Sequence[str]
+
+# Output beyond this many bytes per stream is drained but not kept (a step printing 10 MB stays cheap).
+MAX_OUTPUT = 4 * 1024 * 1024
+# The first stderr line of every remote command carries its process id, so a timeout can kill it.
+PID_MARK = "@@check-lab-pid:"
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_status: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def first_error_line(self) -> str:
+        for text in (self.stderr, self.stdout):
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            if lines:
+                return lines[-1] if len(lines[-1]) < 300 else lines[-1][:297] + "..."
+        return f"exit status {self.exit_status}"
+
+
+class Transport(Protocol):
+    """What the runner needs of a lab machine."""
+
+    description: str
+
+    def run(self, command: Command, timeout: float = 60.0) -> Result: ...
+
+    def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        """Copy local files to absolute paths on the target (their folders must exist)."""
+
+    def close(self) -> None: ...
+
+
+def to_script(command: Command) -> str:
+    return command if isinstance(command, str) else shlex.join(command)
+
+
+def file_mode(path: Path) -> int:
+    """The mode a lab file gets on the target: its own, plus execute for scripts (a #! line) whose
+    execute bits were lost on the way (an installed package's data files are 0644)."""
+    mode = Path(path).stat().st_mode & 0o777
+    with open(path, "rb") as fh:
+        if fh.read(2) == b"#!":
+            mode |= 0o111
+    return mode
+
+
+def decode(data: bytes) -> str:
+    # Output that is not UTF-8 still reaches the report, with replacement characters.
+    return data.decode("utf-8", errors="replace")
+
+
+@dataclass
+class _Sink:
+    """Collects one output stream up to MAX_OUTPUT bytes."""
+
+    chunks: list = field(default_factory=list)
+    size: int = 0
+    truncated: bool = False
+
+    def add(self, data: bytes) -> None:
+        room = MAX_OUTPUT - self.size
+        if room <= 0:
+            self.truncated = self.truncated or bool(data)
+            return
+        if len(data) > room:
+            data, self.truncated = data[:room], True
+        self.chunks.append(data)
+        self.size += len(data)
+
+    def text(self) -> str:
+        return decode(b"".join(self.chunks))
+
+
+# ------------------------------------------------------------------------------------------------ local
+
+
+class LocalTransport:
+    """Runs on this machine (`--target local`), e.g. inside a lab VM itself or in CI."""
+
+    description = "local"
+
+    def run(self, command: Command, timeout: float = 60.0) -> Result:
+        started = time.monotonic()
+        proc = subprocess.Popen(["/bin/sh", "-c", to_script(command)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        out, err = _Sink(), _Sink()
+        streams = {proc.stdout.fileno(): (proc.stdout, out), proc.stderr.fileno(): (proc.stderr, err)}
+        deadline = started + timeout
+        timed_out = False
+        try:
+            while streams:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                ready, _, _ = select.select(list(streams), [], [], min(left, 1.0))
+                for fd in ready:
+                    stream, sink = streams[fd]
+                    data = os.read(fd, 65536)
+                    if data:
+                        sink.add(data)
+                    else:
+                        stream.close()
+                        del streams[fd]
+        except KeyboardInterrupt:
+            _kill_group(proc)  # it runs in a session of its own: Ctrl-C does not reach it
+            raise
+        if timed_out:
+            _kill_group(proc)
+            for stream, _sink in streams.values():
+                stream.close()
+            proc.wait()
+            status = None
+        else:
+            left = max(0.1, deadline - time.monotonic())
+            try:
+                status = proc.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                proc.wait()
+                status, timed_out = None, True
+        return Result(status, out.text(), err.text(), time.monotonic() - started, timed_out,
+                      out.truncated or err.truncated)
+
+    def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        for local, remote in files:
+            data = Path(local).read_bytes()
+            Path(remote).write_bytes(data)
+            os.chmod(remote, file_mode(local))
+
+    def close(self) -> None:
+        pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=2)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# ------------------------------------------------------------------------------------------------ ssh
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    host: str
+    port: int = 22
+    user: str = "vagrant"
+    key_files: tuple[str, ...] = ()
+    # "vagrant": Vagrant's convention (throwaway host keys, nothing checked or stored);
+    # "strict": the host key must be in known_hosts; "accept-new": unknown keys are added, changed ones refused.
+    host_keys: str = "strict"
+    known_hosts: str | None = None
+    password: str | None = None
+
+    def describe(self) -> str:
+        return f"ssh://{self.user}@{self.host}:{self.port}"
+
+
+class SSHTransport:
+    """One paramiko connection per session, opened on first use, kept alive, no pty."""
+
+    def __init__(self, settings: SSHSettings, *, connect_timeout: float = 10.0, attempts: int = 3,
+                 keepalive: int = 15):
+        self.settings = settings
+        self.description = settings.describe()
+        self.connect_timeout = connect_timeout
+        self.attempts = attempts
+        self.keepalive = keepalive
+        self._client = None
+        self._pid: int | None = None  # of the command being drained
+
+    # -- connection
+
+    def _connect(self):
+        import paramiko  # imported on first use: `check-lab --help` and `list` stay fast
+
+        s = self.settings
+        client = paramiko.SSHClient()
+        if s.host_keys == "vagrant":
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        else:
+            known = Path(s.known_hosts).expanduser() if s.known_hosts else Path("~/.ssh/known_hosts").expanduser()
+            if s.known_hosts is None:
+                try:
+                    client.load_system_host_keys()
+                except OSError:
+                    pass
+            elif known.exists():
+                client.load_host_keys(str(known))
+            if s.host_keys == "accept-new":
+                client.set_missing_host_key_policy(_AcceptNew(known))
+            else:
+                client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        key_files = [k for k in s.key_files if k]
+        for key in key_files:
+            if not Path(key).expanduser().is_file():
+                raise TargetError(f"SSH key file {key} does not exist")
+        delay = 0.5
+        for attempt in range(1, self.attempts + 1):
+            try:
+                client.connect(
+                    s.host, port=s.port, username=s.user, password=s.password,
+                    key_filename=[str(Path(k).expanduser()) for k in key_files] or None,
+                    look_for_keys=False, allow_agent=False, timeout=self.connect_timeout,
+                    banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
+                )
+                break
+            except paramiko.BadHostKeyException as exc:
+                raise TargetError(
+                    f"the host key of {self.description} does not match known_hosts "
+                    f"(got {exc.key.get_name()} {exc.key.get_fingerprint().hex()}): refusing to connect",
+                    hint="if the machine was re-created, remove its old entry with ssh-keygen -R") from None
+            except paramiko.AuthenticationException:
+                raise TargetError(f"SSH authentication to {self.description} failed",
+                                  hint="check the user and --identity key") from None
+            except paramiko.SSHException as exc:
+                if "not found in known_hosts" in str(exc):
+                    raise TargetError(
+                        f"the host key of {self.description} is not in known_hosts: refusing to connect",
+                        hint="add it (ssh-keyscan) or pass --accept-new-host-key") from None
+                if attempt == self.attempts:
+                    raise TargetError(f"SSH to {self.description} failed: {exc}") from None
+            except (OSError, EOFError) as exc:
+                if attempt == self.attempts:
+                    reason = "timed out" if isinstance(exc, (socket.timeout, TimeoutError)) else (
+                        exc.strerror or str(exc) or type(exc).__name__)
+                    raise TargetError(f"cannot reach {self.description}: {reason}",
+                                      hint="is the machine up? (vagrant status)") from None
+            time.sleep(delay)
+            delay *= 2
+        transport = client.get_transport()
+        transport.set_keepalive(self.keepalive)
+        return client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _open_channel(self):
+        import paramiko
+
+        try:
+            return self.client.get_transport().open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
+            self._client = None
+            raise TargetError(f"the SSH connection to {self.description} was lost ({exc or type(exc).__name__})",
+                              hint="is the machine still up?") from None
+
+    # -- commands
+
+    def run(self, command: Command, timeout: float = 60.0) -> Result:
+        script = to_script(command)
+        started = time.monotonic()
+        chan = self._open_channel()
+        # The login shell prints its pid, then becomes /bin/sh running the script (same pid and process group).
+        chan.exec_command(f"echo {PID_MARK}$$ >&2; exec /bin/sh -c {shlex.quote(script)}")
+        chan.shutdown_write()
+        out, err = _Sink(), _Sink()
+        deadline = started + timeout
+        try:
+            timed_out, pid, err_head = self._drain(chan, out, err, deadline)
+        except KeyboardInterrupt:
+            chan.close()
+            if self._pid is not None:
+                self._kill(self._pid)
+            raise
+        if err_head:
+            err.add(err_head)
+        if timed_out:
+            chan.close()
+            if pid is not None:
+                self._kill(pid)
+            return Result(None, out.text(), err.text(), time.monotonic() - started, True,
+                          out.truncated or err.truncated)
+        status = chan.recv_exit_status()
+        chan.close()
+        if status == -1:
+            raise TargetError(f"the SSH connection to {self.description} was lost during a command",
+                              hint="is the machine still up?")
+        return Result(status, out.text(), err.text(), time.monotonic() - started, False,
+                      out.truncated or err.truncated)
+
+    def _drain(self, chan, out: _Sink, err: _Sink, deadline: float):
+        """Read both streams to the end (or the deadline) before the exit status is asked for."""
+        err_head = b""
+        pid = self._pid = None
+        timed_out = False
+        while True:
+            progressed = False
+            while chan.recv_ready():
+                out.add(chan.recv(65536))
+                progressed = True
+            while chan.recv_stderr_ready():
+                data = chan.recv_stderr(65536)
+                progressed = True
+                if pid is None and err_head is not None:
+                    err_head += data
+                    if b"\n" in err_head or len(err_head) > 200:
+                        first, _, rest = err_head.partition(b"\n")
+                        text = decode(first)
+                        if text.startswith(PID_MARK) and text[len(PID_MARK):].isdigit():
+                            pid = self._pid = int(text[len(PID_MARK):])
+                            err.add(rest)
+                        else:
+                            err.add(err_head)
+                        err_head = None
+                else:
+                    err.add(data)
+            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                break
+            if chan.closed and not progressed:
+                break
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+            if not progressed:
+                select.select([chan], [], [], min(0.5, max(0.0, deadline - time.monotonic())))
+        return timed_out, pid, err_head
+
+    def _kill(self, pid: int) -> None:
+        """End a timed-out command and all it started (its process group); as root if we may."""
+        group = f"-{pid}"
+        script = (f"kill -TERM -- {group} 2>/dev/null || sudo -n kill -TERM -- {group} 2>/dev/null; sleep 1; "
+                  f"kill -KILL -- {group} 2>/dev/null || sudo -n kill -KILL -- {group} 2>/dev/null; true")
+        try:
+            self.run(script, timeout=15)
+        except TargetError:
+            pass
+
+    def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        import paramiko
+
+        try:
+            sftp = self.client.open_sftp()
+            try:
+                for local, remote in files:
+                    sftp.put(str(local), remote)
+                    sftp.chmod(remote, file_mode(local))
+            finally:
+                sftp.close()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TargetError(f"uploading the lab's files to {self.description} failed: {exc}") from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class _AcceptNew:
+    """Like OpenSSH's StrictHostKeyChecking=accept-new: remember unknown hosts, refuse changed keys."""
+
+    def __init__(self, known_hosts: Path):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key):
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.known_hosts, "a") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")

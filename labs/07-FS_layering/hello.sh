@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "Hello from $(hostname): this container runs my-image:1.0"

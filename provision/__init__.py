@@ -1,0 +1,1 @@
+"""Provisioning of the lab machine: the Vagrant boundary (host side) and guest.py (inside the VM)."""

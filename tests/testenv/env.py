@@ -1,0 +1,417 @@
+"""Start, inspect and stop the offline test environment (see __main__.py).
+
+What it runs, all started here by hand (no systemd), all tracked by PID files under RUN:
+- a Docker engine for the container VMs, on a bridge of its own (no NAT, no iptables rules, no forwarding);
+- Debian's `docker-registry` on that bridge, holding the stand-in `library/ubuntu:18.04`; the VMs' engines
+  use it as their registry mirror, so the lab's literal `docker pull ubuntu:18.04` works offline;
+- the container-VM images, built offline from a Debian rootfs made by debootstrap.
+
+Caches (kept by `stop`): the rootfs tarball, the engine's data (images) and the registry's storage, under STATE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+IMAGES = HERE / "images"
+
+STATE = Path(os.environ.get("CHECK_LAB_TESTENV_STATE", "/var/lib/check-lab-testenv"))
+RUN = Path(os.environ.get("CHECK_LAB_TESTENV_RUN", "/run/check-lab-testenv"))
+CACHE = STATE / "cache"
+
+BRIDGE = "cltest0"
+HOST_IP = "172.29.107.1"
+PREFIX = 24
+REGISTRY_ADDR = f"{HOST_IP}:5000"
+DEFAULT_SOCKET = Path("/var/run/docker.sock")
+
+SUITE = "bookworm"
+DEBIAN_MIRROR = os.environ.get("CHECK_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+ROOTFS_IMAGE = f"check-lab/rootfs:{SUITE}"
+VM_BASE_IMAGE = f"check-lab/vm-base:{SUITE}"
+VM_DOCKER_IMAGE = f"check-lab/vm:{SUITE}"
+STANDIN_REF = "library/ubuntu:18.04"
+
+# The file the Vagrantfile reads its settings from when the LAB_* variables are not set.
+LAB_ENV_FILE = REPO / ".lab-env"
+LAB_ENV_MARK = "# written by tests/testenv (removed by `python3 -m tests.testenv stop`)"
+
+NEEDED = {
+    "dockerd": "docker.io",
+    "docker": "docker.io",
+    "debootstrap": "debootstrap",
+    "docker-registry": "docker-registry",
+    "ip": "iproute2",
+    "vagrant": "vagrant",
+}
+
+
+class TestEnvError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def log(msg: str) -> None:
+    print(f"testenv: {msg}", flush=True)
+
+
+def run(argv: list[str], *, env: dict | None = None, check: bool = True, quiet: bool = True,
+        timeout: float | None = 1800) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, env=env, text=True, timeout=timeout,
+                          stdout=subprocess.PIPE if quiet else None,
+                          stderr=subprocess.STDOUT if quiet else None)
+    if check and proc.returncode != 0:
+        tail = (proc.stdout or "").strip().splitlines()[-15:]
+        raise TestEnvError(f"{' '.join(argv[:4])} … failed (exit {proc.returncode}):\n" + "\n".join(tail))
+    return proc
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie or a recycled pid of another program is not ours.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def read_pid(name: str) -> int | None:
+    path = RUN / f"{name}.pid"
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def start_daemon(name: str, argv: list[str]) -> int:
+    RUN.mkdir(parents=True, exist_ok=True)
+    logf = open(RUN / f"{name}.log", "ab")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True)
+    (RUN / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_daemon(name: str, timeout: float = 30) -> None:
+    pid = read_pid(name)
+    if pid is None:
+        (RUN / f"{name}.pid").unlink(missing_ok=True)
+        return
+    log(f"stopping {name} (pid {pid})")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    (RUN / f"{name}.pid").unlink(missing_ok=True)
+
+
+def wait_for(what: str, probe, timeout: float, logfile: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.3)
+    tail = ""
+    if logfile and logfile.exists():
+        tail = "\n" + "\n".join(logfile.read_text(errors="replace").splitlines()[-15:])
+    raise TestEnvError(f"{what} did not come up within {timeout:.0f}s{tail}")
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+def load_settings() -> dict:
+    try:
+        return json.loads((RUN / "settings.json").read_text())
+    except (OSError, ValueError):
+        raise TestEnvError("the test environment is not running: python3 -m tests.testenv start") from None
+
+
+def docker_env(settings: dict) -> dict:
+    return {**os.environ, "DOCKER_HOST": settings["docker_host"], "DOCKER_BUILDKIT": "0",
+            "DOCKER_CLI_HINTS": "false"}
+
+
+def lab_settings(settings: dict) -> dict[str, str]:
+    """The LAB_* settings the Vagrantfile and the provisioner read, pointing at this environment."""
+    return {
+        "LAB_DOCKER_IMAGE": VM_DOCKER_IMAGE,
+        "LAB_REGISTRY_MIRROR": f"http://{REGISTRY_ADDR}",
+        "LAB_INSECURE_REGISTRY": REGISTRY_ADDR,
+        "LAB_VM_ISOLATED": "1",
+    }
+
+
+def export_lines(settings: dict) -> str:
+    lines = [f"export DOCKER_HOST={settings['docker_host']}"]
+    lines += [f"export {k}={v}" for k, v in lab_settings(settings).items()]
+    return "\n".join(lines)
+
+
+def describe(settings: dict) -> str:
+    where = "" if settings["docker_host"] == f"unix://{DEFAULT_SOCKET}" else (
+        f"\n  the engine is not on the default socket: eval \"$(python3 -m tests.testenv env)\" first")
+    lab_env = f"\n  settings for `vagrant up`: {LAB_ENV_FILE}" if settings.get("lab_env_file") else (
+        "\n  set the LAB_* variables of `python3 -m tests.testenv env` before `vagrant up`")
+    return (f"test environment ready: engine {settings['docker_host']}, registry mirror http://{REGISTRY_ADDR},"
+            f" VM image {VM_DOCKER_IMAGE}{where}{lab_env}\n"
+            f"  now: vagrant up --provider=docker && check-lab 07")
+
+
+def status_text() -> str:
+    parts = []
+    for name in ("dockerd", "registry"):
+        pid = read_pid(name)
+        parts.append(f"{name}: {'running, pid %d' % pid if pid else 'stopped'}")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- services
+
+
+def check_tools() -> None:
+    if os.geteuid() != 0:
+        raise TestEnvError("run as root (it starts dockerd and a registry)")
+    missing = sorted({pkg for tool, pkg in NEEDED.items() if not shutil.which(tool)})
+    if missing:
+        raise TestEnvError(f"missing tools; install them with: apt-get install -y {' '.join(missing)}")
+
+
+def ensure_bridge() -> None:
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        return
+    run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    run(["ip", "addr", "add", f"{HOST_IP}/{PREFIX}", "dev", BRIDGE])
+    run(["ip", "link", "set", BRIDGE, "up"])
+
+
+def engine_answers(host: str) -> bool:
+    proc = subprocess.run(["docker", "-H", host, "version", "--format", "{{.Server.Version}}"],
+                          capture_output=True, text=True, timeout=20,
+                          env={**os.environ, "DOCKER_CLI_HINTS": "false"})
+    return proc.returncode == 0
+
+
+def ensure_dockerd() -> str:
+    pid = read_pid("dockerd")
+    socket_file = RUN / "docker.socket"
+    if pid is not None and socket_file.exists():
+        host = socket_file.read_text().strip()
+        if engine_answers(host):
+            return host
+    # Keep clear of a Docker engine that somebody else runs on the default socket.
+    if DEFAULT_SOCKET.exists() and engine_answers(f"unix://{DEFAULT_SOCKET}") and pid is None:
+        sock = RUN / "docker.sock"
+    else:
+        sock = DEFAULT_SOCKET
+    host = f"unix://{sock}"
+    data_root = STATE / "docker"
+    data_root.mkdir(parents=True, exist_ok=True)
+    log(f"starting dockerd on {host}")
+    start_daemon("dockerd", [
+        "dockerd", "--data-root", str(data_root), "--exec-root", str(RUN / "docker-exec"),
+        "--pidfile", str(RUN / "dockerd.own.pid"), "-H", host,
+        "--bridge", BRIDGE, "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+        "--storage-driver", "overlay2", "--insecure-registry", REGISTRY_ADDR,
+    ])
+    socket_file.write_text(host + "\n")
+    wait_for("dockerd", lambda: engine_answers(host), 90, RUN / "dockerd.log")
+    return host
+
+
+def registry_answers() -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{REGISTRY_ADDR}/v2/", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def ensure_registry() -> None:
+    if read_pid("registry") is not None and registry_answers():
+        return
+    storage = STATE / "registry"
+    storage.mkdir(parents=True, exist_ok=True)
+    config = RUN / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: {REGISTRY_ADDR}\n"
+    )
+    log(f"starting the registry mirror on {REGISTRY_ADDR}")
+    start_daemon("registry", ["docker-registry", "serve", str(config)])
+    wait_for("the registry", registry_answers, 30, RUN / "registry.log")
+
+
+# ---------------------------------------------------------------------------------------------- images
+
+
+def rootfs_tar() -> Path:
+    """A Debian minbase rootfs as a tarball, made once by debootstrap and cached."""
+    out = CACHE / f"{SUITE}-minbase.tar"
+    if out.exists():
+        return out
+    CACHE.mkdir(parents=True, exist_ok=True)
+    work = CACHE / f"{SUITE}-rootfs.tmp"
+    if work.exists():
+        shutil.rmtree(work)
+    log(f"debootstrap {SUITE} (minbase) from {DEBIAN_MIRROR}; about a minute")
+    run(["debootstrap", "--variant=minbase", SUITE, str(work), DEBIAN_MIRROR])
+    tmp = out.with_suffix(".tar.tmp")
+    run(["tar", "--numeric-owner", "-C", str(work), "-cf", str(tmp), "."])
+    tmp.rename(out)
+    shutil.rmtree(work)
+    return out
+
+
+TRIM = ("./usr/share/doc/", "./usr/share/man/", "./usr/share/locale/", "./usr/share/info/",
+        "./var/cache/apt/", "./var/lib/apt/lists/", "./var/cache/debconf/", "./var/log/")
+
+
+def trimmed_tar(full: Path) -> Path:
+    """The rootfs without documentation, locales and caches: the stand-in base image's first layer."""
+    out = CACHE / f"{SUITE}-minbase-trimmed.tar"
+    if out.exists() and out.stat().st_mtime >= full.stat().st_mtime:
+        return out
+    tmp = out.with_suffix(".tmp")
+    with tarfile.open(full) as src, tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as dst:
+        for member in src:
+            if not member.isdir() and member.name.startswith(TRIM):
+                continue
+            dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+    tmp.rename(out)
+    return out
+
+
+def image_exists(settings: dict, ref: str) -> bool:
+    return run(["docker", "image", "inspect", ref], env=docker_env(settings), check=False).returncode == 0
+
+
+def build(settings: dict, tag: str, context: Path, *, network_host: bool = False,
+          build_args: dict | None = None) -> None:
+    argv = ["docker", "build", "-q", "-t", tag]
+    if network_host:
+        argv += ["--network", "host"]
+    for key, value in (build_args or {}).items():
+        argv += ["--build-arg", f"{key}={value}"]
+    log(f"building {tag}")
+    run(argv + [str(context)], env=docker_env(settings))
+
+
+def ensure_images(settings: dict) -> None:
+    env = docker_env(settings)
+    full = rootfs_tar()
+    if not image_exists(settings, ROOTFS_IMAGE):
+        log(f"importing {ROOTFS_IMAGE}")
+        run(["docker", "import", str(full), ROOTFS_IMAGE], env=env)
+
+    # The stand-in base image of the labs, pushed to the mirror.
+    ctx = CACHE / "standin-context"
+    ctx.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(IMAGES / "standin-ubuntu" / "Dockerfile", ctx / "Dockerfile")
+    trimmed = trimmed_tar(full)
+    target = ctx / "rootfs.tar"
+    if not target.exists() or target.stat().st_ino != trimmed.stat().st_ino:
+        target.unlink(missing_ok=True)
+        os.link(trimmed, target)
+    mirror_ref = f"{REGISTRY_ADDR}/{STANDIN_REF}"
+    build(settings, mirror_ref, ctx)
+    if not mirror_has(STANDIN_REF, image_digest(settings, mirror_ref)):
+        log(f"pushing the stand-in {STANDIN_REF} to the mirror")
+        run(["docker", "push", mirror_ref], env=env)
+
+    base_ctx = CACHE / "vm-base-context"
+    if base_ctx.exists():
+        shutil.rmtree(base_ctx)
+    shutil.copytree(IMAGES / "vm-base", base_ctx)
+    shutil.copy2(vagrant_public_key(), base_ctx / "vagrant.pub")
+    build(settings, VM_BASE_IMAGE, base_ctx, network_host=True, build_args={"ROOTFS": ROOTFS_IMAGE})
+    build(settings, VM_DOCKER_IMAGE, IMAGES / "vm-docker", network_host=True,
+          build_args={"BASE": VM_BASE_IMAGE})
+
+
+def vagrant_public_key() -> Path:
+    proc = run(["dpkg", "-L", "vagrant"])
+    for line in proc.stdout.splitlines():
+        if line.endswith("/keys/vagrant.pub"):
+            return Path(line)
+    raise TestEnvError("Vagrant's insecure public key (keys/vagrant.pub) not found in the vagrant package")
+
+
+def image_digest(settings: dict, ref: str) -> str:
+    proc = run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], env=docker_env(settings))
+    return proc.stdout.strip()
+
+
+def mirror_has(ref: str, image_id: str) -> bool:
+    """Whether the registry holds `ref` with the config blob of `image_id` (then nothing needs a push)."""
+    repo, tag = ref.split(":")
+    req = urllib.request.Request(f"http://{REGISTRY_ADDR}/v2/{repo}/manifests/{tag}",
+                                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            manifest = json.load(resp)
+    except (OSError, ValueError):
+        return False
+    return manifest.get("config", {}).get("digest") == image_id
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+
+
+def write_lab_env(settings: dict) -> bool:
+    """Write the Vagrantfile's settings file, unless the user has one of their own there."""
+    if LAB_ENV_FILE.exists() and LAB_ENV_MARK not in LAB_ENV_FILE.read_text(errors="replace"):
+        log(f"{LAB_ENV_FILE} is not ours: left as it is")
+        return False
+    body = [LAB_ENV_MARK] + [f"{k}={v}" for k, v in lab_settings(settings).items()]
+    LAB_ENV_FILE.write_text("\n".join(body) + "\n")
+    return True
+
+
+def start() -> dict:
+    check_tools()
+    RUN.mkdir(parents=True, exist_ok=True)
+    STATE.mkdir(parents=True, exist_ok=True)
+    ensure_bridge()
+    host = ensure_dockerd()
+    ensure_registry()
+    settings = {"docker_host": host, "registry": REGISTRY_ADDR, "vm_image": VM_DOCKER_IMAGE,
+                "vm_base_image": VM_BASE_IMAGE, "bridge": BRIDGE, "host_ip": HOST_IP}
+    ensure_images(settings)
+    settings["lab_env_file"] = write_lab_env(settings)
+    (RUN / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    return settings
+
+
+def stop() -> None:
+    stop_daemon("registry")
+    stop_daemon("dockerd", timeout=60)
+    (RUN / "settings.json").unlink(missing_ok=True)
+    (RUN / "docker.socket").unlink(missing_ok=True)
+    if LAB_ENV_FILE.exists() and LAB_ENV_MARK in LAB_ENV_FILE.read_text(errors="replace"):
+        LAB_ENV_FILE.unlink()
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        run(["ip", "link", "del", BRIDGE], check=False)
+    log("stopped (caches kept in %s)" % STATE)
