@@ -84,18 +84,17 @@ def base_layers_shared(facts: Facts, base: Image | None, image: Image | None, ba
     k = len(base.layers)
     shared = sum(1 for a, b in zip(base.layers, image.layers) if a == b)
     in_order = image.layers[:k] == base.layers
-    below_top = image_history[1:]
-    same_rows = below_top == base_history
+    added = len(image_history) - len(base_history)
+    inherited = image_history[added:] if added >= 1 else []
+    same_rows = inherited == base_history
     expected = (f"all {k} layer(s) of {_name(base)} are the first {k} of {_name(image)} (same digests, same order); "
-                f"its {len(base_history)} history rows below the top one are identical")
+                f"its {len(base_history)} history rows reappear unchanged below {_name(image)}'s own")
     observed = f"{shared} of {k} layer(s) shared{' in order' if in_order else ', not as a prefix'}; "
     if same_rows:
-        observed += f"{len(base_history)} of {len(base_history)} history rows identical"
+        observed += f"{len(base_history)} of {len(base_history)} history rows identical (same IDs)"
     else:
-        diff = next((i for i, (a, b) in enumerate(zip(below_top, base_history)) if a != b),
-                    min(len(below_top), len(base_history)))
-        observed += (f"history differs from row {diff + 2} of {_name(image)} "
-                     f"({len(below_top)} rows below the top vs {len(base_history)} in {_name(base)})")
+        same = sum(1 for a, b in zip(reversed(image_history), reversed(base_history)) if a == b)
+        observed += f"only {same} of {len(base_history)} history rows of {_name(base)} found unchanged"
     hint = None if in_order else f"build {_name(image)} FROM {_name(base)}, so it reuses its layers"
     return Verdict(k > 0 and in_order and same_rows, expected, observed, hint,
                    {"base_layers": list(base.layers), "image_layers": list(image.layers)})
@@ -107,15 +106,20 @@ def cmd_layer_empty(facts: Facts, base: Image | None, image: Image | None, base_
                     image_history: list[HistoryRow]) -> Verdict:
     base, image = _need_image(base, "my-base-image"), _need_image(image, "my-image")
     new_rows = image_history[: max(0, len(image_history) - len(base_history))]
-    new_layers = len(image.layers) - len(base.layers)
-    expected = f"{_name(image)} adds one history row, CMD, of 0B, and no filesystem layer"
+    on_base = image.layers[: len(base.layers)] == base.layers
+    new_layers = [layer for layer in image.layers if layer not in base.layers]
+    expected = f"{_name(image)} adds one history row, CMD, of 0B, and no filesystem layer to {_name(base)}"
     observed = (f"{len(new_rows)} new row(s): {'; '.join(_row(r) for r in new_rows) or 'none'}; "
-                f"{new_layers} new layer(s) ({len(base.layers)} → {len(image.layers)})")
+                f"{len(new_layers)} layer(s) not in {_name(base)}")
+    if not on_base:
+        observed += f" ({_name(image)} is not built on {_name(base)})"
     ok = (len(new_rows) == 1 and "CMD" in new_rows[0].created_by and new_rows[0].size == 0
           and image.layers == base.layers)
     hint = None
-    if new_layers > 0:
+    if new_layers and on_base:
         hint = f"{_name(image)}'s Dockerfile changes files (RUN, COPY or ADD): keep only FROM and CMD in it"
+    elif not on_base:
+        hint = f"build {_name(image)} FROM {_name(base)}"
     return Verdict(ok, expected, observed, hint, {"new_rows": [r.created_by for r in new_rows]})
 
 

@@ -16,6 +16,21 @@ MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "timed-out": ("⏱
 VERDICT = {"pass": ("✓", "green", "holds"), "fail": ("✗", "red", "FAILS"), "error": ("?", "yellow", "not judged")}
 
 
+def _quiet_on_closed_pipe(method):
+    """Progress output must never stop a run (and its cleanup): `check-lab 07 | head` closes stdout."""
+
+    def wrapper(self, *args, **kwargs):
+        if self.closed_pipe:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except BrokenPipeError:
+            self.closed_pipe = True
+            return None
+
+    return wrapper
+
+
 class ConsoleReporter:
     """Implements the runner's Events (live progress) and renders the final report."""
 
@@ -23,12 +38,15 @@ class ConsoleReporter:
         self.console = console or Console(highlight=False)
         self.verbose = verbose
         self._status = None
+        self.closed_pipe = False
 
     # -- progress (runner events)
 
+    @_quiet_on_closed_pipe
     def header(self, title: str, target: str) -> None:
         self.console.print(Text.assemble(("check-lab ", "bold"), (title, "bold cyan"), "  on  ", (target, "cyan")))
 
+    @_quiet_on_closed_pipe
     def phase(self, text: str) -> None:
         self._stop_status()
         if self.console.is_terminal:
@@ -37,6 +55,7 @@ class ConsoleReporter:
         elif self.verbose:
             self.console.print(f"  {escape(text)} …", style="dim")
 
+    @_quiet_on_closed_pipe
     def step_started(self, index: int, total: int, step: Step, command: str) -> None:
         self._stop_status()
         if self.console.is_terminal:
@@ -44,6 +63,7 @@ class ConsoleReporter:
             self._status = self.console.status(f"[{index}/{total}] {escape(step.title)}  [dim]{escape(first)}[/]")
             self._status.start()
 
+    @_quiet_on_closed_pipe
     def step_finished(self, index: int, total: int, fact: StepFact) -> None:
         self._stop_status()
         self.print_step(fact, index, total)
@@ -80,6 +100,7 @@ class ConsoleReporter:
             if fact.error and fact.status != "passed":
                 self.console.print(Text(f"     {fact.error}", style=style))
 
+    @_quiet_on_closed_pipe
     def render(self, report: RunReport, exit_code: int) -> None:
         self._stop_status()
         c = self.console

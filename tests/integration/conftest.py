@@ -1,0 +1,102 @@
+"""Integration fixtures: the real test environment and real Vagrant container VMs.
+
+Every VM lives in a project folder of its own (a copy of the Vagrantfile and the provisioner, plus a
+`.lab-env` pointing at the test environment), so the tests never touch a developer's own VM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import vagrant
+
+from checker.transport import SSHSettings, SSHTransport
+from provision.vagrant import Machine
+from tests.testenv import env as testenv
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def lab_env():
+    """The offline test environment, started if it is not running (and then stopped at the end)."""
+    was_running = testenv.read_pid("dockerd") is not None and testenv.read_pid("registry") is not None
+    settings = testenv.start()
+    yield settings
+    if not was_running:
+        testenv.stop()
+
+
+class VagrantProject:
+    """A folder with the course's Vagrantfile, driven through python-vagrant like a student would."""
+
+    def __init__(self, root: Path, lab_env: dict, extra: dict[str, str] | None = None):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / "Vagrantfile", root / "Vagrantfile")
+        (root / "provision").mkdir(exist_ok=True)
+        shutil.copy2(REPO / "provision" / "guest.py", root / "provision" / "guest.py")
+        settings = {**testenv.lab_settings(lab_env), **(extra or {})}
+        (root / ".lab-env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        self.env = {**os.environ, "DOCKER_HOST": lab_env["docker_host"]}
+        self.log = root / "vagrant.log"
+        self.vagrant = vagrant.Vagrant(str(root), env=self.env, out_cm=vagrant.make_file_cm(str(self.log)),
+                                       err_cm=vagrant.make_file_cm(str(self.log)))
+
+    def up(self) -> None:
+        try:
+            self.vagrant.up(provider="docker")
+        except Exception:
+            print(self.log.read_text()[-4000:])
+            raise
+
+    def destroy(self) -> None:
+        self.vagrant.destroy()
+
+    def state(self) -> str:
+        return self.vagrant.status()[0].state
+
+    def ssh(self) -> SSHTransport:
+        """A real SSH session to the VM, for setting up test situations."""
+        cfg = Machine(self.root).ssh_config()
+        return SSHTransport(SSHSettings(cfg.host, cfg.port, cfg.user, cfg.key_files, host_keys="vagrant"))
+
+
+@pytest.fixture
+def project_factory(lab_env, tmp_path_factory):
+    made: list[VagrantProject] = []
+
+    def make(name: str, extra: dict[str, str] | None = None) -> VagrantProject:
+        project = VagrantProject(tmp_path_factory.mktemp(name), lab_env, extra)
+        made.append(project)
+        return project
+
+    yield make
+    for project in made:
+        try:
+            project.destroy()
+        except Exception:
+            pass
+
+
+@pytest.fixture(scope="module")
+def shared_vm(lab_env, tmp_path_factory):
+    """One container VM for a module's tests (each test leaves it as it found it)."""
+    project = VagrantProject(tmp_path_factory.mktemp("shared"), lab_env)
+    project.up()
+    yield project
+    project.destroy()
+
+
+def run_check(monkeypatch, project: VagrantProject, *args: str) -> int:
+    """`check-lab ARGS` in the project's folder, in-process, as a student would type it there."""
+    from checker.cli import main
+
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("DOCKER_HOST", project.env["DOCKER_HOST"])
+    return main(list(args))

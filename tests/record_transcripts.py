@@ -1,0 +1,41 @@
+"""Record transcripts of real check-lab runs, for the unit tests to replay.
+
+    python -m tests.record_transcripts NAME [--target SPEC]
+
+Runs lab 07 and each broken variant (tests/variants.py) against a running lab machine (default: the
+Vagrant machine of this folder, e.g. after `scripts/run-lab`) and writes every remote command and its
+answer to tests/transcripts/NAME/SCENARIO.json. NAME says which engine, e.g. e1-bookworm-docker20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from checker.cli import main as check_lab
+from tests.variants import VARIANTS, make_variant
+
+OUT = Path(__file__).resolve().parent / "transcripts"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="record_transcripts")
+    parser.add_argument("name", help="the engine's name, a folder under tests/transcripts")
+    parser.add_argument("--target", default=None)
+    args = parser.parse_args(argv)
+    out = OUT / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    target = ["--target", args.target] if args.target else []
+    with tempfile.TemporaryDirectory() as tmp:
+        scenarios = {"pass": "07"}
+        scenarios.update({name: str(make_variant(name, Path(tmp))) for name in sorted(VARIANTS)})
+        for scenario, lab in scenarios.items():
+            code = check_lab([lab, *target, "--record", str(out / f"{scenario}.json"), "--no-color"])
+            print(f"{scenario}: exit {code}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

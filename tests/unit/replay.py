@@ -1,0 +1,30 @@
+"""Replay a recorded transcript through the whole checker (runner, parsers, probes, facts, claims)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from checker import lab as labs
+from checker.runner import RunReport, Runner
+from checker.transcript import ReplayTransport
+from tests.variants import LAB07, VARIANTS, make_variant
+
+TRANSCRIPTS = Path(__file__).resolve().parent.parent / "transcripts"
+
+
+def engines() -> list[str]:
+    return sorted(p.name for p in TRANSCRIPTS.iterdir() if p.is_dir())
+
+
+def transcript(engine: str, scenario: str) -> Path:
+    return TRANSCRIPTS / engine / f"{scenario}.json"
+
+
+def replay(engine: str, scenario: str, tmp_path: Path) -> RunReport:
+    path = transcript(engine, scenario)
+    meta = json.loads(path.read_text())["meta"]
+    folder = make_variant(scenario, tmp_path) if scenario in VARIANTS else LAB07
+    lab = labs.load(folder)
+    plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items()}))
+    return Runner(plan, ReplayTransport(path)).run()

@@ -1,0 +1,125 @@
+"""Loading and validating lab.yaml: every problem is a LabSpecError/UsageError that says where."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from checker import lab as labs
+from checker.errors import LabSpecError, UsageError
+from tests.variants import LAB07
+
+
+@pytest.fixture
+def lab_copy(tmp_path) -> Path:
+    folder = tmp_path / "07-copy"
+    shutil.copytree(LAB07, folder)
+    return folder
+
+
+def edit(folder: Path, change) -> None:
+    path = folder / "lab.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_lab_07_loads():
+    lab = labs.load(LAB07)
+    assert lab.id == "07" and lab.title == "FS layering"
+    assert [c.id for c in lab.claims][:2] == ["layers-pulled-separately", "layers-stored-in-driver-dir"]
+    assert lab.files == ("Dockerfile-my-base-image", "Dockerfile-my-image", "hello.sh")
+    plan = labs.Plan(lab, lab.values())
+    assert plan.resources("containers") == [f"my_container_{i}" for i in range(1, 6)]
+    assert plan.resources("pulls") == ["ubuntu:18.04"]
+
+
+def test_find_by_id_number_and_folder_name():
+    assert labs.find("07").folder == LAB07
+    assert labs.find("7").folder == LAB07
+    assert labs.find("07-FS_layering").folder == LAB07
+    assert labs.find(str(LAB07)).folder == LAB07
+    assert labs.find(str(LAB07 / "lab.yaml")).folder == LAB07
+
+
+def test_unknown_lab_lists_the_known_ones():
+    with pytest.raises(UsageError, match=r"unknown lab '99'; known labs: 07-FS_layering"):
+        labs.find("99")
+
+
+def test_malformed_yaml_gives_line_and_column(lab_copy):
+    text = (lab_copy / "lab.yaml").read_text().replace("title: FS layering", "title: [FS layering", 1)
+    (lab_copy / "lab.yaml").write_text(text)
+    with pytest.raises(LabSpecError, match=r"lab\.yaml:\d+:\d+: invalid YAML"):
+        labs.load(lab_copy)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d["claims"][0].update(check="no_such_check"), r"unknown check 'no_such_check'"),
+    (lambda d: d["steps"][0].update(parse="no_such_parser"), r"unknown parser 'no_such_parser'"),
+    (lambda d: d["steps"][0]["after"][0].update(probe="nope"), r"unknown probe 'nope'"),
+    (lambda d: d["steps"][1].update(id="pull"), r"duplicate step id"),
+    (lambda d: d["claims"][1].update(id=d["claims"][0]["id"]), r"duplicate claim id"),
+    (lambda d: d["steps"][0].update(run="docker pull {{ nope }}"), r"unknown name \{\{ nope \}\}"),
+    (lambda d: d["steps"][0].update(timeout=-1), r"timeout must be positive"),
+    (lambda d: d["steps"][0].update(colour="red"), r"unknown key `colour`"),
+    (lambda d: d.update(schema=2), r"schema 2 is not supported"),
+    (lambda d: d.pop("steps"), r"missing `steps`"),
+    (lambda d: d["claims"][0].update({"with": {"pull": "no-such-step"}}), r"no step or fact named 'no-such-step'"),
+    (lambda d: d["claims"][0].update({"with": {"bogus": 1}}), r"`with.bogus` is not a parameter"),
+    (lambda d: d["variables"]["containers"].update(default="five"), r"must be a whole number"),
+    (lambda d: d["steps"][0].update(sudo="yes"), r"`sudo` must be a bool"),
+    (lambda d: d.update(files=["missing.txt"]), r"file 'missing.txt' does not exist"),
+    (lambda d: d.update(files=["../lab.yaml"]), r"outside the lab folder"),
+    (lambda d: d.update(files=["/etc/passwd"]), r"outside the lab folder"),
+])
+def test_invalid_specs_are_refused_with_a_reason(lab_copy, change, message):
+    edit(lab_copy, change)
+    with pytest.raises(LabSpecError, match=message):
+        labs.load(lab_copy)
+
+
+def test_symlink_leaving_the_lab_folder_is_refused(lab_copy, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for upload")
+    os.symlink(secret, lab_copy / "link.txt")
+    edit(lab_copy, lambda d: d["files"].append("link.txt"))
+    with pytest.raises(LabSpecError, match=r"leads outside the lab folder"):
+        labs.load(lab_copy)
+
+
+def test_set_overrides_are_checked():
+    lab = labs.load(LAB07)
+    assert lab.values(labs.parse_sets(["containers=3"]))["containers"] == 3
+    for bad, message in [
+        (["containers"], r"expected KEY=VALUE"),
+        (["=3"], r"expected KEY=VALUE"),
+        (["nope=1"], r"has no variable 'nope'"),
+        (["containers=lots"], r"whole number"),
+        (["containers=0"], r"at least 1"),
+        (["containers=99"], r"at most 20"),
+        (["base_image=x; touch /tmp/owned"], r"not allowed"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            lab.values(labs.parse_sets(bad))
+
+
+def test_templates_quote_values_for_the_shell():
+    ctx = {"name": "x; touch /tmp/owned", "names": ["a b", "c"]}
+    assert labs.render("echo {{ name }}", ctx, shell=True) == "echo 'x; touch /tmp/owned'"
+    assert labs.render("rm {{ names }}", ctx, shell=True) == "rm 'a b' c"
+    assert labs.render("{{ name }}", ctx) == "x; touch /tmp/owned"
+
+
+def test_ranges_expand_like_bash():
+    assert labs.expand_ranges("c_{1..3}") == ["c_1", "c_2", "c_3"]
+    assert labs.expand_ranges("plain") == ["plain"]
+    lab = labs.load(LAB07)
+    plan = labs.Plan(lab, lab.values({"containers": "2"}))
+    assert plan.resources("containers") == ["my_container_1", "my_container_2"]
+    stop = next(s for s in lab.steps if s.id == "stop")
+    assert plan.command(stop) == "docker stop -t 3 my_container_1 my_container_2"

@@ -1,0 +1,101 @@
+"""Parsers on the output of real runs (tests/transcripts), plus the size units they rely on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from checker import parsers
+from tests.unit.replay import transcript
+
+E1 = "e1-bookworm-docker20"
+
+
+def step_output(engine: str, scenario: str, needle: str) -> str:
+    """The stdout of the first recorded command that contains `needle`."""
+    calls = json.loads(transcript(engine, scenario).read_text())["calls"]
+    for call in calls:
+        if "command" in call and needle in call["command"]:
+            return call["result"]["stdout"]
+    raise AssertionError(f"no command with {needle!r}")
+
+
+def test_pull_reports_each_layer():
+    out = parsers.parse_pull(step_output(E1, "pass", "docker pull "))
+    assert out.tag == "18.04"
+    assert out.order == ["7bbecadea345", "ba78ade2a87b", "32966b0d9489"]
+    assert out.with_status("Pull complete") == out.order
+    assert out.status == "Downloaded newer image for ubuntu:18.04"
+    assert out.digest.startswith("sha256:")
+
+
+def test_pull_of_an_image_already_there():
+    text = "18.04: Pulling from library/ubuntu\nDigest: sha256:abc\nStatus: Image is up to date for ubuntu:18.04\n"
+    out = parsers.parse_pull(text)
+    assert out.order == [] and out.status.startswith("Image is up to date")
+
+
+def test_pull_with_progress_bars_keeps_the_last_status():
+    text = "7bbecadea345: Downloading [=>   ]  1MB/30MB\r7bbecadea345: Pull complete\n"
+    assert parsers.parse_pull(text).layers == {"7bbecadea345": "Pull complete"}
+
+
+def test_legacy_build_output():
+    out = parsers.parse_build(step_output(E1, "pass", "-f Dockerfile-my-image"))
+    assert out.builder == "legacy"
+    assert [(n, total) for n, total, _ in out.steps] == [(1, 2), (2, 2)]
+    assert out.steps[1][2] == "CMD /app/hello.sh"
+    assert out.image_id and len(out.image_id) == 12
+    assert out.tags == ["my-image:1.0"]
+
+
+def test_image_ls_table():
+    rows = parsers.parse_table(step_output(E1, "pass", "docker image ls"))
+    by_repo = {r["REPOSITORY"]: r for r in rows}
+    assert set(by_repo) >= {"my-image", "my-base-image", "ubuntu"}
+    assert by_repo["my-image"]["TAG"] == "1.0"
+    assert by_repo["my-image"]["SIZE"] == by_repo["my-base-image"]["SIZE"] == "72.3MB"
+    assert len(by_repo["ubuntu"]["IMAGE ID"]) == 12
+
+
+def test_history_table():
+    rows = parsers.parse_table(step_output(E1, "pass", "docker history my-image:1.0"))
+    assert list(rows[0]) == ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+    assert "CMD" in rows[0]["CREATED BY"] and rows[0]["SIZE"] == "0B"
+    assert rows[-1]["IMAGE"] == "<missing>"
+    assert parsers.docker_size(rows[-1]["SIZE"]) == 72.3e6
+
+
+def test_ps_size_table():
+    rows = parsers.parse_table(step_output(E1, "pass", "docker ps -s"))
+    assert sorted(r["NAMES"] for r in rows)[:5] == [f"my_container_{i}" for i in range(1, 6)]
+    for row in rows:
+        assert row["IMAGE"] == "my-image:1.0" and row["COMMAND"] == '"bash"'
+        assert row["PORTS"] == ""
+        size = parsers.parse_ps_size(row["SIZE"])
+        assert size.writable == 0 and size.virtual == 72.3e6
+
+
+def test_du_of_container_dirs():
+    entries = parsers.parse_du(step_output(E1, "pass", "du -sh /var/lib/docker/containers/*"))
+    assert len(entries) == 5
+    assert {e.size for e in entries} == {36 * 1024}
+    assert all(e.path.startswith("/var/lib/docker/containers/") for e in entries)
+
+
+@pytest.mark.parametrize("text,value", [("0B", 0), ("4.1kB", 4100), ("72.3MB", 72.3e6), ("1.2GB", 1.2e9)])
+def test_docker_sizes(text, value):
+    assert parsers.docker_size(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text,value", [("0", 0), ("36K", 36864), ("1.5M", 1.5 * 1024**2), ("2G", 2 * 1024**3)])
+def test_du_sizes(text, value):
+    assert parsers.du_size(text) == pytest.approx(value)
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError):
+        parsers.docker_size("lots")
+    with pytest.raises(ValueError):
+        parsers.parse_ps_size("")

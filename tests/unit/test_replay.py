@@ -1,0 +1,45 @@
+"""The whole checker on transcripts recorded from real engines: every claim's verdict, positive and negative."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.replay import engines, replay, transcript
+from tests.variants import VARIANTS
+
+CASES = [(engine, scenario) for engine in engines() for scenario in ["pass", *sorted(VARIANTS)]
+         if transcript(engine, scenario).exists()]
+
+
+@pytest.mark.parametrize("engine,scenario", CASES)
+def test_replayed_run_gives_the_recorded_verdicts(engine, scenario, tmp_path):
+    report = replay(engine, scenario, tmp_path)
+    failing = {c.id for c in report.claims if c.verdict != "pass"}
+    expected = set() if scenario == "pass" else VARIANTS[scenario][1]
+    assert failing == expected, [(c.id, c.verdict, c.observed) for c in report.claims]
+    assert all(s.status == "passed" for s in report.steps)
+    assert len(report.claims) == 10
+    for claim in report.claims:
+        assert claim.expected and claim.observed
+        assert bool(claim.hint) == (claim.verdict != "pass")
+
+
+def test_every_engine_has_a_passing_transcript():
+    assert engines(), "no transcripts recorded"
+    for engine in engines():
+        assert transcript(engine, "pass").exists()
+
+
+def test_observed_values_of_a_passing_run(tmp_path):
+    report = replay("e1-bookworm-docker20", "pass", tmp_path)
+    claims = {c.id: c for c in report.claims}
+    assert claims["layers-pulled-separately"].details["reported"] == ["7bbecadea345", "ba78ade2a87b", "32966b0d9489"]
+    assert len(claims["base-layers-shared"].details["base_layers"]) == 4
+    sizes = claims["image-sizes-equal"].details["sizes"]
+    assert sizes["image"] == sizes["base"] == sizes["pulled"] + claims["image-sizes-equal"].details["files"]
+    assert {c["size_rw"] for c in claims["container-writable-layer-small"].details["containers"]} == {0}
+    assert set(claims["container-dirs-small"].details["dirs"].values()) == {36 * 1024}
+    formula = claims["disk-total-formula"].details
+    assert formula["growth"] == formula["after"] - formula["before"] > 0
+    assert report.engine.storage_driver == "overlay2" and report.engine.server_version.startswith("20.10")
+    assert report.notes[-1] == "removed image ubuntu:18.04 (pulled by the lab)"
