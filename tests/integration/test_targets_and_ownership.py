@@ -1,0 +1,128 @@
+"""Targets other than the default, machines that are not ready, names the user owns, and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from provision.vagrant import Machine
+from tests.integration.conftest import run_check
+from tests.integration.test_negative import lab_state
+
+pytestmark = pytest.mark.integration
+
+
+def host_key_line(host: str, port: int) -> str:
+    sock = paramiko.Transport((host, port))
+    try:
+        sock.start_client(timeout=10)
+        key = sock.get_remote_server_key()
+    finally:
+        sock.close()
+    return f"[{host}]:{port} {key.get_name()} {key.get_base64()}\n"
+
+
+def test_ssh_target_with_identity_and_known_hosts(shared_vm, monkeypatch, tmp_path, capsys):
+    cfg = Machine(shared_vm.root).ssh_config()
+    target = f"ssh://{cfg.user}@{cfg.host}:{cfg.port}"
+    known = tmp_path / "known_hosts"
+
+    # Unknown host: refused, nothing run.
+    known.write_text("")
+    code = run_check(monkeypatch, shared_vm, "07", "--target", target, "--identity", cfg.key_files[0],
+                     "--known-hosts", str(known))
+    err = capsys.readouterr().err
+    assert code == 3 and "is not in known_hosts: refusing to connect" in err
+
+    # A different key on record: refused.
+    other = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    fake = paramiko.RSAKey.generate(2048) if other is None else other
+    known.write_text(f"[{cfg.host}]:{cfg.port} {fake.get_name()} {fake.get_base64()}\n")
+    code = run_check(monkeypatch, shared_vm, "07", "--target", target, "--identity", cfg.key_files[0],
+                     "--known-hosts", str(known))
+    err = capsys.readouterr().err
+    assert code == 3 and ("does not match known_hosts" in err or "not in known_hosts" in err)
+
+    # The right key: the whole lab runs over this target.
+    known.write_text(host_key_line(cfg.host, cfg.port))
+    report = tmp_path / "r.json"
+    code = run_check(monkeypatch, shared_vm, "07", "--target", target, "--identity", cfg.key_files[0],
+                     "--known-hosts", str(known), "--json", str(report))
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert json.loads(report.read_text())["target"] == target
+
+
+def test_machine_not_created_or_stopped_exits_3(project_factory, monkeypatch, capsys):
+    project = project_factory("notup")
+    code = run_check(monkeypatch, project, "07")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "has not been created" in err and "vagrant up" in err
+
+
+def test_names_the_user_owns_stop_the_check_unless_replace(shared_vm, monkeypatch, tmp_path, capsys):
+    ssh = shared_vm.ssh()
+    try:
+        # The student's own container and image under the lab's names.
+        setup = ssh.run("docker pull -q ubuntu:18.04 >/dev/null && docker tag ubuntu:18.04 my-image:1.0 && "
+                        "docker run -dit --name my_container_2 ubuntu:18.04 bash >/dev/null && "
+                        "printf 'precious\\n' > ~/notes.txt", timeout=300)
+        assert setup.ok, setup.stderr
+        before = lab_state(shared_vm)
+
+        code = run_check(monkeypatch, shared_vm, "07")
+        err = capsys.readouterr().err
+        assert code == 3
+        assert "container my_container_2, image my-image:1.0 already exist" in err and "--replace" in err
+        assert lab_state(shared_vm) == before
+
+        report = tmp_path / "r.json"
+        code = run_check(monkeypatch, shared_vm, "07", "--replace", "--json", str(report))
+        out = capsys.readouterr().out
+        data = json.loads(report.read_text())
+        # The pull claim fails (ubuntu:18.04 was already there); every other claim holds.
+        assert code == 1, out
+        assert [c["id"] for c in data["claims"] if c["verdict"] != "pass"] == ["layers-pulled-separately"]
+        assert any("put your container my_container_2 back" in n for n in data["notes"])
+        # Everything of the user's is back, under its own name, with the same ID; their file is untouched.
+        assert lab_state(shared_vm) == before
+        assert ssh.run("cat ~/notes.txt").stdout == "precious\n"
+        running = ssh.run("docker inspect -f '{{.State.Running}}' my_container_2")
+        assert running.stdout.strip() == "true"
+    finally:
+        ssh.run("docker rm -f my_container_2; docker rmi my-image:1.0 ubuntu:18.04; rm -f ~/notes.txt")
+        ssh.close()
+
+
+def test_ctrl_c_cleans_up_and_exits_130(shared_vm, tmp_path):
+    before = lab_state(shared_vm)
+    check_lab = Path(sys.executable).parent / "check-lab"
+    proc = subprocess.Popen([str(check_lab), "07", "--json", str(tmp_path / "r.json")], cwd=shared_vm.root,
+                            env=shared_vm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ssh = shared_vm.ssh()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if "my_container_3" in ssh.run("docker ps --format '{{.Names}}'").stdout:
+                break
+            time.sleep(0.2)
+        else:
+            proc.kill()
+            pytest.fail("the containers never started: " + proc.communicate()[0][-3000:])
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        ssh.close()
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["result"] == "interrupted"
+    assert lab_state(shared_vm) == before
