@@ -25,7 +25,7 @@ from checker.facts import Engine, Facts, StepFact
 from checker.lab import Plan, Step
 from checker.parsers import PARSERS
 from checker.probes import PROBES, ProbeError
-from checker.transport import Result, Transport
+from checker.transport import Result, Transport, process_started_at
 
 STATE_DIR = ".check-lab"  # under the target user's home: marks a run in progress
 SAVED_SUFFIX = "-check-lab-saved"
@@ -62,6 +62,7 @@ class RunReport:
     duration: float = 0.0
     interrupted: bool = False
     error: str | None = None  # the target failed mid-run
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -353,6 +354,9 @@ class Runner:
         finally:
             self.t.close()
         report.steps = list(self.facts.steps.values())
+        born, first = process_started_at(), getattr(self.t, "first_exec_at", None)
+        if born is not None and first is not None:
+            report.timings["first_command_s"] = round(first - born, 3)
         report.claims = claims_mod.evaluate(self.lab.claims, self.facts)
         report.duration = time.monotonic() - started
         return report

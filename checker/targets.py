@@ -61,23 +61,61 @@ def _ssh_settings(spec: str, opts: TargetOptions) -> SSHSettings:
 
 
 def _vagrant_target(name: str | None, opts: TargetOptions) -> Transport:
-    from provision.vagrant import Machine, VagrantError, find_root
+    from provision.vagrant import Machine, find_root
 
     root = find_root()
     if root is None:
         raise TargetError("no Vagrantfile in this folder or above",
                           hint="run check-lab in the course folder, or give --target ssh://USER@HOST:PORT")
-    try:
-        machine = Machine(root, name)
-        state, provider = machine.state()
-        if state not in READY_STATES:
-            what = "has not been created" if state == "not_created" else f"is {state.replace('_', ' ')}"
-            raise TargetError(f"the {machine.label} {what}", hint="start it with `vagrant up`")
-        ssh = machine.ssh_config()
-    except VagrantError as exc:
-        raise TargetError(str(exc)) from None
-    settings = SSHSettings(host=ssh.host, port=ssh.port, user=ssh.user, key_files=ssh.key_files,
-                           host_keys="vagrant")
-    transport = SSHTransport(settings, connect_timeout=opts.connect_timeout)
-    transport.description = f"vagrant:{name or 'default'} ({provider}, {settings.describe()})"
-    return transport
+    return VagrantTransport(Machine(root, name), connect_timeout=opts.connect_timeout)
+
+
+class VagrantTransport(SSHTransport):
+    """SSH to a Vagrant machine. Its SSH settings come from a cache beside Vagrant's own machine data
+    when they are known (no Ruby start-up); if that connection fails, or nothing is cached, Vagrant is
+    asked (`vagrant status`, `vagrant ssh-config`) and the cache refreshed."""
+
+    def __init__(self, machine, connect_timeout: float = 10.0):
+        self.machine = machine
+        cached = machine.cached_ssh_config()
+        self.from_cache = cached is not None
+        if cached is not None:
+            cfg, provider = cached
+        else:
+            cfg, provider = self._ask_vagrant()
+        super().__init__(self._settings(cfg), connect_timeout=connect_timeout,
+                         attempts=1 if self.from_cache else 3)
+        self._describe(provider)
+
+    @staticmethod
+    def _settings(cfg) -> SSHSettings:
+        return SSHSettings(host=cfg.host, port=cfg.port, user=cfg.user, key_files=cfg.key_files, host_keys="vagrant")
+
+    def _describe(self, provider: str | None) -> None:
+        self.description = f"vagrant:{self.machine.name or 'default'} ({provider}, {self.settings.describe()})"
+
+    def _ask_vagrant(self):
+        from provision.vagrant import VagrantError
+
+        try:
+            state, provider = self.machine.state()
+            if state not in READY_STATES:
+                what = "has not been created" if state == "not_created" else f"is {state.replace('_', ' ')}"
+                raise TargetError(f"the {self.machine.label} {what}", hint="start it with `vagrant up`")
+            return self.machine.ssh_config(), provider
+        except VagrantError as exc:
+            raise TargetError(str(exc)) from None
+
+    def _connect(self):
+        try:
+            return super()._connect()
+        except TargetError:
+            if not self.from_cache:
+                raise
+        # The cached settings did not work (a halted or changed machine): ask Vagrant, then try once more.
+        self.machine.forget_ssh_cache()
+        self.from_cache = False
+        cfg, provider = self._ask_vagrant()
+        self.settings, self.attempts = self._settings(cfg), 3
+        self._describe(provider)
+        return super()._connect()

@@ -21,8 +21,8 @@ class RecordingTransport:
         self.calls: list[dict] = []
         self.description = inner.description
 
-    def run(self, command: Command, timeout: float = 60.0) -> Result:
-        result = self.inner.run(command, timeout)
+    def run(self, command: Command, timeout: float = 60.0, on_line=None) -> Result:
+        result = self.inner.run(command, timeout, on_line)
         self.calls.append({"command": to_script(command), "timeout": timeout, "result": asdict(result)})
         return result
 
@@ -51,7 +51,7 @@ class ReplayTransport:
         self.calls = [c for c in data["calls"] if "command" in c]
         self.position = 0
 
-    def run(self, command: Command, timeout: float = 60.0) -> Result:
+    def run(self, command: Command, timeout: float = 60.0, on_line=None) -> Result:
         if self.position >= len(self.calls):
             raise AssertionError(f"replay: no recorded answer for command #{self.position + 1}: {to_script(command)}")
         call = self.calls[self.position]

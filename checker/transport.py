@@ -18,11 +18,12 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from checker.errors import TargetError
 
 Command = str | Sequence[str]
+LineCallback = Callable[[str], None]  # gets each complete stdout line as it arrives
 
 # Output beyond this many bytes per stream is drained but not kept (a step printing 10 MB stays cheap).
 MAX_OUTPUT = 4 * 1024 * 1024
@@ -56,7 +57,7 @@ class Transport(Protocol):
 
     description: str
 
-    def run(self, command: Command, timeout: float = 60.0) -> Result: ...
+    def run(self, command: Command, timeout: float = 60.0, on_line: LineCallback | None = None) -> Result: ...
 
     def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
         """Copy local files to absolute paths on the target (their folders must exist)."""
@@ -66,6 +67,16 @@ class Transport(Protocol):
 
 def to_script(command: Command) -> str:
     return command if isinstance(command, str) else shlex.join(command)
+
+
+def process_started_at() -> float | None:
+    """When this process started (wall clock, to 10 ms), from /proc: for `time to first remote command`."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def file_mode(path: Path) -> int:
@@ -90,8 +101,15 @@ class _Sink:
     chunks: list = field(default_factory=list)
     size: int = 0
     truncated: bool = False
+    on_line: LineCallback | None = None
+    _partial: bytes = b""
 
     def add(self, data: bytes) -> None:
+        if self.on_line is not None and data:
+            self._partial += data
+            *complete, self._partial = self._partial.split(b"\n")
+            for line in complete:
+                self.on_line(decode(line))
         room = MAX_OUTPUT - self.size
         if room <= 0:
             self.truncated = self.truncated or bool(data)
@@ -112,12 +130,15 @@ class LocalTransport:
     """Runs on this machine (`--target local`), e.g. inside a lab VM itself or in CI."""
 
     description = "local"
+    first_exec_at: float | None = None
 
-    def run(self, command: Command, timeout: float = 60.0) -> Result:
+    def run(self, command: Command, timeout: float = 60.0, on_line: LineCallback | None = None) -> Result:
         started = time.monotonic()
+        if self.first_exec_at is None:
+            self.first_exec_at = time.time()
         proc = subprocess.Popen(["/bin/sh", "-c", to_script(command)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        out, err = _Sink(), _Sink()
+        out, err = _Sink(on_line=on_line), _Sink()
         streams = {proc.stdout.fileno(): (proc.stdout, out), proc.stderr.fileno(): (proc.stderr, err)}
         deadline = started + timeout
         timed_out = False
@@ -210,6 +231,7 @@ class SSHTransport:
         self.keepalive = keepalive
         self._client = None
         self._pid: int | None = None  # of the command being drained
+        self.first_exec_at: float | None = None  # wall-clock time the first command was sent
 
     # -- connection
 
@@ -292,14 +314,16 @@ class SSHTransport:
 
     # -- commands
 
-    def run(self, command: Command, timeout: float = 60.0) -> Result:
+    def run(self, command: Command, timeout: float = 60.0, on_line: LineCallback | None = None) -> Result:
         script = to_script(command)
         started = time.monotonic()
         chan = self._open_channel()
+        if self.first_exec_at is None:
+            self.first_exec_at = time.time()
         # The login shell prints its pid, then becomes /bin/sh running the script (same pid and process group).
         chan.exec_command(f"echo {PID_MARK}$$ >&2; exec /bin/sh -c {shlex.quote(script)}")
         chan.shutdown_write()
-        out, err = _Sink(), _Sink()
+        out, err = _Sink(on_line=on_line), _Sink()
         deadline = started + timeout
         try:
             timed_out, pid, err_head = self._drain(chan, out, err, deadline)

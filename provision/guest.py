@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Make a VM Docker-ready: the guest side of provisioning.
+"""Make a VM Docker-ready: the guest side of provisioning, the one definition of its steps.
 
 Runs as root inside the VM, with the Python standard library only (a fresh Ubuntu or Debian box has
-python3 and nothing else we could rely on). `vagrant up` / `vagrant provision` run this file through
-the Vagrantfile's shell provisioner; settings come from LAB_* environment variables (see OPTIONS).
+python3 and nothing else we could rely on). Two ways run it: `vagrant up` / `vagrant provision`
+through the Vagrantfile's shell provisioner, and `lab-env provision` over SSH. Settings come from
+LAB_* environment variables (OPTIONS); `lab-env` flags of the same names set them.
 
 Every step is idempotent: check, act only if needed, verify; it reports `changed`, `unchanged` or
 `failed` with a reason. A second run reports every step `unchanged` and calls no package manager.
@@ -11,26 +12,42 @@ Every step is idempotent: check, act only if needed, verify; it reports `changed
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
-import grp
+import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+import urllib.request
+from dataclasses import asdict, dataclass, field
 
 DAEMON_JSON = "/etc/docker/daemon.json"
+APT_PROXY_CONF = "/etc/apt/apt.conf.d/01check-lab-proxy"
+ENVIRONMENT = "/etc/environment"
+DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
+DOCKER_SOURCES = "/etc/apt/sources.list.d/docker.list"
+SSD_PIDFILE = "/var/run/docker-ssd.pid"
 
-# name -> (environment variable, default, help)
+# name -> (environment variable, default, allowed values or None, help)
 OPTIONS = {
-    "registry_mirror": ("LAB_REGISTRY_MIRROR", "", "registry mirror URL(s) for Docker pulls, comma-separated"),
-    "insecure_registry": ("LAB_INSECURE_REGISTRY", "", "registries reached over plain HTTP, comma-separated"),
-    "apt_proxy": ("LAB_APT_PROXY", "", "an HTTP proxy for apt, e.g. a classroom apt-cacher-ng"),
-    "storage_driver": ("LAB_STORAGE_DRIVER", "overlay2", "the engine's storage driver"),
-    "user": ("LAB_USER", "vagrant", "the login user that must be able to run docker"),
+    "registry_mirror": ("LAB_REGISTRY_MIRROR", "", None, "registry mirror URL(s) for Docker pulls, comma-separated"),
+    "insecure_registry": ("LAB_INSECURE_REGISTRY", "", None, "registries reached over plain HTTP, comma-separated"),
+    "apt_proxy": ("LAB_APT_PROXY", "", None, "HTTP proxy for apt, e.g. a classroom apt-cacher-ng (http://HOST:3142)"),
+    "docker_source": ("LAB_DOCKER_SOURCE", "distro", ("distro", "docker"),
+                      "where Docker comes from when it is missing: the distribution's docker.io, or Docker's "
+                      "own apt repository (needs internet)"),
+    "image_store": ("LAB_IMAGE_STORE", "overlay2", ("overlay2", "containerd"),
+                    "the image store: overlay2 (classic, what the labs describe) or the containerd image store"),
+    "builder": ("LAB_BUILDER", "", ("", "legacy", "buildkit"),
+                "the default builder of `docker build`: legacy or buildkit (empty: the engine's own default)"),
+    "storage_driver": ("LAB_STORAGE_DRIVER", "overlay2", None, "the storage driver of the classic image store"),
+    "user": ("LAB_USER", "vagrant", None, "the login user that must be able to run docker"),
 }
+LISTS = ("registry_mirror", "insecure_registry")
+PACKAGE_MANAGERS = ("apt-get", "dpkg")
 
 
 class StepFailed(Exception):
@@ -50,22 +67,31 @@ class Options:
     registry_mirror: list[str] = field(default_factory=list)
     insecure_registry: list[str] = field(default_factory=list)
     apt_proxy: str = ""
+    docker_source: str = "distro"
+    image_store: str = "overlay2"
+    builder: str = ""
     storage_driver: str = "overlay2"
     user: str = "vagrant"
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> "Options":
-        values = {}
-        for name, (var, default, _help) in OPTIONS.items():
+        values: dict = {}
+        for name, (var, default, choices, _help) in OPTIONS.items():
             raw = environ.get(var, default).strip()
-            if name in ("registry_mirror", "insecure_registry"):
-                values[name] = [v.strip() for v in raw.split(",") if v.strip()]
-            else:
-                values[name] = raw
+            if choices is not None and raw not in choices:
+                allowed = " or ".join(repr(c) for c in choices if c) + (" (or empty)" if "" in choices else "")
+                raise StepFailed(f"{var}={raw!r}: must be {allowed}")
+            values[name] = [v.strip() for v in raw.split(",") if v.strip()] if name in LISTS else raw
         return cls(**values)
 
 
+# What this run handed to a package manager: a second run must hand it nothing.
+PACKAGE_CALLS: list[str] = []
+
+
 def sh(argv: list[str], *, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    if os.path.basename(argv[0]) in PACKAGE_MANAGERS:
+        PACKAGE_CALLS.append(" ".join(argv))
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, **(env or {})})
@@ -80,30 +106,163 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-# ------------------------------------------------------------------------------------------------ the steps
+def write_file(path: str, content: str, mode: int = 0o644) -> bool:
+    """Write `content` to `path` atomically; False if it already held exactly that."""
+    try:
+        with open(path) as fh:
+            if fh.read() == content:
+                return False
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".check-lab.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(content)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(g) for g in match.groups() if g is not None) if match else (0,)
+
+
+def dockerd_version() -> tuple[int, ...]:
+    proc = sh(["dockerd", "--version"], timeout=30)
+    return version_tuple(proc.stdout)
+
+
+# ------------------------------------------------------------------------------------------------ apt
+
+
+def apt_env() -> dict:
+    return {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+def apt(*args: str, timeout: float = 1800) -> None:
+    argv = ["apt-get", "-q", "-y", *args]
+    proc = sh(argv, timeout=timeout, env=apt_env())
+    if proc.returncode != 0:
+        raise StepFailed(f"apt-get {' '.join(args)} failed: {last_line(proc.stderr or proc.stdout)}")
+
+
+def package_available(name: str) -> bool:
+    proc = sh(["apt-cache", "show", "--no-all-versions", name], timeout=60)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
+def step_apt_proxy(opts: Options) -> tuple[str, str]:
+    if not opts.apt_proxy:
+        if os.path.exists(APT_PROXY_CONF):
+            os.remove(APT_PROXY_CONF)
+            return "changed", f"removed {APT_PROXY_CONF} (no apt proxy set)"
+        return "unchanged", "no apt proxy"
+    content = (f'// written by check-lab provisioning (LAB_APT_PROXY)\n'
+               f'Acquire::http::Proxy "{opts.apt_proxy}";\n')
+    if write_file(APT_PROXY_CONF, content):
+        return "changed", f"apt uses the proxy {opts.apt_proxy}"
+    return "unchanged", f"apt uses the proxy {opts.apt_proxy}"
+
+
+def os_release() -> dict[str, str]:
+    out = {}
+    try:
+        with open("/etc/os-release") as fh:
+            for line in fh:
+                key, sep, value = line.strip().partition("=")
+                if sep:
+                    out[key] = value.strip('"')
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def add_docker_repository() -> None:
+    """Docker's own apt repository (download.docker.com), as Docker's install guide sets it up."""
+    rel = os_release()
+    distro, codename = rel.get("ID", ""), rel.get("VERSION_CODENAME", "")
+    if distro not in ("ubuntu", "debian") or not codename:
+        raise StepFailed(f"Docker's apt repository has no packages for {rel.get('PRETTY_NAME', 'this system')}")
+    url = f"https://download.docker.com/linux/{distro}"
+    try:
+        with urllib.request.urlopen(f"{url}/gpg", timeout=60) as resp:
+            key = resp.read().decode()
+    except OSError as exc:
+        raise StepFailed(f"cannot fetch Docker's signing key from {url}/gpg ({exc}): does the VM have internet?") \
+            from None
+    write_file(DOCKER_KEYRING, key)
+    arch = sh(["dpkg", "--print-architecture"]).stdout.strip()
+    write_file(DOCKER_SOURCES, f"deb [arch={arch} signed-by={DOCKER_KEYRING}] {url} {codename} stable\n")
+
+
+def docker_packages(source: str, builder: str) -> list[str]:
+    if source == "docker":
+        return ["docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin"]
+    packages = ["docker.io"]
+    # Newer distributions ship the client separately and only recommend it.
+    if package_available("docker-cli"):
+        packages.append("docker-cli")
+    if builder == "buildkit" and package_available("docker-buildx"):
+        packages.append("docker-buildx")
+    return packages
 
 
 def step_engine_installed(opts: Options) -> tuple[str, str]:
     if shutil.which("dockerd") and shutil.which("docker"):
         return "unchanged", "dockerd and docker are installed"
     if not shutil.which("apt-get"):
-        raise StepFailed("no Docker engine and no apt-get to install one")
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    proxy = ["-o", f"Acquire::http::Proxy={opts.apt_proxy}"] if opts.apt_proxy else []
-    for argv in (["apt-get", *proxy, "update"],
-                 ["apt-get", *proxy, "install", "-y", "--no-install-recommends", "docker.io"]):
-        proc = sh(argv, timeout=1800, env=env)
-        if proc.returncode != 0:
-            raise StepFailed(f"{' '.join(argv[:2])} … failed: {last_line(proc.stderr or proc.stdout)}")
+        raise StepFailed("no Docker engine, and no apt-get to install one")
+    if opts.docker_source == "docker":
+        apt("update")
+        apt("install", "--no-install-recommends", "ca-certificates")
+        add_docker_repository()
+    apt("update")
+    packages = docker_packages(opts.docker_source, opts.builder)
+    apt("install", "--no-install-recommends", *packages)
     if not shutil.which("dockerd"):
-        raise StepFailed("docker.io installed, but dockerd is not on PATH")
-    return "changed", "installed docker.io"
+        raise StepFailed(f"installed {' '.join(packages)}, but dockerd is not on PATH")
+    return "changed", f"installed {' '.join(packages)}"
+
+
+def buildx_present() -> bool:
+    return sh(["docker", "buildx", "version"], timeout=30).returncode == 0
+
+
+def step_builder_installed(opts: Options) -> tuple[str, str]:
+    if opts.builder != "buildkit":
+        return "unchanged", "no BuildKit plugin needed"
+    client = version_tuple(sh(["docker", "--version"], timeout=30).stdout)
+    if client < (23,):
+        return "unchanged", f"the Docker {'.'.join(map(str, client))} client has BuildKit built in"
+    if buildx_present():
+        return "unchanged", "docker buildx is installed"
+    package = "docker-buildx-plugin" if os.path.exists(DOCKER_SOURCES) else "docker-buildx"
+    apt("update")
+    apt("install", "--no-install-recommends", package)
+    if not buildx_present():
+        raise StepFailed(f"installed {package}, but `docker buildx version` still fails")
+    return "changed", f"installed {package}"
+
+
+# ------------------------------------------------------------------------------------------------ daemon
 
 
 def desired_daemon_config(opts: Options, current: dict) -> dict:
     """The current daemon.json with our keys set; keys we do not manage are kept as they are."""
     config = dict(current)
-    config["storage-driver"] = opts.storage_driver
+    features = dict(config.get("features") or {})
+    if opts.image_store == "containerd":
+        features["containerd-snapshotter"] = True
+        config.pop("storage-driver", None)
+    else:
+        features["containerd-snapshotter"] = False
+        config["storage-driver"] = opts.storage_driver
+    if opts.builder:
+        features["buildkit"] = opts.builder == "buildkit"
+    else:
+        features.pop("buildkit", None)
+    config["features"] = features
     for key, values in (("registry-mirrors", opts.registry_mirror), ("insecure-registries", opts.insecure_registry)):
         if values:
             config[key] = values
@@ -126,19 +285,35 @@ def read_daemon_json() -> dict:
 
 
 def step_daemon_config(opts: Options, state: dict) -> tuple[str, str]:
+    if opts.image_store == "containerd":
+        version = dockerd_version()
+        if version < (24,):
+            raise StepFailed(f"the containerd image store needs Docker 24 or newer; this VM has Docker "
+                             f"{'.'.join(map(str, version))}")
     current = read_daemon_json()
     desired = desired_daemon_config(opts, current)
     if desired == current:
         return "unchanged", f"{DAEMON_JSON} as wanted"
-    os.makedirs(os.path.dirname(DAEMON_JSON), exist_ok=True)
-    tmp = DAEMON_JSON + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(desired, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, DAEMON_JSON)
+    write_file(DAEMON_JSON, json.dumps(desired, indent=2, sort_keys=True) + "\n")
     state["config_changed"] = True
     changed = sorted(k for k in set(desired) | set(current) if desired.get(k) != current.get(k))
     return "changed", f"wrote {DAEMON_JSON} ({', '.join(changed)})"
+
+
+def step_builder_default(opts: Options) -> tuple[str, str]:
+    """DOCKER_BUILDKIT in /etc/environment: the client side of the builder choice, for every login."""
+    try:
+        with open(ENVIRONMENT) as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    kept = [ln for ln in lines if not ln.startswith("DOCKER_BUILDKIT=")]
+    if opts.builder:
+        kept.append(f"DOCKER_BUILDKIT={1 if opts.builder == 'buildkit' else 0}")
+    if kept == lines:
+        return "unchanged", f"default builder: {opts.builder or 'the engine default'}"
+    write_file(ENVIRONMENT, "\n".join(kept) + "\n" if kept else "")
+    return "changed", f"default builder: {opts.builder or 'the engine default'} ({ENVIRONMENT})"
 
 
 def has_systemd() -> bool:
@@ -152,9 +327,6 @@ def engine_answers() -> bool:
 # Without systemd (a container VM), dockerd runs under start-stop-daemon with the pid files of Debian's
 # init script, so `service docker status|stop` keep working. The init script itself cannot be used there:
 # it raises the open-files limit, which a container without CAP_SYS_RESOURCE may not do.
-SSD_PIDFILE = "/var/run/docker-ssd.pid"
-
-
 def plain_service(action: str) -> None:
     if action in ("stop", "restart") and os.path.exists(SSD_PIDFILE):
         proc = sh(["start-stop-daemon", "--stop", "--pidfile", SSD_PIDFILE, "--remove-pidfile", "--retry", "20"])
@@ -163,9 +335,9 @@ def plain_service(action: str) -> None:
     if action in ("start", "restart"):
         dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         with open("/var/log/docker.log", "ab") as log:
-            proc = subprocess.run(["start-stop-daemon", "--start", "--background", "--no-close", "--exec", dockerd,
-                                   "--pidfile", SSD_PIDFILE, "--make-pidfile", "--", "-p", "/var/run/docker.pid"],
-                                  stdout=log, stderr=log, timeout=60)
+            proc = subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background", "--no-close",
+                                   "--exec", dockerd, "--pidfile", SSD_PIDFILE, "--make-pidfile", "--",
+                                   "-p", "/var/run/docker.pid"], stdout=log, stderr=log, timeout=60)
         if proc.returncode != 0:
             raise StepFailed(f"starting dockerd failed (exit {proc.returncode}); see /var/log/docker.log")
 
@@ -174,13 +346,13 @@ def service(action: str) -> None:
     if not has_systemd():
         plain_service(action)
         return
-    argv = ["systemctl", action, "docker"]
-    proc = sh(argv, timeout=120)
+    proc = sh(["systemctl", action, "docker"], timeout=180)
     if proc.returncode != 0:
-        raise StepFailed(f"{' '.join(argv)} failed: {last_line(proc.stderr or proc.stdout)}")
+        detail = sh(["journalctl", "-u", "docker", "-n", "3", "--no-pager"], timeout=30).stdout
+        raise StepFailed(f"systemctl {action} docker failed: {last_line(detail or proc.stderr)}")
 
 
-def wait_for_engine(timeout: float = 60) -> None:
+def wait_for_engine(timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if engine_answers():
@@ -202,7 +374,8 @@ def step_daemon_running(opts: Options, state: dict) -> tuple[str, str]:
         return "unchanged", "the Docker daemon is running"
     if has_systemd():
         sh(["systemctl", "enable", "docker"])
-    service("restart" if running else "start")
+    # Restart even when it does not answer yet: a daemon still starting would keep the old configuration.
+    service("restart")
     wait_for_engine()
     return "changed", "restarted the Docker daemon (new configuration)" if running else "started the Docker daemon"
 
@@ -230,19 +403,30 @@ def step_verify(opts: Options) -> tuple[str, str]:
         raise StepFailed(f"docker info failed: {last_line(proc.stderr)}")
     info = json.loads(proc.stdout)
     driver = info.get("Driver")
-    if driver != opts.storage_driver:
-        raise StepFailed(f"the engine uses the {driver} storage driver, not {opts.storage_driver}")
+    containerd_store = any("io.containerd.snapshotter" in str(v) for _k, v in info.get("DriverStatus") or [])
+    if opts.image_store == "containerd" and not containerd_store:
+        raise StepFailed(f"the engine does not use the containerd image store (driver {driver})")
+    if opts.image_store == "overlay2" and (containerd_store or driver != opts.storage_driver):
+        raise StepFailed(f"the engine uses the {driver} storage driver"
+                         f"{' of the containerd image store' if containerd_store else ''}, not {opts.storage_driver}")
     mirrors = (info.get("RegistryConfig") or {}).get("Mirrors") or []
     wanted = [m.rstrip("/") + "/" for m in opts.registry_mirror]
     if any(m not in mirrors for m in wanted):
         raise StepFailed(f"registry mirrors are {mirrors}, wanted {wanted}")
-    return "unchanged", f"Docker {info.get('ServerVersion')} with {driver}" + (
+    as_user = sh(["runuser", "-u", opts.user, "--", "docker", "version", "--format", "{{.Server.Version}}"], timeout=60)
+    if as_user.returncode != 0:
+        raise StepFailed(f"{opts.user} cannot use Docker: {last_line(as_user.stderr)}")
+    store = "containerd image store" if containerd_store else f"{driver} storage driver"
+    return "unchanged", f"Docker {info.get('ServerVersion')}, {store}, usable by {opts.user}" + (
         f", mirror {', '.join(opts.registry_mirror)}" if opts.registry_mirror else "")
 
 
 STEPS = [
+    ("apt-proxy", lambda o, s: step_apt_proxy(o)),
     ("engine-installed", lambda o, s: step_engine_installed(o)),
+    ("builder-installed", lambda o, s: step_builder_installed(o)),
     ("daemon-config", step_daemon_config),
+    ("builder-default", lambda o, s: step_builder_default(o)),
     ("daemon-running", step_daemon_running),
     ("user-in-docker-group", lambda o, s: step_user_in_docker_group(o)),
     ("engine-verified", lambda o, s: step_verify(o)),
@@ -271,15 +455,26 @@ def print_outcome(outcome: Outcome) -> None:
 
 
 def print_json(outcome: Outcome) -> None:
-    print(json.dumps(outcome.__dict__), flush=True)
+    print(json.dumps(asdict(outcome)), flush=True)
 
 
 def main(argv: list[str]) -> int:
+    as_json = "--json" in argv
     if os.geteuid() != 0:
         print("provision: run as root", file=sys.stderr)
         return 2
-    opts = Options.from_env(dict(os.environ))
-    outcomes = provision(opts, print_json if "--json" in argv else print_outcome)
+    try:
+        opts = Options.from_env(dict(os.environ))
+    except StepFailed as exc:
+        outcome = Outcome("options", "failed", str(exc))
+        (print_json if as_json else print_outcome)(outcome)
+        return 1
+    outcomes = provision(opts, print_json if as_json else print_outcome)
+    summary = {"package_manager_calls": PACKAGE_CALLS}
+    if as_json:
+        print(json.dumps({"summary": summary}), flush=True)
+    elif PACKAGE_CALLS:
+        print(f"[  summary] package manager called {len(PACKAGE_CALLS)} time(s)", flush=True)
     return 1 if outcomes and outcomes[-1].status == "failed" else 0
 
 

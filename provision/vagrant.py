@@ -1,23 +1,37 @@
 """The Vagrant boundary: python-vagrant, with the timeouts and return-code checks it lacks.
 
-python-vagrant runs `vagrant` without a timeout and logs, rather than reports, what Vagrant said on
-stderr. `Machine` wraps it: every call has a timeout, a failure becomes a `VagrantError` carrying
-Vagrant's own one-line reason, and the machine's state is checked before its SSH settings are trusted.
+python-vagrant runs `vagrant` without a timeout and logs, rather than reports, what Vagrant said.
+`Machine` wraps it: every call has a timeout, runs with `--machine-readable`, and a failure becomes a
+`VagrantError` with a one-line reason drawn from Vagrant's own error (provider missing, box missing,
+boot timeout, a provisioning step that failed, ...). It also keeps the machine's SSH settings in a
+cache beside Vagrant's machine data, so that check-lab need not start Ruby to find the machine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import vagrant
 
+TIMEOUTS = {"status": 120.0, "ssh-config": 120.0, "up": 1800.0, "provision": 1800.0, "halt": 300.0,
+            "destroy": 600.0, "box": 120.0, "plugin": 60.0}
+SSH_CACHE = "check-lab-ssh.json"
+
 
 class VagrantError(Exception):
-    """A Vagrant call failed; the message is one line, for the user."""
+    """A Vagrant call failed; the message is one line, for the user. `kind` says what failed:
+    missing (no vagrant), provider, box, boot-timeout, provision-step, timeout, other."""
+
+    def __init__(self, message: str, kind: str = "other"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -40,80 +54,265 @@ def find_root(start: Path | None = None) -> Path | None:
     return None
 
 
-def _reason(stderr: str, stdout: str = "") -> str:
-    """Vagrant's own explanation, squeezed into one line."""
-    text = (stderr or "").strip() or (stdout or "").strip()
-    # Machine-readable output carries errors as `ts,target,error-exit,Class,message`.
+# ------------------------------------------------------------------------------------------------ output
+
+
+def parse_machine_readable(text: str) -> list[tuple[str, str, list[str]]]:
+    """`ts,target,type,data...` lines -> (target, type, data fields), with Vagrant's escapes undone."""
+    rows = []
     for line in text.splitlines():
-        parts = line.split(",", 4)
-        if len(parts) == 5 and parts[2] == "error-exit":
-            text = parts[4].replace("%!(VAGRANT_COMMA)", ",").replace("\\n", " ")
-            break
+        parts = line.split(",")
+        if len(parts) < 3 or not parts[0].isdigit():
+            continue
+        data = [p.replace("%!(VAGRANT_COMMA)", ",").replace("\\n", "\n").replace("\\r", "") for p in parts[3:]]
+        rows.append((parts[1], parts[2], data))
+    return rows
+
+
+def _one_line(text: str, limit: int = 300) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    return " ".join(text.split())[:400] or "no output"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+FAILED_STEP = re.compile(r"\[\s*failed\]\s+([\w-]+):\s*(.*)")
+
+
+def explain(command: str, output: str, stderr: str = "") -> tuple[str, str]:
+    """(kind, one-line reason) for a failed `vagrant COMMAND`, from its machine-readable output."""
+    rows = parse_machine_readable(output)
+    error_class, message = "", ""
+    for _target, kind, data in rows:
+        if kind == "error-exit" and len(data) >= 2:
+            error_class, message = data[0], ",".join(data[1:])
+    texts = "\n".join(",".join(d) for _t, kind, d in rows if kind == "ui") + "\n" + stderr
+    failed = FAILED_STEP.findall(texts)
+    if failed:
+        step, why = failed[-1]
+        return "provision-step", f"provisioning step {step} failed: {_one_line(why)}"
+    if error_class.endswith(("ProviderNotUsable", "ProviderNotFound", "ProviderNotFoundSuggestion")):
+        provider = re.search(r"provider '([^']+)'", message)
+        name = provider.group(1) if provider else "requested"
+        reason = message.split("reason is shown below:", 1)[-1] if "reason is shown below" in message else message
+        return "provider", f"the {name} provider is not available here: {_one_line(reason, 200)}"
+    if ("Box" in error_class or error_class.endswith("DownloaderError")
+            or ("box" in message.lower() and "could not be found" in message.lower())):
+        lines = [ln for ln in message.splitlines() if ln.strip()]
+        return "box", f"the box is not installed and could not be fetched: {_one_line(lines[-1] if lines else message, 200)}"
+    if error_class.endswith("VMBootTimeout") or "Timed out while waiting for the machine to boot" in message:
+        return "boot-timeout", "the machine did not boot in time (no SSH within config.vm.boot_timeout, LAB_BOOT_TIMEOUT)"
+    if message:
+        return "other", _one_line(message)
+    lines = [ln for ln in (stderr or output).splitlines() if ln.strip()]
+    return "other", _one_line(lines[-1]) if lines else f"vagrant {command} failed"
+
+
+# ------------------------------------------------------------------------------------------------ runner
 
 
 class _TimedVagrant(vagrant.Vagrant):
-    """python-vagrant with a timeout on each command and Vagrant's stderr captured for the error."""
+    """python-vagrant with a timeout on each command, machine-readable output, and errors explained."""
 
-    def __init__(self, root: Path, timeout: float, env: dict | None = None):
+    def __init__(self, root: Path, env: dict | None = None):
         super().__init__(root=str(root), env=env)
-        self.timeout = timeout
+        self.on_line: Callable[[str], None] | None = None
 
-    def _run_vagrant_command(self, args):
+    def _exec(self, args) -> str:
         try:
-            command = self._make_vagrant_command(args)
+            command = self._make_vagrant_command(args) + ["--machine-readable"]
         except RuntimeError:  # python-vagrant found no executable
-            raise VagrantError("vagrant is not installed (https://developer.hashicorp.com/vagrant)") from None
+            raise VagrantError("vagrant is not installed (https://developer.hashicorp.com/vagrant)", "missing") from None
+        verb = next((a for a in args if a), "")
+        timeout = TIMEOUTS.get(verb, 600.0)
         try:
-            proc = subprocess.run(command, cwd=self.root, env=self.env, capture_output=True, text=True,
-                                  timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            raise VagrantError(f"`vagrant {' '.join(a for a in args if a)}` did not finish within "
-                               f"{self.timeout:.0f}s") from None
+            proc = subprocess.Popen(command, cwd=self.root, env=self.env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, errors="replace")
         except FileNotFoundError:
-            raise VagrantError("vagrant is not installed (https://developer.hashicorp.com/vagrant)") from None
-        if proc.returncode != 0:
-            raise VagrantError(f"`vagrant {' '.join(a for a in args if a)}` failed: "
-                               f"{_reason(proc.stderr, proc.stdout)}")
-        return proc.stdout
+            raise VagrantError("vagrant is not installed (https://developer.hashicorp.com/vagrant)", "missing") from None
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        err: list[str] = []
+        try:
+            open_streams = 2
+            while open_streams:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    proc.kill()
+                    proc.wait()
+                    raise VagrantError(f"`vagrant {verb}` did not finish within {timeout:.0f}s", "timeout")
+                for key, _ in sel.select(timeout=min(left, 1.0)):
+                    line = key.fileobj.readline()
+                    if not line:
+                        sel.unregister(key.fileobj)
+                        open_streams -= 1
+                        continue
+                    if key.fileobj is proc.stdout:
+                        lines.append(line)
+                        if self.on_line:
+                            self.on_line(line)
+                    else:
+                        err.append(line)
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
+        finally:
+            sel.close()
+        output = "".join(lines)
+        if proc.returncode != 0 or any(kind == "error-exit" for _t, kind, _d in parse_machine_readable(output)):
+            kind, reason = explain(verb, output, "".join(err))
+            raise VagrantError(f"vagrant {verb}: {reason}", kind)
+        return output
+
+    # python-vagrant funnels every command through these two.
+    def _run_vagrant_command(self, args):
+        return self._exec(args)
+
+    def _call_vagrant_command(self, args):
+        self._exec(args)
 
 
 class Machine:
     """One machine of a Vagrant environment."""
 
-    def __init__(self, root: Path, name: str | None = None, timeout: float = 120.0):
+    def __init__(self, root: Path, name: str | None = None, env: dict | None = None):
         self.root = Path(root)
         self.name = name
-        self._vagrant = _TimedVagrant(self.root, timeout, env={**os.environ})
+        self._vagrant = _TimedVagrant(self.root, env={**os.environ, **(env or {})})
 
     @property
     def label(self) -> str:
         return f"Vagrant machine '{self.name or 'default'}' in {self.root}"
 
+    # -- queries
+
     def state(self) -> tuple[str, str | None]:
         """(state, provider), e.g. ('running', 'docker') or ('not_created', 'docker')."""
-        statuses = self._vagrant.status(vm_name=self.name)
-        if not statuses:
+        output = self._vagrant._exec(["status", self.name])
+        state, provider = None, None
+        for target, kind, data in parse_machine_readable(output):
+            if self.name and target != self.name:
+                continue
+            if kind == "state" and data:
+                state = data[0]
+            elif kind == "provider-name" and data:
+                provider = data[0]
+        if state is None:
             raise VagrantError(f"`vagrant status` reported no machine in {self.root}")
-        status = statuses[0]
-        return status.state or "unknown", status.provider
+        return state, provider
 
     def ssh_config(self) -> SSHConfig:
-        """The SSH settings of a running machine, straight from `vagrant ssh-config`."""
+        """The SSH settings of a running machine, straight from `vagrant ssh-config` (and cached)."""
         import paramiko
 
-        text = self._vagrant.ssh_config(vm_name=self.name)
+        output = self._vagrant._exec(["ssh-config", self.name])
+        text = output
+        rows = parse_machine_readable(output)
+        if rows:  # machine-readable mode prints the config inside `ssh-config` rows
+            text = "\n".join(",".join(d) for _t, kind, d in rows if kind == "ssh-config") or output
         if not text.strip():
             raise VagrantError(f"`vagrant ssh-config` printed nothing for the {self.label}")
         config = paramiko.SSHConfig.from_text(text)
-        host = config.get_hostnames() - {"*"}
-        entry = config.lookup(sorted(host)[0] if host else "default")
+        hosts = sorted(config.get_hostnames() - {"*"})
+        entry = config.lookup(hosts[0] if hosts else "default")
         if "hostname" not in entry:
             raise VagrantError(f"`vagrant ssh-config` gave no HostName for the {self.label}")
-        return SSHConfig(
-            host=entry["hostname"],
-            port=int(entry.get("port", 22)),
-            user=entry.get("user", "vagrant"),
-            key_files=tuple(entry.get("identityfile", [])),
-        )
+        cfg = SSHConfig(entry["hostname"], int(entry.get("port", 22)), entry.get("user", "vagrant"),
+                        tuple(entry.get("identityfile", [])))
+        self.save_ssh_cache(cfg)
+        return cfg
+
+    # -- actions
+
+    def up(self, provider: str | None = None, provision: bool = True,
+           on_line: Callable[[str], None] | None = None) -> None:
+        self._vagrant.on_line = on_line
+        try:
+            self._vagrant.up(vm_name=self.name, provider=provider, no_provision=not provision)
+        finally:
+            self._vagrant.on_line = None
+
+    def provision(self, on_line: Callable[[str], None] | None = None) -> None:
+        self._vagrant.on_line = on_line
+        try:
+            self._vagrant.provision(vm_name=self.name)
+        finally:
+            self._vagrant.on_line = None
+
+    def halt(self) -> None:
+        self._vagrant.halt(vm_name=self.name)
+
+    def destroy(self) -> None:
+        self._vagrant.destroy(vm_name=self.name)
+
+    def boxes(self) -> list[tuple[str, str]]:
+        """(name, provider) of every box Vagrant has."""
+        output = self._vagrant._exec(["box", "list"])
+        rows = parse_machine_readable(output)
+        names = [d[0] for _t, kind, d in rows if kind == "box-name" and d]
+        providers = [d[0] for _t, kind, d in rows if kind == "box-provider" and d]
+        return list(zip(names, providers))
+
+    def plugins(self) -> list[str]:
+        output = self._vagrant._exec(["plugin", "list"])
+        return [d[0] for _t, kind, d in parse_machine_readable(output) if kind == "plugin-name" and d]
+
+    # -- the SSH settings cache
+
+    def machine_dir(self) -> tuple[Path, str] | None:
+        """The folder where Vagrant keeps this machine's data, and its provider, if it was created."""
+        base = self.root / ".vagrant" / "machines" / (self.name or "default")
+        if not base.is_dir():
+            return None
+        for provider_dir in sorted(base.iterdir()):
+            if (provider_dir / "id").is_file() and (provider_dir / "id").read_text().strip():
+                return provider_dir, provider_dir.name
+        return None
+
+    def _cache_key(self, cfg_keys: tuple[str, ...], provider_dir: Path) -> dict:
+        """What the cache is valid for: this machine id, and these key files as they are now."""
+        keys = {}
+        for key in cfg_keys:
+            try:
+                st = Path(key).stat()
+                keys[key] = [st.st_mtime_ns, st.st_size]
+            except OSError:
+                keys[key] = None
+        return {"id": (provider_dir / "id").read_text().strip(), "keys": keys}
+
+    def save_ssh_cache(self, cfg: SSHConfig) -> None:
+        found = self.machine_dir()
+        if found is None:
+            return
+        provider_dir, provider = found
+        data = {"provider": provider, "ssh": asdict(cfg), "valid_for": self._cache_key(cfg.key_files, provider_dir)}
+        tmp = provider_dir / (SSH_CACHE + ".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(provider_dir / SSH_CACHE)
+
+    def cached_ssh_config(self) -> tuple[SSHConfig, str] | None:
+        """The cached SSH settings and provider, if they still belong to the machine that exists now."""
+        found = self.machine_dir()
+        if found is None:
+            return None
+        provider_dir, provider = found
+        try:
+            data = json.loads((provider_dir / SSH_CACHE).read_text())
+            cfg = SSHConfig(**{**data["ssh"], "key_files": tuple(data["ssh"]["key_files"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if data.get("valid_for") != self._cache_key(cfg.key_files, provider_dir):
+            return None  # a re-created machine, or new keys: never reach it with stale settings
+        return cfg, data.get("provider", provider)
+
+    def forget_ssh_cache(self) -> None:
+        found = self.machine_dir()
+        if found is not None:
+            (found[0] / SSH_CACHE).unlink(missing_ok=True)

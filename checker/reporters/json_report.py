@@ -60,6 +60,7 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
             for c in report.claims
         ],
         "notes": list(report.notes),
+        "timings": dict(report.timings),
         "error": report.error,
     }
 

@@ -40,7 +40,8 @@ class VagrantProject:
         root.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / "Vagrantfile", root / "Vagrantfile")
         (root / "provision").mkdir(exist_ok=True)
-        shutil.copy2(REPO / "provision" / "guest.py", root / "provision" / "guest.py")
+        for name in ("guest.py", "boxes.json"):  # what the Vagrantfile reads
+            shutil.copy2(REPO / "provision" / name, root / "provision" / name)
         settings = {**testenv.lab_settings(lab_env), **(extra or {})}
         (root / ".lab-env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         self.env = {**os.environ, "DOCKER_HOST": lab_env["docker_host"]}

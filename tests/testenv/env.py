@@ -33,6 +33,8 @@ BRIDGE = "cltest0"
 HOST_IP = "172.29.107.1"
 PREFIX = 24
 REGISTRY_ADDR = f"{HOST_IP}:5000"
+APT_PROXY_PORT = 3199  # not apt-cacher-ng's usual 3142: keep clear of one the machine may run itself
+APT_PROXY = f"http://{HOST_IP}:{APT_PROXY_PORT}"
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 
 SUITE = "bookworm"
@@ -40,6 +42,7 @@ DEBIAN_MIRROR = os.environ.get("CHECK_LAB_DEBIAN_MIRROR", "http://deb.debian.org
 ROOTFS_IMAGE = f"check-lab/rootfs:{SUITE}"
 VM_BASE_IMAGE = f"check-lab/vm-base:{SUITE}"
 VM_DOCKER_IMAGE = f"check-lab/vm:{SUITE}"
+NO_SSHD_IMAGE = f"check-lab/no-sshd:{SUITE}"  # a "VM" that never answers SSH (boot timeout tests)
 STANDIN_REF = "library/ubuntu:18.04"
 
 # The file the Vagrantfile reads its settings from when the LAB_* variables are not set.
@@ -53,6 +56,7 @@ NEEDED = {
     "docker-registry": "docker-registry",
     "ip": "iproute2",
     "vagrant": "vagrant",
+    "apt-cacher-ng": "apt-cacher-ng",
 }
 
 
@@ -180,7 +184,7 @@ def describe(settings: dict) -> str:
 
 def status_text() -> str:
     parts = []
-    for name in ("dockerd", "registry"):
+    for name in ("dockerd", "registry", "apt-proxy"):
         pid = read_pid(name)
         parts.append(f"{name}: {'running, pid %d' % pid if pid else 'stopped'}")
     return "\n".join(parts)
@@ -262,6 +266,37 @@ def ensure_registry() -> None:
     log(f"starting the registry mirror on {REGISTRY_ADDR}")
     start_daemon("registry", ["docker-registry", "serve", str(config)])
     wait_for("the registry", registry_answers, 30, RUN / "registry.log")
+
+
+def apt_proxy_answers() -> bool:
+    try:
+        with urllib.request.urlopen(f"{APT_PROXY}/acng-report.html", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def ensure_apt_proxy() -> None:
+    """Debian's apt-cacher-ng on the test bridge: the only way out to the Debian mirror for an isolated VM."""
+    if read_pid("apt-proxy") is not None and apt_proxy_answers():
+        return
+    cache = STATE / "apt-cacher-ng"
+    logs = RUN / "apt-cacher-ng"
+    conf = RUN / "apt-cacher-ng-conf"
+    cache.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    if conf.exists():
+        shutil.rmtree(conf)
+    shutil.copytree("/etc/apt-cacher-ng", conf)
+    # Debian requests go to this machine's Debian mirror (the package ships no backends_debian).
+    (conf / "backends_debian").write_text(DEBIAN_MIRROR.rstrip("/") + "/\n")
+    log(f"starting the apt proxy on {APT_PROXY}")
+    start_daemon("apt-proxy", [
+        "apt-cacher-ng", "-c", str(conf), "ForeGround=1", f"Port={APT_PROXY_PORT}",
+        f"BindAddress={HOST_IP}", f"CacheDir={cache}", f"LogDir={logs}", f"PidFile={RUN / 'acng.pid'}",
+        f"SocketPath={RUN / 'acng.socket'}", "ReportPage=acng-report.html",
+    ])
+    wait_for("the apt proxy", apt_proxy_answers, 30, RUN / "apt-proxy.log")
 
 
 # ---------------------------------------------------------------------------------------------- images
@@ -349,6 +384,7 @@ def ensure_images(settings: dict) -> None:
     build(settings, VM_BASE_IMAGE, base_ctx, network_host=True, build_args={"ROOTFS": ROOTFS_IMAGE})
     build(settings, VM_DOCKER_IMAGE, IMAGES / "vm-docker", network_host=True,
           build_args={"BASE": VM_BASE_IMAGE})
+    build(settings, NO_SSHD_IMAGE, IMAGES / "no-sshd", build_args={"ROOTFS": ROOTFS_IMAGE})
 
 
 def vagrant_public_key() -> Path:
@@ -397,8 +433,10 @@ def start() -> dict:
     ensure_bridge()
     host = ensure_dockerd()
     ensure_registry()
+    ensure_apt_proxy()
     settings = {"docker_host": host, "registry": REGISTRY_ADDR, "vm_image": VM_DOCKER_IMAGE,
-                "vm_base_image": VM_BASE_IMAGE, "bridge": BRIDGE, "host_ip": HOST_IP}
+                "vm_base_image": VM_BASE_IMAGE, "no_sshd_image": NO_SSHD_IMAGE, "apt_proxy": APT_PROXY,
+                "bridge": BRIDGE, "host_ip": HOST_IP}
     ensure_images(settings)
     settings["lab_env_file"] = write_lab_env(settings)
     (RUN / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
@@ -406,6 +444,7 @@ def start() -> dict:
 
 
 def stop() -> None:
+    stop_daemon("apt-proxy")
     stop_daemon("registry")
     stop_daemon("dockerd", timeout=60)
     (RUN / "settings.json").unlink(missing_ok=True)

@@ -2,21 +2,49 @@
 
 from __future__ import annotations
 
+import pytest
+
 from provision import guest
 
 
 def test_options_from_environment():
     opts = guest.Options.from_env({"LAB_REGISTRY_MIRROR": "http://a:5000, http://b:5000",
-                                   "LAB_INSECURE_REGISTRY": "a:5000"})
+                                   "LAB_INSECURE_REGISTRY": "a:5000", "LAB_BUILDER": "buildkit"})
     assert opts.registry_mirror == ["http://a:5000", "http://b:5000"]
     assert opts.insecure_registry == ["a:5000"]
-    assert opts.storage_driver == "overlay2" and opts.user == "vagrant"
+    assert opts.storage_driver == "overlay2" and opts.user == "vagrant" and opts.image_store == "overlay2"
+    assert opts.builder == "buildkit" and opts.docker_source == "distro"
+
+
+@pytest.mark.parametrize("var,value", [("LAB_IMAGE_STORE", "zfs"), ("LAB_BUILDER", "kaniko"),
+                                       ("LAB_DOCKER_SOURCE", "snap")])
+def test_bad_choices_are_refused(var, value):
+    with pytest.raises(guest.StepFailed, match=var):
+        guest.Options.from_env({var: value})
 
 
 def test_daemon_json_keeps_keys_we_do_not_manage():
     opts = guest.Options.from_env({"LAB_REGISTRY_MIRROR": "http://m:5000"})
-    current = {"log-driver": "json-file", "insecure-registries": ["old:5000"]}
+    current = {"log-driver": "json-file", "insecure-registries": ["old:5000"], "features": {"other": True}}
     desired = guest.desired_daemon_config(opts, current)
     assert desired == {"log-driver": "json-file", "storage-driver": "overlay2",
-                       "registry-mirrors": ["http://m:5000"]}
+                       "registry-mirrors": ["http://m:5000"],
+                       "features": {"other": True, "containerd-snapshotter": False}}
     assert guest.desired_daemon_config(opts, desired) == desired  # a second run changes nothing
+
+
+def test_containerd_store_and_builder_in_daemon_json():
+    opts = guest.Options.from_env({"LAB_IMAGE_STORE": "containerd", "LAB_BUILDER": "legacy"})
+    desired = guest.desired_daemon_config(opts, {"storage-driver": "overlay2"})
+    assert "storage-driver" not in desired
+    assert desired["features"] == {"containerd-snapshotter": True, "buildkit": False}
+
+
+def test_docker_repository_packages():
+    assert guest.docker_packages("docker", "") == ["docker-ce", "docker-ce-cli", "containerd.io",
+                                                   "docker-buildx-plugin"]
+
+
+def test_versions():
+    assert guest.version_tuple("Docker version 20.10.24+dfsg1, build 5d6db84") == (20, 10, 24)
+    assert guest.version_tuple("Docker version 26.1.5+dfsg1") >= (24,)

@@ -1,0 +1,180 @@
+"""lab-env against real Vagrant and real container VMs: up, provision (idempotent, no package manager),
+the install path through an apt proxy, SSH settings that never outlive their machine, clear failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from provision.cli import main as lab_env
+from provision.vagrant import Machine, VagrantError
+from tests.integration.conftest import run_check
+from tests.testenv import env as testenv
+
+pytestmark = pytest.mark.integration
+
+SHIM = """#!/bin/sh
+echo "$0 $*" >> /var/log/package-manager-calls
+exec /usr/bin/$(basename "$0") "$@"
+"""
+
+
+def run_lab_env(monkeypatch, project, *args: str) -> int:
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("DOCKER_HOST", project.env["DOCKER_HOST"])
+    return lab_env(list(args))
+
+
+def test_up_then_check_then_noop_provision(project_factory, monkeypatch, capsys):
+    project = project_factory("labenv")
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "docker")
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "provider: docker (as asked)" in out
+    assert "ready: run `check-lab 07`" in out
+    # lab-env up left the SSH settings where check-lab finds them without Vagrant.
+    assert Machine(project.root).cached_ssh_config() is not None
+
+    assert run_check(monkeypatch, project, "07") == 0
+    capsys.readouterr()
+
+    # Every call of apt-get or dpkg is logged from now on.
+    ssh = project.ssh()
+    try:
+        for tool in ("apt-get", "dpkg"):
+            res = ssh.run(f"printf '%s' '{SHIM}' | sudo tee /usr/local/sbin/{tool} >/dev/null && "
+                          f"sudo chmod +x /usr/local/sbin/{tool}")
+            assert res.ok, res.stderr
+        code = run_lab_env(monkeypatch, project, "provision")
+        out, err = capsys.readouterr()
+        assert code == 0, out + err
+        assert "0 step(s) changed, 8 unchanged, package manager called 0 time(s)" in out
+        assert len(re.findall(r"^ ✓ unchanged ", out, re.M)) == 8
+        log = ssh.run("cat /var/log/package-manager-calls 2>/dev/null || true")
+        assert log.stdout == ""
+    finally:
+        ssh.run("sudo rm -f /usr/local/sbin/apt-get /usr/local/sbin/dpkg /var/log/package-manager-calls")
+        ssh.close()
+
+
+def test_install_path_through_the_apt_proxy(project_factory, monkeypatch, capsys, lab_env):
+    # A VM without Docker and without a route out: the classroom apt-cacher-ng is its only way to packages.
+    project = project_factory("install", {"LAB_DOCKER_IMAGE": testenv.VM_BASE_IMAGE, "LAB_VM_ISOLATED": "1"})
+    log = testenv.RUN / "apt-cacher-ng" / "apt-cacher.log"
+    before = log.read_text() if log.exists() else ""
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "docker", "--apt-proxy", lab_env["apt_proxy"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "changed   engine-installed: installed docker.io" in out
+    assert "apt uses the proxy" in out
+    served = log.read_text()[len(before):]
+    assert "docker.io_" in served  # the package came through the proxy
+
+    report = project.root / "r.json"
+    assert run_check(monkeypatch, project, "07", "--json", str(report)) == 0, capsys.readouterr().out
+    assert json.loads(report.read_text())["result"] == "pass"
+
+
+def test_recreated_machine_is_never_reached_with_stale_settings(project_factory, monkeypatch, capsys):
+    project = project_factory("recreate")
+    project.up()
+    assert run_check(monkeypatch, project, "07", "--set", "containers=1") == 0
+    machine = Machine(project.root)
+    assert machine.cached_ssh_config() is not None
+    cache_file = machine.machine_dir()[0] / "check-lab-ssh.json"
+    old_cache = cache_file.read_text()
+    first_id = (machine.machine_dir()[0] / "id").read_text()
+
+    project.destroy()
+    project.up()
+    second_id = (machine.machine_dir()[0] / "id").read_text()
+    assert second_id != first_id
+    # Even if the old machine's settings were still on disk, they belong to the destroyed machine: unused.
+    cache_file.write_text(old_cache)
+    assert machine.cached_ssh_config() is None
+
+    capsys.readouterr()
+    assert run_check(monkeypatch, project, "07", "--set", "containers=1") == 0
+    capsys.readouterr()
+    fresh = json.loads(cache_file.read_text())
+    assert fresh["valid_for"]["id"] == second_id
+    assert machine.cached_ssh_config() is not None
+
+
+def test_cached_settings_of_a_halted_machine_fall_back_to_vagrant(project_factory, monkeypatch, capsys):
+    project = project_factory("halted")
+    project.up()
+    assert run_check(monkeypatch, project, "07", "--set", "containers=1") == 0
+    project.vagrant.halt()
+    capsys.readouterr()
+    code = run_check(monkeypatch, project, "07")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "is stopped" in err and "vagrant up" in err
+
+
+# ------------------------------------------------------------------------------------------------ failures
+
+
+def test_vagrant_missing(project_factory, monkeypatch, capsys, tmp_path):
+    project = project_factory("novagrant")
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("docker",):
+        if shutil.which(tool):
+            os.symlink(shutil.which(tool), bare / tool)
+    monkeypatch.setenv("PATH", str(bare))
+    code = run_lab_env(monkeypatch, project, "status")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.strip() == "lab-env: vagrant is not installed (https://developer.hashicorp.com/vagrant)"
+
+
+def test_provider_missing(project_factory, monkeypatch, capsys):
+    project = project_factory("novbox")
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "virtualbox")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert len(err.strip().splitlines()) == 1
+    assert "the virtualbox provider is not available here" in err and "VirtualBox" in err
+
+
+def test_box_missing(project_factory, monkeypatch, capsys):
+    project = project_factory("nobox", {"LAB_BOX": "check-lab/no-such-box",
+                                        "LAB_BOX_URL": "file:///nonexistent/no-such-box.box"})
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "libvirt")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert len(err.strip().splitlines()) == 1
+    assert "box is not installed and could not be fetched" in err
+    assert "check-lab/no-such-box" in err and "vagrant box add" in err
+
+
+def test_boot_timeout(project_factory, monkeypatch, capsys, lab_env):
+    project = project_factory("noboot", {"LAB_DOCKER_IMAGE": lab_env["no_sshd_image"], "LAB_BOOT_TIMEOUT": "10"})
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "docker")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert len(err.strip().splitlines()) == 1
+    assert "the machine did not boot in time" in err
+
+
+def test_provisioning_step_failure_names_the_step(project_factory, monkeypatch, capsys):
+    project = project_factory("badstep")
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "docker", "--image-store", "containerd")
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip() == ("lab-env: provisioning step daemon-config failed: the containerd image store needs "
+                           "Docker 24 or newer; this VM has Docker 20.10.24")
+    # The same step, run by Vagrant's own provisioner, gives the same one-line reason.
+    machine = Machine(project.root, env={**project.env, "LAB_IMAGE_STORE": "containerd"})
+    with pytest.raises(VagrantError) as caught:
+        machine.provision()
+    assert caught.value.kind == "provision-step"
+    assert "provisioning step daemon-config failed: the containerd image store needs Docker 24" in str(caught.value)
