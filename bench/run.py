@@ -1,0 +1,191 @@
+"""The benchmark: what check-lab and lab-env cost next to the Docker work and to Vagrant itself.
+
+    .venv/bin/python -m bench.run [--reps N] [--json FILE] [--libvirt]
+
+It brings up its own target (a container VM in a throwaway Vagrant project, on the offline test
+environment) and prints, with medians of N repetitions run side by side (alternating):
+
+- check-lab 07 wall time vs the same lab commands as one raw `ssh` script (goal ≤ 1.15) and vs the
+  naive way, one `vagrant ssh -c` per step;
+- time from check-lab's start to its first remote command, SSH settings cached (goal ≤ 0.3 s) and not;
+- a no-op re-provision (goal ≤ 2 s) next to `vagrant ssh-config`'s own time;
+- `lab-env up` to ready for the container VM (goal ≤ 15 s);
+- the import time of `checker` and the peak memory of a check-lab run.
+
+Standard library only (plus this project). The figures also go to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def timed(argv: list[str], cwd: Path, env: dict, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if check and proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n"
+                         f"{proc.stderr[-2000:]}")
+    return seconds, proc
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+class Project:
+    """A throwaway Vagrant project with the course's Vagrantfile, on the test environment."""
+
+    def __init__(self, settings: dict, lab_settings: dict[str, str]):
+        self.root = Path(tempfile.mkdtemp(prefix="check-lab-bench-"))
+        shutil.copy2(REPO / "Vagrantfile", self.root)
+        (self.root / "provision").mkdir()
+        for name in ("guest.py", "boxes.json"):
+            shutil.copy2(REPO / "provision" / name, self.root / "provision" / name)
+        (self.root / ".lab-env").write_text("".join(f"{k}={v}\n" for k, v in lab_settings.items()))
+        self.env = {**os.environ, "DOCKER_HOST": settings["docker_host"], "NO_COLOR": "1"}
+
+    def run(self, *argv: str, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+        return timed(list(argv), self.root, self.env, check)
+
+    def ssh_config_file(self) -> Path:
+        _s, proc = self.run("vagrant", "ssh-config")
+        path = self.root / "ssh_config"
+        path.write_text(proc.stdout)
+        return path
+
+    def destroy(self) -> None:
+        self.run("vagrant", "destroy", "-f", check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def lab_commands(lab_id: str) -> tuple[list[str], list[str]]:
+    """Lab 07's commands, one per step, then the cleanup a person would do; and the lab's files."""
+    from checker import lab as labs
+
+    lab = labs.find(lab_id)
+    plan = labs.Plan(lab, lab.values())
+    commands = []
+    for step in lab.steps:
+        command = plan.command(step)
+        if step.sudo:
+            command = f"sudo sh -c {shlex.quote(command)}"
+        commands.append(f"{command} || true" if step.may_fail else command)
+    commands.append("docker rm -f " + " ".join(plan.resources("containers")) + " >/dev/null")
+    commands.append("docker rmi " + " ".join(plan.resources("images") + plan.resources("pulls")) + " >/dev/null")
+    return commands, [str(lab.folder / f) for f in lab.files]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench.run")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each measure (default 3)")
+    parser.add_argument("--json", default="bench-results.json", help="where to write the figures")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(REPO))
+    from tests.testenv import env as testenv
+
+    settings = testenv.start()
+    project = Project(settings, testenv.lab_settings(settings))
+    figures: dict[str, float] = {}
+    runs: dict[str, list[float]] = {k: [] for k in ("check_lab", "raw_ssh", "naive", "first_cmd_warm",
+                                                    "first_cmd_cold", "noop_provision", "ssh_config")}
+    peak_kb = 0
+    try:
+        # lab-env up to ready, container VM
+        seconds, _ = project.run(str(BIN / "lab-env"), "up", "--provider", "docker")
+        figures["lab_env_up_docker_s"] = seconds
+
+        ssh_cfg = project.ssh_config_file()
+        commands, files = lab_commands("07")
+        workdir = "bench-lab"
+        script = "set -e\n" + "\n".join(f"cd ~/{workdir} && {c}" if "docker build" in c else c for c in commands)
+        subprocess.run(["tar", "cf", str(project.root / "bench-lab.tar"), "-C", str(Path(files[0]).parent),
+                        *[Path(f).name for f in files]], check=True)
+        subprocess.run(["scp", "-q", "-F", str(ssh_cfg), str(project.root / "bench-lab.tar"), "default:"],
+                       check=True, cwd=project.root)
+        project.run("ssh", "-F", str(ssh_cfg), "default", f"mkdir -p {workdir} && tar xf bench-lab.tar -C {workdir}")
+
+        for rep in range(args.reps):
+            # one check-lab run (warm cache), the raw script, the naive way, in turn
+            seconds, proc = project.run(str(BIN / "check-lab"), "07", "--json", str(project.root / "r.json"))
+            runs["check_lab"].append(seconds)
+            runs["first_cmd_warm"].append(json.loads((project.root / "r.json").read_text())["timings"]
+                                          ["first_command_s"])
+            peak_kb = max(peak_kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+            seconds, _ = project.run("ssh", "-F", str(ssh_cfg), "default", script)
+            runs["raw_ssh"].append(seconds)
+
+            started = time.perf_counter()
+            for command in commands:
+                project.run("vagrant", "ssh", "-c", f"cd ~/{workdir} && {command}")
+            runs["naive"].append(time.perf_counter() - started)
+
+            seconds, _ = project.run(str(BIN / "lab-env"), "provision")
+            runs["noop_provision"].append(seconds)
+            seconds, _ = project.run("vagrant", "ssh-config")
+            runs["ssh_config"].append(seconds)
+
+            # cold: no cached SSH settings, so Vagrant is asked first
+            cache = next((project.root / ".vagrant" / "machines" / "default").glob("*/check-lab-ssh.json"), None)
+            if cache:
+                cache.unlink()
+            project.run(str(BIN / "check-lab"), "07", "--json", str(project.root / "r.json"))
+            runs["first_cmd_cold"].append(json.loads((project.root / "r.json").read_text())["timings"]
+                                          ["first_command_s"])
+
+        _s, proc = timed([sys.executable, "-X", "importtime", "-c", "import checker.cli, checker.runner"],
+                         REPO, os.environ)
+        total_us = sum(int(m.group(1)) for m in re.finditer(r"import time:\s+(\d+) \|", proc.stderr))
+        figures["import_checker_s"] = total_us / 1e6
+        figures["peak_rss_mb"] = peak_kb / 1024
+    finally:
+        project.destroy()
+
+    for key, values in runs.items():
+        figures[f"{key}_s"] = median(values)
+    figures["ratio_check_lab_vs_raw_ssh"] = figures["check_lab_s"] / figures["raw_ssh_s"]
+    figures["ratio_naive_vs_check_lab"] = figures["naive_s"] / figures["check_lab_s"]
+
+    rows = [
+        ("check-lab 07 (warm cache)", f"{figures['check_lab_s']:.2f} s", ""),
+        ("same commands as one raw ssh script", f"{figures['raw_ssh_s']:.2f} s", ""),
+        ("  ratio check-lab / raw ssh", f"{figures['ratio_check_lab_vs_raw_ssh']:.2f}", "goal ≤ 1.15"),
+        ("naive: one `vagrant ssh -c` per step", f"{figures['naive_s']:.2f} s",
+         f"{figures['ratio_naive_vs_check_lab']:.1f}× check-lab"),
+        ("check-lab start → first remote command, warm", f"{figures['first_cmd_warm_s']:.3f} s", "goal ≤ 0.3 s"),
+        ("check-lab start → first remote command, cold", f"{figures['first_cmd_cold_s']:.3f} s", ""),
+        ("`vagrant ssh-config` alone", f"{figures['ssh_config_s']:.2f} s", ""),
+        ("no-op re-provision (lab-env provision)", f"{figures['noop_provision_s']:.2f} s", "goal ≤ 2 s"),
+        ("lab-env up → ready, container VM", f"{figures['lab_env_up_docker_s']:.1f} s", "goal ≤ 15 s"),
+        ("import checker (python -X importtime)", f"{figures['import_checker_s']:.3f} s", ""),
+        ("peak memory of a check-lab run", f"{figures['peak_rss_mb']:.0f} MB", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\nbenchmark, medians of {args.reps} (side by side, alternating):")
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value:>9}  {note}")
+    Path(args.json).write_text(json.dumps({"reps": args.reps, "figures": figures, "runs": runs}, indent=2) + "\n")
+    print(f"\nfigures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
