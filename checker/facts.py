@@ -26,9 +26,13 @@ class Engine:
     operating_system: str = ""
     kernel: str = ""
     cgroup_version: str = ""
+    client_version: str = ""
+    buildx: bool = False
+    buildkit_env: str | None = None  # DOCKER_BUILDKIT in the target user's environment
 
     @classmethod
-    def from_info(cls, info: dict) -> "Engine":
+    def from_info(cls, info: dict, client_version: str = "", buildx: bool = False,
+                  buildkit_env: str | None = None) -> "Engine":
         return cls(
             server_version=str(info.get("ServerVersion", "")),
             storage_driver=str(info.get("Driver", "")),
@@ -37,17 +41,40 @@ class Engine:
             operating_system=str(info.get("OperatingSystem", "")),
             kernel=str(info.get("KernelVersion", "")),
             cgroup_version=str(info.get("CgroupVersion", "")),
+            client_version=client_version,
+            buildx=buildx,
+            buildkit_env=buildkit_env,
         )
 
     @property
     def containerd_store(self) -> bool:
         return any("io.containerd.snapshotter" in value for _key, value in self.driver_status)
 
+    @property
+    def image_store(self) -> str:
+        return "containerd" if self.containerd_store else self.storage_driver
+
+    @property
+    def builder(self) -> str:
+        """The builder `docker build` uses by default for this user: legacy or buildkit."""
+        if self.buildkit_env in ("0", "false"):
+            return "legacy"
+        if self.buildkit_env in ("1", "true"):
+            return "buildkit"
+        major = int(self.client_version.split(".")[0]) if self.client_version[:1].isdigit() else 0
+        # Since Docker 23 the CLI builds with BuildKit (through buildx) unless told otherwise.
+        return "buildkit" if major >= 23 and self.buildx else "legacy"
+
+    def describe(self) -> str:
+        store = "containerd image store" if self.containerd_store else f"{self.storage_driver} storage driver"
+        return f"Docker {self.server_version}, {store}, {self.builder} builder"
+
     def as_dict(self) -> dict:
-        return {"server_version": self.server_version, "storage_driver": self.storage_driver,
-                "docker_root_dir": self.docker_root_dir, "containerd_image_store": self.containerd_store,
-                "operating_system": self.operating_system, "kernel": self.kernel,
-                "cgroup_version": self.cgroup_version}
+        return {"server_version": self.server_version, "client_version": self.client_version,
+                "storage_driver": self.storage_driver, "image_store": self.image_store,
+                "containerd_image_store": self.containerd_store, "builder": self.builder, "buildx": self.buildx,
+                "docker_root_dir": self.docker_root_dir, "operating_system": self.operating_system,
+                "kernel": self.kernel, "cgroup_version": self.cgroup_version}
 
 
 @dataclass(frozen=True)
@@ -135,6 +162,29 @@ class HistoryRow:
     @property
     def missing_id(self) -> bool:
         return self.id in ("<missing>", "")
+
+
+@dataclass(frozen=True)
+class LayerStore:
+    """Where the engine keeps image layers: the containerd overlayfs snapshotter's committed snapshots
+    (by chain ID) and its snapshot directories."""
+
+    snapshots: dict  # chain id -> kind (Committed, Active, View)
+    directories: tuple[str, ...]
+    path: str
+
+
+def chain_ids(diff_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """OCI chain IDs of a layer stack: how snapshotters name the snapshot of each layer."""
+    import hashlib
+
+    chain: list[str] = []
+    for diff in diff_ids:
+        if not chain:
+            chain.append(diff)
+        else:
+            chain.append("sha256:" + hashlib.sha256(f"{chain[-1]} {diff}".encode()).hexdigest())
+    return chain
 
 
 @dataclass

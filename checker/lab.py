@@ -104,6 +104,7 @@ class Lab:
     resources: dict[str, tuple[str, ...]]
     steps: tuple[Step, ...]
     claims: tuple[ClaimSpec, ...]
+    statements: tuple[ClaimSpec, ...] = ()  # sentences of the lab's text (title), checked as written
 
     @property
     def name(self) -> str:
@@ -318,12 +319,13 @@ def _safe_file(folder: Path, name: str, spec: _Spec) -> str:
 
 
 def load(folder: Path) -> Lab:
-    from checker import claims, parsers, probes  # the registries the spec refers to
+    from checker import parsers, probes  # the registries the spec refers to
 
     folder = Path(folder)
     path = folder / LAB_FILE
     top = _Spec(_load_yaml(path), "top level", path)
-    top.only({"schema", "id", "title", "description", "variables", "files", "resources", "steps", "claims"})
+    top.only({"schema", "id", "title", "description", "variables", "files", "resources", "steps", "claims",
+              "statements"})
     schema = top.get("schema", int, required=True)
     if schema != SCHEMA:
         raise top.fail(f"schema {schema} is not supported (this check-lab reads schema {SCHEMA})")
@@ -411,34 +413,45 @@ def load(folder: Path) -> Lab:
         steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
                           parse, spec.get("may_fail", bool, False), tuple(after)))
 
-    claim_specs: list[ClaimSpec] = []
-    claim_ids: set[str] = set()
     facts_known = seen | fact_names
-    for i, raw in enumerate(top.get("claims", list, required=True)):
-        spec = _Spec(raw, f"claims[{i}]", path)
-        spec.only({"id", "title", "check", "with", "hint", "points"})
+    claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, set(variables))
+    statements = _checks(top.get("statements", list, []), "statements", path, facts_known, set(variables))
+
+    return Lab(lab_id, title, folder.resolve(), top.get("description", str, "").strip(), variables, files,
+               resources, tuple(steps), claim_specs, statements)
+
+
+def _checks(items: list, section: str, path: Path, facts_known: set[str], variables: set[str]) -> tuple[ClaimSpec, ...]:
+    """The `claims` (or `statements`) of a lab: each a registered check with its parameters."""
+    from checker import claims
+
+    specs: list[ClaimSpec] = []
+    ids: set[str] = set()
+    title_key = "title" if section == "claims" else "text"
+    for i, raw in enumerate(items):
+        spec = _Spec(raw, f"{section}[{i}]", path)
+        spec.only({"id", title_key, "check", "with", "hint", "points"} if section == "claims"
+                  else {"id", title_key, "check", "with"})
         cid = spec.get("id", str, required=True)
-        spec.where = f"claim {cid!r}"
+        spec.where = f"{section[:-1]} {cid!r}"
         if not ID_RE.match(cid):
             raise spec.fail("ids are lower-case letters, digits and -")
-        if cid in claim_ids:
-            raise spec.fail("duplicate claim id")
-        claim_ids.add(cid)
+        if cid in ids:
+            raise spec.fail(f"duplicate {section[:-1]} id")
+        ids.add(cid)
         check = spec.get("check", str, required=True)
         if check not in claims.CLAIMS:
             raise spec.fail(f"unknown check {check!r} (known: {', '.join(sorted(claims.CLAIMS))})")
         args = spec.get("with", dict, {}) or {}
-        problem = claims.CLAIMS[check].check_args(args, facts_known, set(variables))
+        problem = claims.CLAIMS[check].check_args(args, facts_known, variables)
         if problem:
             raise spec.fail(problem)
-        points = spec.get("points", (int, float), 1)
+        points = spec.get("points", (int, float), 1) if section == "claims" else 0
         if points < 0:
             raise spec.fail("points must not be negative")
-        claim_specs.append(ClaimSpec(cid, spec.get("title", str, cid), check, args,
-                                     spec.get("hint", str, ""), float(points)))
-
-    return Lab(lab_id, title, folder.resolve(), top.get("description", str, "").strip(), variables, files,
-               resources, tuple(steps), tuple(claim_specs))
+        specs.append(ClaimSpec(cid, spec.get(title_key, str, cid if section == "claims" else ...), check, args,
+                               spec.get("hint", str, "") if section == "claims" else "", float(points)))
+    return tuple(specs)
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, str]:

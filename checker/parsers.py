@@ -195,6 +195,9 @@ def parse_json_lines(text: str) -> list[dict]:
     return out
 
 
+# Parsers that read stdout and stderr together (BuildKit writes its progress to stderr).
+BOTH_STREAMS = {"docker_build"}
+
 PARSERS = {
     "docker_pull": parse_pull,
     "docker_build": parse_build,

@@ -7,10 +7,11 @@ lab.yaml names them: `after: [{probe: image, ref: "my-image:1.0", as: my_image}]
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from checker.facts import Container, Engine, HistoryRow, Image
+from checker.facts import Container, Engine, HistoryRow, Image, LayerStore
 from checker.transport import Result
 
 
@@ -40,7 +41,7 @@ class ProbeDef:
     name: str
     required: tuple[str, ...]
     optional: tuple[str, ...]
-    build: Callable[[dict, Engine | None], tuple[list[str], bool]]  # -> (argv, needs root)
+    build: Callable[[dict, Engine | None], tuple[list[str], bool] | None]  # -> (argv, needs root); None: skip
     parse: Callable[[Result, dict], Any]
     timeout: float = 120.0
 
@@ -76,29 +77,78 @@ def _containers_parse(result: Result, args: dict) -> list[Container]:
     return [Container.from_inspect(item) for item in _json_lines(result)]
 
 
+CONTAINERD_ROOT = "/var/lib/containerd"
+SECTION = "@@check-lab-section@@"
+
+
 def _disk_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
-    path = args.get("path") or (engine.docker_root_dir if engine else "/var/lib/docker")
-    # -x: stay on the engine's file system; without it du also walks every running container's
-    # mounted root file system and counts the image once per container.
-    return ["du", "-sx", "--block-size=1", path], True
+    root = args.get("path") or (engine.docker_root_dir if engine else "/var/lib/docker")
+    # -x: stay on the engine's file systems; without it du also walks every running container's mounted
+    # root file system and counts the image once per container. The containerd image store keeps layers
+    # and container snapshots under a system containerd's root when there is one.
+    extra = ""
+    if not args.get("path") and engine is not None and engine.containerd_store:
+        extra = f' $([ -d {CONTAINERD_ROOT} ] && echo {CONTAINERD_ROOT})'
+    return ["sh", "-c", f"du -sxc --block-size=1 {shlex.quote(root)}{extra}"], True
 
 
 def _disk_parse(result: Result, args: dict) -> int:
     if result.exit_status != 0:
         raise ProbeError(result.first_error_line())
     try:
-        return int(result.stdout.split()[0])
+        return int(result.stdout.strip().splitlines()[-1].split()[0])  # the `total` line
     except (IndexError, ValueError):
         raise ProbeError(f"unexpected du output: {result.stdout[:120]!r}") from None
+
+
+def _engine_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
+    script = (f"docker info --format '{{{{json .}}}}' || exit $?; echo {SECTION}; "
+              f"docker version --format '{{{{.Client.Version}}}}' 2>/dev/null; echo {SECTION}; "
+              f"docker buildx version >/dev/null 2>&1 && echo yes; echo {SECTION}; "
+              "printf '%s\\n' \"${DOCKER_BUILDKIT-<unset>}\"")
+    return ["sh", "-c", script], False
 
 
 def _engine_parse(result: Result, args: dict) -> Engine:
     if result.exit_status != 0:
         raise ProbeError(result.first_error_line())
+    parts = [p.strip() for p in result.stdout.split(SECTION)]
+    if len(parts) != 4:
+        raise ProbeError("unexpected output from docker info")
     try:
-        return Engine.from_info(json.loads(result.stdout))
+        info = json.loads(parts[0])
     except ValueError:
         raise ProbeError("docker info printed no JSON") from None
+    env = parts[3] if parts[3] != "<unset>" else None
+    return Engine.from_info(info, client_version=parts[1], buildx=parts[2] == "yes", buildkit_env=env)
+
+
+def _layer_store_build(args: dict, engine: Engine | None) -> tuple[list[str], bool] | None:
+    if engine is None or not engine.containerd_store:
+        return None  # the classic store's layer directories are what the lab itself lists
+    # containerd's socket: a system containerd's, or the one dockerd started itself (no system service);
+    # the overlayfs snapshotter says where its root is.
+    script = ("for a in /run/containerd/containerd.sock /run/docker/containerd/containerd.sock; do "
+              "[ -S \"$a\" ] && break; done; c=\"ctr --address $a\"; "
+              "root=$($c plugins ls -d id==overlayfs | awk '$1 == \"root\" {print $2}'); "
+              f"$c -n moby snapshots --snapshotter overlayfs ls && echo {SECTION} && ls \"$root/snapshots\" && "
+              f"echo {SECTION} && echo \"$root/snapshots\"")
+    return ["sh", "-c", script], True
+
+
+def _layer_store_parse(result: Result, args: dict) -> LayerStore:
+    if result.exit_status != 0:
+        raise ProbeError(result.first_error_line())
+    parts = result.stdout.split(SECTION)
+    if len(parts) != 3:
+        raise ProbeError("unexpected output from ctr")
+    listing, dirs, path = parts
+    snapshots = {}
+    for line in listing.splitlines()[1:]:  # KEY PARENT KIND
+        fields = line.split()
+        if len(fields) >= 2:
+            snapshots[fields[0]] = fields[-1]
+    return LayerStore(snapshots, tuple(d for d in dirs.split() if d), path.strip())
 
 
 def _names(args: dict) -> list[str]:
@@ -119,6 +169,6 @@ PROBES: dict[str, ProbeDef] = {
                                           *_names(a)], False),
                            _containers_parse),
     "disk": ProbeDef("disk", (), ("path",), _disk_build, _disk_parse, timeout=300.0),
-    "engine": ProbeDef("engine", (), (),
-                       lambda a, e: (["docker", "info", "--format", "{{json .}}"], False), _engine_parse),
+    "engine": ProbeDef("engine", (), (), _engine_build, _engine_parse),
+    "layer_store": ProbeDef("layer_store", (), (), _layer_store_build, _layer_store_parse),
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import shlex
 import socket
 import time
@@ -23,7 +24,7 @@ from checker import claims as claims_mod
 from checker.errors import TargetError
 from checker.facts import Engine, Facts, StepFact
 from checker.lab import Plan, Step
-from checker.parsers import PARSERS
+from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
 from checker.transport import Result, Transport, process_started_at
 
@@ -58,6 +59,7 @@ class RunReport:
     engine: Engine | None = None
     steps: list[StepFact] = field(default_factory=list)
     claims: list[claims_mod.ClaimResult] = field(default_factory=list)
+    statements: list[claims_mod.ClaimResult] = field(default_factory=list)  # the lab's text on this engine
     notes: list[str] = field(default_factory=list)  # what cleanup did or could not do
     duration: float = 0.0
     interrupted: bool = False
@@ -67,6 +69,11 @@ class RunReport:
     @property
     def passed(self) -> bool:
         return bool(self.claims) and all(c.passed for c in self.claims) and not self.error and not self.interrupted
+
+    @property
+    def differences(self) -> list[claims_mod.ClaimResult]:
+        """The lab's statements that do not hold as written on this engine (judged ones only)."""
+        return [s for s in self.statements if s.verdict == claims_mod.FAIL]
 
     @property
     def score(self) -> tuple[float, float]:
@@ -262,7 +269,8 @@ class Runner:
                     fact.error = result.first_error_line()
             if step.parse and not result.timed_out:
                 try:
-                    fact.parsed = PARSERS[step.parse](result.stdout)
+                    text = result.stdout + ("\n" + result.stderr if step.parse in BOTH_STREAMS else "")
+                    fact.parsed = PARSERS[step.parse](text)
                 except (ValueError, KeyError) as exc:
                     fact.error = f"unreadable output ({exc})"
                     if fact.status == "passed":
@@ -280,7 +288,11 @@ class Runner:
         for probe in step.after:
             pdef = PROBES[probe.kind]
             args = self.plan.probe_args(probe)
-            argv, needs_root = pdef.build(args, self.facts.engine)
+            built = pdef.build(args, self.facts.engine)
+            if built is None:  # nothing to gather on this engine
+                self.facts.gathered[probe.name] = None
+                continue
+            argv, needs_root = built
             command = shlex.join(argv)
             res = self.sh(self.root_wrap(command) if needs_root else argv, timeout=pdef.timeout * self.timeout_factor)
             if res.timed_out:
@@ -312,6 +324,8 @@ class Runner:
         for ref in self.pulled_by_us:
             if ref in self._existing("image", [ref]):
                 self._remove("image", ref, "pulled by the lab")
+        if self.facts.engine is not None and self.facts.engine.builder == "buildkit":
+            self._prune_build_cache()
         for kind, name, backup in reversed(self.moved):
             if kind == "container":
                 res = self.sh(["docker", "rename", backup, name], timeout=60)
@@ -323,6 +337,27 @@ class Runner:
         if self.workdir:
             self.sh(["rm", "-rf", self.workdir], timeout=60)
         self.sh(["rm", "-f", self.state_file], timeout=30)
+
+    def _prune_build_cache(self) -> None:
+        """Remove the BuildKit cache records this run's builds made (never older ones). They hold on to the
+        base image's layers: on the containerd image store, the next pull would then download nothing."""
+        removed = 0
+        for _level in range(12):  # a record can go once its children have gone: leaves first
+            res = self.sh(["docker", "system", "df", "-v", "--format", "{{json .BuildCache}}"], timeout=60)
+            try:
+                records = json.loads(res.stdout or "[]") or []
+            except ValueError:
+                return
+            ours = [r for r in records if (_epoch(str(r.get("CreatedAt", ""))) or 0) >= self.remote_now - 1]
+            parents = {r.get("Parent") for r in records if r.get("Parent")}
+            leaves = [r["ID"] for r in ours if r.get("ID") and r["ID"] not in parents]
+            if not leaves:
+                break
+            script = "; ".join(f"docker builder prune -f --filter id={shlex.quote(i)} >/dev/null" for i in leaves)
+            self.sh(script, timeout=120)
+            removed += len(leaves)
+        if removed:
+            self.notes.append(f"removed {removed} build cache record(s) made by the lab's builds")
 
     # -- all of it
 
@@ -358,6 +393,7 @@ class Runner:
         if born is not None and first is not None:
             report.timings["first_command_s"] = round(first - born, 3)
         report.claims = claims_mod.evaluate(self.lab.claims, self.facts)
+        report.statements = claims_mod.evaluate(self.lab.statements, self.facts)
         report.duration = time.monotonic() - started
         return report
 
@@ -366,7 +402,8 @@ def _epoch(created: str) -> float | None:
     """Docker's RFC 3339 timestamps (nanoseconds, Z) as seconds since the epoch."""
     if not created:
         return None
-    text = created.replace("Z", "+00:00")
+    text = created.replace(" UTC", "").replace("Z", "+00:00")
+    text = re.sub(r"^(\S+) (\S+) ([+-]\d\d)(\d\d)$", r"\1T\2\3:\4", text)  # BuildKit: "date time +0000"
     if "." in text:
         head, frac = text.split(".", 1)
         digits = "".join(ch for ch in frac if ch.isdigit())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from checker.claims import Verdict, check, size_option
-from checker.facts import Container, Facts, HistoryRow, Image, StepFact
+from checker.facts import Container, Facts, HistoryRow, Image, LayerStore, MissingFact, StepFact, chain_ids
 from checker.parsers import DuEntry, human
 
 
@@ -16,8 +16,6 @@ def _name(image: Image) -> str:
 
 
 def _need_image(image: Image | None, what: str) -> Image:
-    from checker.facts import MissingFact
-
     if image is None:
         raise MissingFact(f"the image {what} does not exist on the engine")
     return image
@@ -36,13 +34,20 @@ def _lab_containers(facts: Facts, containers: list[Container]) -> tuple[list[str
 # ------------------------------------------------------------------------------------------------ images
 
 
+def _containerd(facts: Facts) -> bool:
+    return bool(facts.engine and facts.engine.containerd_store)
+
+
 @check("layers_pulled_separately", refs={"pull": "pull", "image": "base_image"})
 def layers_pulled_separately(facts: Facts, pull: StepFact, image: Image | None) -> Verdict:
     image = _need_image(image, "pulled")
     out = pull.parsed
-    reported = out.with_status("Pull complete", "Already exists")
+    # The classic store ends each layer's line with "Pull complete" (or "Already exists"); the containerd
+    # image store unpacks later and ends each with "Download complete".
+    done = ("Pull complete", "Already exists") + (("Download complete",) if _containerd(facts) else ())
+    reported = out.with_status(*done)
     n = len(image.layers)
-    expected = f"one line per layer: {n} layer(s) of {_name(image)}, each reported on its own"
+    expected = f"one line per layer: {n} layer(s) of {_name(image)}, each reported on its own ({' / '.join(done)})"
     observed = f"{len(reported)} layer(s) reported separately" + (f" ({', '.join(reported)})" if reported else "")
     hint = None
     if not reported and out.status and "up to date" in out.status.lower():
@@ -53,12 +58,27 @@ def layers_pulled_separately(facts: Facts, pull: StepFact, image: Image | None) 
                    {"layers": list(image.layers), "reported": reported})
 
 
-@check("layers_stored_in_driver_dir", refs={"listing": "driver-dir", "image": "base_image"})
-def layers_stored_in_driver_dir(facts: Facts, listing: StepFact, image: Image | None) -> Verdict:
+@check("layers_stored_in_driver_dir", refs={"listing": "driver-dir", "image": "base_image", "store": "layer_store"})
+def layers_stored_in_driver_dir(facts: Facts, listing: StepFact, image: Image | None,
+                                store: LayerStore | None) -> Verdict:
     image = _need_image(image, "pulled")
+    n = len(image.layers)
+    if _containerd(facts):
+        # The containerd image store: each layer is a committed snapshot (named by its chain ID) of the
+        # overlayfs snapshotter, and each snapshot is one numbered directory.
+        if store is None:
+            raise MissingFact("the containerd snapshots were not listed")
+        chains = chain_ids(image.layers)
+        committed = [c for c in chains if store.snapshots.get(c) == "Committed"]
+        expected = (f"{n} committed snapshots for the {n} layer(s) of {_name(image)}, each its own directory "
+                    f"under {store.path}")
+        observed = (f"{len(committed)} of {n} layers are committed snapshots; {len(store.directories)} snapshot "
+                    f"directories for {len(store.snapshots)} snapshots")
+        ok = n > 0 and len(committed) == n and len(store.directories) == len(store.snapshots)
+        return Verdict(ok, expected, observed, None,
+                       {"chain_ids": chains, "snapshots": len(store.snapshots), "dirs": list(store.directories)})
     engine = facts.engine
     root = engine.docker_root_dir if engine else "/var/lib/docker"
-    n = len(image.layers)
     expected = f"{n} directories in {root}/overlay2, one per layer of {_name(image)}"
     if image.graph_driver != "overlay2":
         return Verdict(False, expected, f"the engine stores images with {image.graph_driver or 'an unknown driver'}",
@@ -76,6 +96,17 @@ def layers_stored_in_driver_dir(facts: Facts, listing: StepFact, image: Image | 
     return Verdict(ok, expected, observed, None, {"layer_dirs": dirs, "listed": sorted(listed)})
 
 
+def _same_row(a: HistoryRow, b: HistoryRow) -> bool:
+    """The same history row; an ID shown as <missing> (BuildKit, containerd store) is not compared."""
+    ids_match = a.id == b.id or a.missing_id or b.missing_id
+    return ids_match and (a.created_by, a.size, a.created_at, a.comment) == (b.created_by, b.size, b.created_at,
+                                                                             b.comment)
+
+
+def _same_rows(rows: list[HistoryRow], others: list[HistoryRow]) -> bool:
+    return len(rows) == len(others) and all(_same_row(a, b) for a, b in zip(rows, others))
+
+
 @check("base_layers_shared", refs={"base": "base_built", "image": "my_image", "base_history": "base_history",
                                    "image_history": "image_history"})
 def base_layers_shared(facts: Facts, base: Image | None, image: Image | None, base_history: list[HistoryRow],
@@ -86,14 +117,15 @@ def base_layers_shared(facts: Facts, base: Image | None, image: Image | None, ba
     in_order = image.layers[:k] == base.layers
     added = len(image_history) - len(base_history)
     inherited = image_history[added:] if added >= 1 else []
-    same_rows = inherited == base_history
+    same_rows = _same_rows(inherited, base_history)
     expected = (f"all {k} layer(s) of {_name(base)} are the first {k} of {_name(image)} (same digests, same order); "
                 f"its {len(base_history)} history rows reappear unchanged below {_name(image)}'s own")
     observed = f"{shared} of {k} layer(s) shared{' in order' if in_order else ', not as a prefix'}; "
     if same_rows:
-        observed += f"{len(base_history)} of {len(base_history)} history rows identical (same IDs)"
+        ids = "same IDs" if inherited == base_history else "IDs shown as <missing> not compared"
+        observed += f"{len(base_history)} of {len(base_history)} history rows identical ({ids})"
     else:
-        same = sum(1 for a, b in zip(reversed(image_history), reversed(base_history)) if a == b)
+        same = sum(1 for a, b in zip(reversed(image_history), reversed(base_history)) if _same_row(a, b))
         observed += f"only {same} of {len(base_history)} history rows of {_name(base)} found unchanged"
     hint = None if in_order else f"build {_name(image)} FROM {_name(base)}, so it reuses its layers"
     return Verdict(k > 0 and in_order and same_rows, expected, observed, hint,
@@ -123,25 +155,41 @@ def cmd_layer_empty(facts: Facts, base: Image | None, image: Image | None, base_
     return Verdict(ok, expected, observed, hint, {"new_rows": [r.created_by for r in new_rows]})
 
 
-@check("image_sizes_equal", refs={"base": "base_built", "image": "my_image", "pulled": "base_image"},
+def content_size(history: list[HistoryRow]) -> int:
+    """What an image's layers hold, the sum of its history rows: equal to Size on the classic store; on the
+    containerd store Size counts the compressed blobs instead, and the rows the unpacked snapshots."""
+    return sum(row.size for row in history)
+
+
+@check("image_sizes_equal", refs={"base": "base_built", "image": "my_image", "pulled": "base_image",
+                                  "base_history": "base_history", "image_history": "image_history",
+                                  "pulled_history": "pulled_history"},
        options={"copied_slack": "64KiB"})
 def image_sizes_equal(facts: Facts, base: Image | None, image: Image | None, pulled: Image | None,
-                      copied_slack: str | int) -> Verdict:
+                      base_history: list[HistoryRow], image_history: list[HistoryRow],
+                      pulled_history: list[HistoryRow], copied_slack: str | int) -> Verdict:
     base, image = _need_image(base, "my-base-image"), _need_image(image, "my-image")
     pulled = _need_image(pulled, "pulled")
     files = facts.files_total
-    added = base.size - pulled.size
     slack = size_option(copied_slack)
-    expected = (f"{_name(image)} = {_name(base)} in bytes; {_name(base)} − {_name(pulled)} = the copied files "
-                f"({files} B)")
-    observed = (f"{_name(image)} {image.size:,} B, {_name(base)} {base.size:,} B, {_name(pulled)} {pulled.size:,} B; "
-                f"{_name(base)} adds {added:,} B")
-    ok = image.size == base.size and files <= added <= files + slack
+    sizes = {"image": content_size(image_history), "base": content_size(base_history),
+             "pulled": content_size(pulled_history)}
+    added = sizes["base"] - sizes["pulled"]
+    what = "unpacked layers (history)" if _containerd(facts) else "bytes"
+    expected = (f"{_name(image)} = {_name(base)} in {what}; {_name(base)} − {_name(pulled)} = the copied files "
+                f"({files} B, up to {human(slack)} more for file-system blocks)")
+    observed = (f"{_name(image)} {sizes['image']:,} B, {_name(base)} {sizes['base']:,} B, {_name(pulled)} "
+                f"{sizes['pulled']:,} B; {_name(base)} adds {added:,} B")
+    ok = sizes["image"] == sizes["base"] and files <= added <= files + slack
+    if not _containerd(facts):
+        # The classic store's Size is the same sum; say so if it is not.
+        ok = ok and (image.size, base.size, pulled.size) == (sizes["image"], sizes["base"], sizes["pulled"])
     hint = None
-    if image.size != base.size:
+    if sizes["image"] != sizes["base"]:
         hint = f"{_name(image)} should add no files to {_name(base)}: only a CMD"
     return Verdict(ok, expected, observed, hint,
-                   {"sizes": {"image": image.size, "base": base.size, "pulled": pulled.size}, "files": files})
+                   {"sizes": sizes, "size_fields": {"image": image.size, "base": base.size, "pulled": pulled.size},
+                    "files": files})
 
 
 # ------------------------------------------------------------------------------------------------ containers
@@ -170,25 +218,32 @@ def containers_running(facts: Facts, containers: list[Container], image: Image |
     return Verdict(not (missing or stopped or other) and bool(names), expected, observed, hint)
 
 
-@check("writable_layer_small", refs={"containers": "running", "image": "my_image"},
-       options={"max_writable": "64KiB"})
+@check("writable_layer_small", refs={"containers": "running", "image": "my_image", "image_history": "image_history"},
+       options={"max_writable": "64KiB", "init_allowance": "64KiB"})
 def writable_layer_small(facts: Facts, containers: list[Container], image: Image | None,
-                         max_writable: str | int) -> Verdict:
+                         image_history: list[HistoryRow], max_writable: str | int, init_allowance: str | int) -> Verdict:
     image = _need_image(image, "my-image")
     limit = size_option(max_writable)
     names, by_name = _lab_containers(facts, containers)
+    if _containerd(facts):
+        # containerd store: the virtual size is the unpacked snapshots (in file-system blocks) plus the
+        # container's own writable and init snapshots.
+        image_size, allowance = content_size(image_history), size_option(init_allowance)
+    else:
+        image_size, allowance = image.size, 0
     rows, bad = [], []
     for name in names:
         c = by_name.get(name)
         if c is None or c.size_rw is None or c.size_root_fs is None:
             bad.append(f"{name}: no size")
             continue
-        virtual_ok = c.size_root_fs - c.size_rw == image.size
+        virtual_ok = 0 <= c.size_root_fs - c.size_rw - image_size <= allowance
         if c.size_rw > limit or not virtual_ok:
             bad.append(f"{name}: writable {human(c.size_rw)}, virtual {human(c.size_root_fs)}")
         rows.append({"name": name, "size_rw": c.size_rw, "size_root_fs": c.size_root_fs})
     expected = (f"each container's writable layer ≤ {human(limit)} (near 0B) and its virtual size = "
-                f"{_name(image)}'s size {image.size:,} B")
+                f"{_name(image)}'s size {image_size:,} B" + (f" (+ ≤ {human(allowance)} of its own snapshots)"
+                                                              if allowance else ""))
     sizes = sorted({r["size_rw"] for r in rows})
     virtuals = sorted({r["size_root_fs"] for r in rows})
     observed = (f"writable {', '.join(human(s) for s in sizes) or '?'}; "

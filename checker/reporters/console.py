@@ -126,6 +126,18 @@ class ConsoleReporter:
                 body.append("\nhint: " + claim.hint, style="yellow")
             table.add_row(Text(mark, style=style), Text(claim.id, style=style), body)
         c.print(table)
+        differences = report.differences
+        if report.statements:
+            c.print()
+            if differences:
+                c.print(Text(f" The lab's text vs this engine ({len(differences)} statement(s) do not hold as "
+                             "written here; the claims above are checked in the form true on this engine):",
+                             style="bold"))
+                for st in differences:
+                    c.print(Text.assemble(("  ≠ ", "magenta"), (st.title, ""), ("\n    here: ", "dim"),
+                                          (st.observed, "magenta")))
+            else:
+                c.print(Text(" The lab's text holds as written on this engine.", style="dim"))
         for note in report.notes:
             c.print(Text(f" · {note}", style="dim"))
         if report.error:

@@ -59,6 +59,11 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
              "hint": c.hint, "points": c.points, "max_points": c.max_points, "details": c.details}
             for c in report.claims
         ],
+        "lab_vs_engine": [
+            {"id": st.id, "statement": st.title, "holds": st.verdict == "pass",
+             "judged": st.verdict != "error", "here": st.observed}
+            for st in report.statements
+        ],
         "notes": list(report.notes),
         "timings": dict(report.timings),
         "error": report.error,

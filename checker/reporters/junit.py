@@ -20,6 +20,8 @@ def build(report: RunReport, exit_code: int) -> JUnitXml:
     points, max_points = report.score
     claims.add_property("score", f"{points:g}/{max_points:g}")
     claims.add_property("exit_code", str(exit_code))
+    for st in report.differences:
+        claims.add_property(f"lab-vs-engine.{st.id}", f"{st.title} | here: {st.observed}")
     for c in report.claims:
         case = TestCase(c.id, classname=f"{prefix}.claims")
         text = f"expected: {c.expected}\nobserved: {c.observed}" + (f"\nhint: {c.hint}" if c.hint else "")

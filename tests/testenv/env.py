@@ -37,11 +37,28 @@ APT_PROXY_PORT = 3199  # not apt-cacher-ng's usual 3142: keep clear of one the m
 APT_PROXY = f"http://{HOST_IP}:{APT_PROXY_PORT}"
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 
-SUITE = "bookworm"
+SUITE = "bookworm"  # the default container VM: Debian's docker.io 20.10 (engine E1)
 DEBIAN_MIRROR = os.environ.get("CHECK_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-ROOTFS_IMAGE = f"check-lab/rootfs:{SUITE}"
-VM_BASE_IMAGE = f"check-lab/vm-base:{SUITE}"
-VM_DOCKER_IMAGE = f"check-lab/vm:{SUITE}"
+# The Docker packages of each suite's container VM. trixie (docker.io 26.1, engines E2/E3) ships the
+# client separately and BuildKit as the docker-buildx plugin.
+DOCKER_PACKAGES = {"bookworm": "docker.io iptables", "trixie": "docker.io docker-cli docker-buildx iptables"}
+
+
+def rootfs_image(suite: str = SUITE) -> str:
+    return f"check-lab/rootfs:{suite}"
+
+
+def vm_base_image(suite: str = SUITE) -> str:
+    return f"check-lab/vm-base:{suite}"
+
+
+def vm_image(suite: str = SUITE) -> str:
+    return f"check-lab/vm:{suite}"
+
+
+ROOTFS_IMAGE = rootfs_image()
+VM_BASE_IMAGE = vm_base_image()
+VM_DOCKER_IMAGE = vm_image()
 NO_SSHD_IMAGE = f"check-lab/no-sshd:{SUITE}"  # a "VM" that never answers SSH (boot timeout tests)
 STANDIN_REF = "library/ubuntu:18.04"
 
@@ -302,17 +319,17 @@ def ensure_apt_proxy() -> None:
 # ---------------------------------------------------------------------------------------------- images
 
 
-def rootfs_tar() -> Path:
+def rootfs_tar(suite: str = SUITE) -> Path:
     """A Debian minbase rootfs as a tarball, made once by debootstrap and cached."""
-    out = CACHE / f"{SUITE}-minbase.tar"
+    out = CACHE / f"{suite}-minbase.tar"
     if out.exists():
         return out
     CACHE.mkdir(parents=True, exist_ok=True)
-    work = CACHE / f"{SUITE}-rootfs.tmp"
+    work = CACHE / f"{suite}-rootfs.tmp"
     if work.exists():
         shutil.rmtree(work)
-    log(f"debootstrap {SUITE} (minbase) from {DEBIAN_MIRROR}; about a minute")
-    run(["debootstrap", "--variant=minbase", SUITE, str(work), DEBIAN_MIRROR])
+    log(f"debootstrap {suite} (minbase) from {DEBIAN_MIRROR}; about a minute")
+    run(["debootstrap", "--variant=minbase", suite, str(work), DEBIAN_MIRROR])
     tmp = out.with_suffix(".tar.tmp")
     run(["tar", "--numeric-owner", "-C", str(work), "-cf", str(tmp), "."])
     tmp.rename(out)
@@ -326,7 +343,7 @@ TRIM = ("./usr/share/doc/", "./usr/share/man/", "./usr/share/locale/", "./usr/sh
 
 def trimmed_tar(full: Path) -> Path:
     """The rootfs without documentation, locales and caches: the stand-in base image's first layer."""
-    out = CACHE / f"{SUITE}-minbase-trimmed.tar"
+    out = full.with_name(full.name.replace(".tar", "-trimmed.tar"))
     if out.exists() and out.stat().st_mtime >= full.stat().st_mtime:
         return out
     tmp = out.with_suffix(".tmp")
@@ -354,14 +371,17 @@ def build(settings: dict, tag: str, context: Path, *, network_host: bool = False
     run(argv + [str(context)], env=docker_env(settings))
 
 
-def ensure_images(settings: dict) -> None:
-    env = docker_env(settings)
-    full = rootfs_tar()
-    if not image_exists(settings, ROOTFS_IMAGE):
-        log(f"importing {ROOTFS_IMAGE}")
-        run(["docker", "import", str(full), ROOTFS_IMAGE], env=env)
+def ensure_rootfs_image(settings: dict, suite: str) -> Path:
+    full = rootfs_tar(suite)
+    if not image_exists(settings, rootfs_image(suite)):
+        log(f"importing {rootfs_image(suite)}")
+        run(["docker", "import", str(full), rootfs_image(suite)], env=docker_env(settings))
+    return full
 
-    # The stand-in base image of the labs, pushed to the mirror.
+
+def ensure_standin(settings: dict) -> None:
+    """The stand-in base image of the labs (from the bookworm rootfs), pushed to the mirror."""
+    full = ensure_rootfs_image(settings, SUITE)
     ctx = CACHE / "standin-context"
     ctx.mkdir(parents=True, exist_ok=True)
     shutil.copy2(IMAGES / "standin-ubuntu" / "Dockerfile", ctx / "Dockerfile")
@@ -374,16 +394,26 @@ def ensure_images(settings: dict) -> None:
     build(settings, mirror_ref, ctx)
     if not mirror_has(STANDIN_REF, image_digest(settings, mirror_ref)):
         log(f"pushing the stand-in {STANDIN_REF} to the mirror")
-        run(["docker", "push", mirror_ref], env=env)
+        run(["docker", "push", mirror_ref], env=docker_env(settings))
 
-    base_ctx = CACHE / "vm-base-context"
+
+def ensure_vm_images(settings: dict, suite: str = SUITE) -> str:
+    """The container-VM images of a Debian suite (without and with Docker); returns the one with Docker."""
+    ensure_rootfs_image(settings, suite)
+    base_ctx = CACHE / f"vm-base-context-{suite}"
     if base_ctx.exists():
         shutil.rmtree(base_ctx)
     shutil.copytree(IMAGES / "vm-base", base_ctx)
     shutil.copy2(vagrant_public_key(), base_ctx / "vagrant.pub")
-    build(settings, VM_BASE_IMAGE, base_ctx, network_host=True, build_args={"ROOTFS": ROOTFS_IMAGE})
-    build(settings, VM_DOCKER_IMAGE, IMAGES / "vm-docker", network_host=True,
-          build_args={"BASE": VM_BASE_IMAGE})
+    build(settings, vm_base_image(suite), base_ctx, network_host=True, build_args={"ROOTFS": rootfs_image(suite)})
+    build(settings, vm_image(suite), IMAGES / "vm-docker", network_host=True,
+          build_args={"BASE": vm_base_image(suite), "PACKAGES": DOCKER_PACKAGES[suite]})
+    return vm_image(suite)
+
+
+def ensure_images(settings: dict) -> None:
+    ensure_standin(settings)
+    ensure_vm_images(settings, SUITE)
     build(settings, NO_SSHD_IMAGE, IMAGES / "no-sshd", build_args={"ROOTFS": ROOTFS_IMAGE})
 
 

@@ -99,3 +99,20 @@ def test_bad_sizes_are_refused():
         parsers.docker_size("lots")
     with pytest.raises(ValueError):
         parsers.parse_ps_size("")
+
+
+def test_buildkit_build_output_from_stderr():
+    calls = json.loads(transcript("e2-trixie-docker26-buildkit", "pass").read_text())["calls"]
+    call = next(c for c in calls if "command" in c and "-f Dockerfile-my-base-image" in c["command"])
+    out = parsers.parse_build(call["result"]["stdout"] + "\n" + call["result"]["stderr"])
+    assert out.builder == "buildkit"
+    assert (2, 2, "COPY . /app") in out.steps
+    assert out.tags == ["docker.io/library/my-base-image:1.0"]
+    assert out.image_id and out.image_id.startswith("sha256:")
+
+
+def test_containerd_store_pull_ends_each_layer_with_download_complete():
+    out = parsers.parse_pull(step_output("e3-trixie-docker26-containerd", "pass", "docker pull "))
+    assert len(out.order) == 3
+    assert out.with_status("Download complete") == out.order
+    assert out.with_status("Pull complete") == []

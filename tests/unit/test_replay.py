@@ -43,3 +43,46 @@ def test_observed_values_of_a_passing_run(tmp_path):
     assert formula["growth"] == formula["after"] - formula["before"] > 0
     assert report.engine.storage_driver == "overlay2" and report.engine.server_version.startswith("20.10")
     assert report.notes[-1] == "removed image ubuntu:18.04 (pulled by the lab)"
+
+
+# What each engine prints differently from the lab's text (E1 is the engine the lab was written for).
+DIFFERENCES = {
+    "e1-bookworm-docker20": set(),
+    "e2-trixie-docker26-buildkit": {"build-steps", "history-ids"},
+    "e3-trixie-docker26-containerd": {"pull-complete-lines", "layers-in-overlay2", "build-steps", "history-ids",
+                                      "same-size-field", "writable-0b", "virtual-is-image-size"},
+}
+ENGINES = {
+    "e1-bookworm-docker20": ("overlay2", "legacy", "20.10"),
+    "e2-trixie-docker26-buildkit": ("overlay2", "buildkit", "26.1"),
+    "e3-trixie-docker26-containerd": ("containerd", "buildkit", "26.1"),
+}
+
+
+@pytest.mark.parametrize("engine", sorted(DIFFERENCES))
+def test_lab_text_differences_per_engine(engine, tmp_path):
+    report = replay(engine, "pass", tmp_path)
+    assert {s.id for s in report.differences} == DIFFERENCES[engine]
+    assert all(s.verdict != "error" for s in report.statements)
+    for statement in report.differences:
+        assert statement.observed  # what is true instead
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_engine_is_detected(engine, tmp_path):
+    report = replay(engine, "pass", tmp_path)
+    store, builder, version = ENGINES[engine]
+    assert report.engine.image_store == store
+    assert report.engine.builder == builder
+    assert report.engine.server_version.startswith(version)
+
+
+def test_containerd_store_claims_use_engine_true_data(tmp_path):
+    report = replay("e3-trixie-docker26-containerd", "pass", tmp_path)
+    claims = {c.id: c for c in report.claims}
+    assert "committed snapshots" in claims["layers-stored-in-driver-dir"].observed
+    sizes = claims["image-sizes-equal"].details
+    assert sizes["sizes"]["image"] == sizes["sizes"]["base"]
+    assert sizes["size_fields"]["image"] != sizes["size_fields"]["base"]  # Size counts compressed blobs there
+    assert {c["size_rw"] for c in claims["container-writable-layer-small"].details["containers"]} == {4096}
+    assert any("build cache record" in note for note in report.notes)

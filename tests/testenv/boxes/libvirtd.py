@@ -20,8 +20,9 @@ undefines it).
 
 `stop` ends only what `start` started, by PID. libvirtd leaves QEMU processes and the networks' dnsmasq and
 bridges running when it exits, so before it goes `stop` destroys the active networks (the management networks
-vagrant-libvirt made) and refuses to go on while domains run, unless --force (then it destroys them too).
-The pool definition, the images in it and libvirt's state stay.
+vagrant-libvirt made) and refuses to go on while domains run, unless --force (then it destroys them too);
+after it, the empty LIBVIRT_* iptables chains libvirtd made. The definitions of the pool and the network, the
+box images in the pool and libvirt's state stay.
 
 Without libvirt-daemon-system (which would need systemd or sysv scripts) a few things are missing;
 prepare() adds them: the directories under /var/log, /var/lib, /var/cache; the `libvirt-qemu` system user (the
@@ -179,7 +180,10 @@ def ensure_network() -> None:
                                   prefix=MGMT_HOST_IP.rsplit(".", 1)[0], route=REGISTRY_ROUTE)
         path = RUN / f"{MGMT_NET}.xml"
         path.write_text(xml)
-        virsh("net-define", str(path))
+        try:
+            virsh("net-define", str(path))
+        finally:
+            path.unlink()
         log(f"network {MGMT_NET} defined: {MGMT_CIDR} on {MGMT_BRIDGE}, isolated, route {REGISTRY_ROUTE}")
     if not re.search(r"^Active:\s+yes", virsh("net-info", MGMT_NET).stdout, re.M):
         virsh("net-start", MGMT_NET)
@@ -210,8 +214,28 @@ def _kill(daemon: Daemon, timeout: float = 30) -> None:
     log(f"{daemon.name} (PID {pid}) stopped")
 
 
+def remove_empty_firewall_chains() -> None:
+    """libvirtd leaves its top-level LIBVIRT_* chains (and the jumps to them) behind: drop the empty ones."""
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for table in ("filter", "nat", "mangle"):
+            rules = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
+            lines = rules.splitlines()
+            chains = [ln.split()[1] for ln in lines if ln.startswith("-N LIBVIRT_")]
+            for chain in chains:
+                if any(ln.startswith(f"-A {chain} ") for ln in lines):
+                    continue  # not empty: leave it
+                for ln in lines:
+                    parts = ln.split()
+                    if parts[:1] == ["-A"] and parts[2:] == ["-j", chain]:
+                        subprocess.run([tool, "-w", "-t", table, "-D", parts[1], "-j", chain], check=False)
+                subprocess.run([tool, "-w", "-t", table, "-X", chain], check=False)
+
+
 def stop(force: bool = False) -> None:
-    if LIBVIRTD.own_pid() is not None:
+    ours = LIBVIRTD.own_pid() is not None
+    if ours:
         running = virsh("list", "--name", check=False).stdout.split()
         if running and not force:
             raise RuntimeError(f"domains still running: {', '.join(running)} (vagrant destroy, or stop --force)")
@@ -223,6 +247,8 @@ def stop(force: bool = False) -> None:
             virsh("net-destroy", net, check=False)
             log(f"network {net} stopped")
     _kill(LIBVIRTD)
+    if ours:
+        remove_empty_firewall_chains()
     _kill(VIRTLOGD)
 
 

@@ -4,9 +4,9 @@
     smoke.py SUITE [--box FILE] [--dir /tmp/lvtest-SUITE] [--keep] [--no-add]
 
 Starts libvirt first (libvirtd.py start; it is left running: `libvirtd.py stop` ends it). The project folder
-gets Vagrantfile.tcg. `vagrant box add --force --name check-lab/SUITE` replaces the box; its old image in the
-storage pool is deleted first, since vagrant-libvirt would otherwise keep booting the stale copy of a box of
-the same name and version. In the VM: the engine answers (`docker version`), a container runs from an image
+gets Vagrantfile.tcg. `vagrant box add --force --name check-lab/SUITE` replaces the box; its old images in the
+storage pool are deleted first (vagrant-libvirt names the uploaded copy of a version-less box after the box's
+timestamp, so a re-added box gets a new volume and the old ones would pile up). In the VM: the engine answers (`docker version`), a container runs from an image
 imported from a few of the guest's own files (no registry needed), the route to the testenv registry
 (172.29.107.1:5000, via the management network's DHCP route) and whether its /v2/ answers.
 Prints a JSON summary at the end. Standard library only.
@@ -45,6 +45,8 @@ CHECKS = {
     "registry /v2/": "python3 -c \"import urllib.request as u; r = u.urlopen('http://172.29.107.1:5000/v2/', "
                      "timeout=10); print(r.status, r.headers.get('Docker-Distribution-Api-Version'))\"",
     "no default route": "! ip route | grep -q '^default' && echo no default route",
+    "buildx": "sudo docker buildx version 2>&1 || true",
+    "boot": "systemd-analyze || true; systemd-analyze blame | head -5",
 }
 
 
@@ -55,24 +57,31 @@ def sh(argv: list[str], cwd: Path, timeout: float = 1800) -> tuple[int, str, flo
     return proc.returncode, proc.stdout, round(time.monotonic() - t0, 1)
 
 
-def step(name: str, argv: list[str], cwd: Path, summary: dict, *, must: bool = True) -> str:
-    rc, out, secs = sh(argv, cwd)
+def step(name: str, argv: list[str], cwd: Path, summary: dict, *, must: bool = True) -> None:
+    """Run a Vagrant command, its output streamed with the seconds since its start (progress bars dropped)."""
+    print(f"--- {name}", flush=True)
+    t0 = time.monotonic()
+    with subprocess.Popen(argv, cwd=cwd, env=VAGRANT_ENV, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as proc:
+        for line in proc.stdout:
+            if "Progress:" not in line:
+                print(f"{time.monotonic() - t0:6.1f}  {line.rstrip()}", flush=True)
+    secs = round(time.monotonic() - t0, 1)
     summary["timings"][name] = secs
-    print(f"--- {name}: exit {rc}, {secs} s\n{out.rstrip()}", flush=True)
-    if rc != 0 and must:
-        raise SystemExit(f"smoke: {name} failed (exit {rc})")
-    return out
+    print(f"--- {name}: exit {proc.returncode}, {secs} s", flush=True)
+    if proc.returncode != 0 and must:
+        raise SystemExit(f"smoke: {name} failed (exit {proc.returncode})")
 
 
 def remove_stale_volumes(box: str) -> None:
-    """vagrant-libvirt names the uploaded box image after the box; delete it so a re-added box is used."""
+    """Delete the pool copies of earlier versions of the box (vagrant-libvirt uploads one per box timestamp)."""
     prefix = box.replace("/", "-VAGRANTSLASH-") + "_vagrant_box_image_"
     vols = libvirtd.virsh("vol-list", libvirtd.POOL, check=False).stdout.split("\n")
     for line in vols:
         name = line.split()[0] if line.split() else ""
         if name.startswith(prefix):
             libvirtd.virsh("vol-delete", "--pool", libvirtd.POOL, name)
-            print(f"smoke: deleted stale pool volume {name}", flush=True)
+            print(f"smoke: deleted old pool volume {name}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,106 @@
+"""Statements of the lab's text, checked as written against this engine's own output.
+
+The lab was written for Docker of 2019 (legacy builder, overlay2). Newer engines change what the
+commands print without changing the facts the claims check. These checks say, for each sentence of
+the lab, whether it holds as written here; `observed` is what is true instead. They never change the
+exit code: they feed the report's "this engine vs the lab's text" section.
+"""
+
+from __future__ import annotations
+
+from checker.claims import Verdict, check
+from checker.facts import Facts, Image, StepFact
+from checker.parsers import parse_ps_size
+
+
+def _name(image: Image) -> str:
+    return image.tags[0] if image.tags else image.id[:19]
+
+
+def _lab_rows(facts: Facts, table: list[dict]) -> list[dict]:
+    names = set(facts.resources.get("containers", []))
+    return [row for row in table if row.get("NAMES") in names]
+
+
+@check("pull_complete_lines", refs={"pull": "pull", "image": "base_image"})
+def pull_complete_lines(facts: Facts, pull: StepFact, image: Image | None) -> Verdict:
+    out = pull.parsed
+    n = len(image.layers) if image else 0
+    finals = sorted({out.layers[lid] for lid in out.order})
+    complete = out.with_status("Pull complete", "Already exists")
+    instead = f"its {len(out.order)} layer line(s) end with {', '.join(f'`{f}`' for f in finals) or 'nothing'}"
+    if facts.engine and facts.engine.containerd_store:
+        instead += " (the containerd image store downloads first and unpacks afterwards)"
+    return Verdict(n > 0 and len(complete) == n, "", instead)
+
+
+@check("legacy_build_output", refs={"base_build": "build-base", "image_build": "build-image"})
+def legacy_build_output(facts: Facts, base_build: StepFact, image_build: StepFact) -> Verdict:
+    builders = {base_build.parsed.builder, image_build.parsed.builder}
+    ok = builders == {"legacy"} and bool(base_build.parsed.image_id) and bool(image_build.parsed.image_id)
+    if ok:
+        return Verdict(True, "", "Step n/m lines and Successfully built")
+    return Verdict(False, "", "BuildKit builds: it prints `#n [k/m] …` steps on stderr and `naming to …`, "
+                              "no `Step 1/2` and no `Successfully built <id>`")
+
+
+@check("history_ids_repeat", refs={"base_table": "history-base", "image_table": "history-image"})
+def history_ids_repeat(facts: Facts, base_table: StepFact, image_table: StepFact) -> Verdict:
+    base_ids = [row.get("IMAGE", "") for row in base_table.parsed or []]
+    image_ids = [row.get("IMAGE", "") for row in image_table.parsed or []][1:]
+    ok = bool(base_ids) and image_ids[-len(base_ids):] == base_ids
+    missing = sum(1 for a, b in zip(reversed(image_ids), reversed(base_ids)) if a != b and a == "<missing>")
+    instead = (f"{missing} row(s) inherited from my-base-image show `<missing>` where my-base-image shows an ID "
+               "(BuildKit and the containerd store keep no intermediate images)")
+    return Verdict(ok, "", instead if not ok else "same IDs")
+
+
+@check("layers_listed_in_driver_dir", refs={"listing": "driver-dir", "image": "base_image"})
+def layers_listed_in_driver_dir(facts: Facts, listing: StepFact, image: Image | None) -> Verdict:
+    listed = set(listing.parsed or [])
+    dirs = image.layer_dirs() if image else []
+    ok = bool(dirs) and set(dirs) <= listed
+    if ok:
+        return Verdict(True, "", "one directory per layer")
+    if facts.engine and facts.engine.containerd_store:
+        return Verdict(False, "", "the containerd image store keeps layers as numbered snapshot directories of "
+                                  "its overlayfs snapshotter (…/io.containerd.snapshotter.v1.overlayfs/snapshots); "
+                                  f"/var/lib/docker/overlay2 holds {len(listed)} entr{'y' if len(listed) == 1 else 'ies'}")
+    driver = facts.engine.storage_driver if facts.engine else "another driver"
+    return Verdict(False, "", f"the engine stores layers with {driver}, not overlay2")
+
+
+@check("ps_size_zero", refs={"ps": "ps-size"})
+def ps_size_zero(facts: Facts, ps: StepFact) -> Verdict:
+    cells = [row.get("SIZE", "") for row in _lab_rows(facts, ps.parsed or [])]
+    sizes = [parse_ps_size(cell) for cell in cells if cell]
+    ok = bool(sizes) and all(s.writable == 0 for s in sizes)
+    shown = sorted({cell.split("(")[0].strip() for cell in cells})
+    instead = f"each container's own size shows {', '.join(shown)}"
+    if facts.engine and facts.engine.containerd_store:
+        instead += " (the containerd store counts the writable snapshot's metadata)"
+    return Verdict(ok, "", instead)
+
+
+@check("virtual_equals_image_ls", refs={"ps": "ps-size", "images": "image-ls"})
+def virtual_equals_image_ls(facts: Facts, ps: StepFact, images: StepFact) -> Verdict:
+    image_rows = [r for r in images.parsed or [] if f"{r.get('REPOSITORY')}:{r.get('TAG')}" == "my-image:1.0"]
+    shown = image_rows[0].get("SIZE", "?") if image_rows else "?"
+    virtuals = sorted({row.get("SIZE", "").partition("virtual")[2].strip(" )")
+                       for row in _lab_rows(facts, ps.parsed or [])})
+    ok = bool(virtuals) and virtuals == [shown]
+    instead = f"virtual {', '.join(virtuals) or '?'} while `docker image ls` shows {shown}"
+    if facts.engine and facts.engine.containerd_store:
+        instead += " (image ls adds the compressed blobs to the unpacked size)"
+    return Verdict(ok, "", instead)
+
+
+@check("size_fields_equal", refs={"base": "base_built", "image": "my_image"})
+def size_fields_equal(facts: Facts, base: Image | None, image: Image | None) -> Verdict:
+    if base is None or image is None:
+        return Verdict(False, "", "the images were not built")
+    ok = base.size == image.size
+    instead = (f"`docker image inspect` Size: {_name(image)} {image.size:,} B, {_name(base)} {base.size:,} B"
+               + (" (the containerd store counts the compressed blobs, and each image's own config and manifest)"
+                  if facts.engine and facts.engine.containerd_store else ""))
+    return Verdict(ok, "", instead)

@@ -1,0 +1,55 @@
+"""Lab 07 on three Docker engines, each in a container VM: every claim passes, checked in the form true
+on that engine, and the report lists where the lab's text does not hold as written.
+
+E1 Debian bookworm docker.io 20.10: legacy builder, overlay2 (the engine the lab was written for).
+E2 Debian trixie docker.io 26.1 + docker-buildx: BuildKit, overlay2.
+E3 E2 with the containerd image store (LAB_IMAGE_STORE=containerd, set by the provisioner).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.conftest import run_check
+from tests.testenv import env as testenv
+
+pytestmark = pytest.mark.integration
+
+ENGINES = {
+    "e1": ({}, set(), ("overlay2", "legacy")),
+    "e2": ({"LAB_DOCKER_IMAGE": "trixie"}, {"build-steps", "history-ids"}, ("overlay2", "buildkit")),
+    "e3": ({"LAB_DOCKER_IMAGE": "trixie", "LAB_IMAGE_STORE": "containerd"},
+           {"pull-complete-lines", "layers-in-overlay2", "build-steps", "history-ids", "same-size-field",
+            "writable-0b", "virtual-is-image-size"}, ("containerd", "buildkit")),
+}
+
+
+@pytest.fixture(scope="module")
+def trixie_image(lab_env):
+    return testenv.ensure_vm_images(lab_env, "trixie")
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_all_claims_hold_on_each_engine(name, project_factory, monkeypatch, capsys, trixie_image):
+    extra, differences, (store, builder) = ENGINES[name]
+    extra = {k: (trixie_image if v == "trixie" else v) for k, v in extra.items()}
+    project = project_factory(name, extra)
+    project.up()
+    verdicts = []
+    for run in (1, 2):
+        report = project.root / f"r{run}.json"
+        code = run_check(monkeypatch, project, "07", "--json", str(report))
+        out = capsys.readouterr().out
+        assert code == 0, out
+        data = json.loads(report.read_text())
+        assert data["engine"]["image_store"] == store and data["engine"]["builder"] == builder
+        assert all(c["verdict"] == "pass" for c in data["claims"]), data["claims"]
+        assert {d["id"] for d in data["lab_vs_engine"] if not d["holds"]} == differences
+        if differences:
+            assert "The lab's text vs this engine" in out
+        else:
+            assert "The lab's text holds as written on this engine." in out
+        verdicts.append([(c["id"], c["verdict"]) for c in data["claims"]])
+    assert verdicts[0] == verdicts[1]
