@@ -59,7 +59,8 @@ class Project:
         for name in ("guest.py", "boxes.json"):
             shutil.copy2(REPO / "provision" / name, self.root / "provision" / name)
         (self.root / ".lab-env").write_text("".join(f"{k}={v}\n" for k, v in lab_settings.items()))
-        self.env = {**os.environ, "DOCKER_HOST": settings["docker_host"], "NO_COLOR": "1"}
+        self.env = {**os.environ, "DOCKER_HOST": settings["docker_host"], "NO_COLOR": "1",
+                    "VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1"}
 
     def run(self, *argv: str, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
         return timed(list(argv), self.root, self.env, check)

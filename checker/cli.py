@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one step's timeout")
     p.add_argument("--timeout-factor", type=float, default=1.0, metavar="X",
                    help="multiply every step's timeout (slow machines: 3)")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="give up on an SSH connection (TCP, banner, authentication) after this long")
+    p.add_argument("--lock-wait", type=float, default=300.0, metavar="SECONDS",
+                   help="if another check-lab run is using the machine, wait this long for it (default 300)")
     p.add_argument("--labs", metavar="DIR", help="look for labs in DIR")
     p.add_argument("--record", metavar="FILE", help="write a transcript of every remote command (for tests)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every step's output")
@@ -142,14 +146,17 @@ def run_check(args) -> int:
     record_path = _output_path(args.record, "--record")
 
     console = ConsoleReporter(_console(args), verbose=args.verbose)
-    transport = open_target(TargetOptions(args.target, args.identity, args.known_hosts, args.accept_new_host_key))
+    if args.connect_timeout <= 0 or args.lock_wait < 0:
+        raise UsageError("--connect-timeout must be positive and --lock-wait not negative")
+    transport = open_target(TargetOptions(args.target, args.identity, args.known_hosts, args.accept_new_host_key,
+                                          args.connect_timeout))
     if record_path:
         from checker.transcript import RecordingTransport
 
         transport = RecordingTransport(transport, record_path, {"lab": lab.id, "values": plan.values})
     console.header(lab.name, transport.description)
     runner = Runner(plan, transport, events=console, replace=args.replace, timeout_factor=args.timeout_factor,
-                    step_timeouts=step_timeouts)
+                    step_timeouts=step_timeouts, lock_wait=args.lock_wait)
     try:
         report = runner.run()
     finally:
@@ -160,7 +167,28 @@ def run_check(args) -> int:
         json_report.write(report, code, json_path)
     if junit_path:
         junit.write(report, code, junit_path)
+    if code != EXIT_OK:
+        print(f"check-lab: {why_not(report)}", file=sys.stderr)
     return code
+
+
+def why_not(report) -> str:
+    """One line: why this run did not pass."""
+    if report.interrupted:
+        return "interrupted; what the run had created is cleaned up"
+    if report.error:
+        return report.error
+    failed_step = next((s for s in report.steps if s.status in ("failed", "timed-out")), None)
+    not_judged = [c.id for c in report.claims if c.verdict == "error"]
+    failed = [c.id for c in report.claims if c.verdict == "fail"]
+    parts = []
+    if failed_step is not None:
+        parts.append(f"step {failed_step.step_id} {failed_step.status}: {failed_step.error}")
+    if failed:
+        parts.append(f"{len(failed)} of {len(report.claims)} claims failed: {', '.join(failed)}")
+    if not_judged:
+        parts.append(f"{len(not_judged)} claim(s) not judged")
+    return "; ".join(parts) or "no claims to check"
 
 
 def main(argv: list[str] | None = None) -> int:

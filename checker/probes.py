@@ -119,6 +119,9 @@ def _engine_parse(result: Result, args: dict) -> Engine:
         info = json.loads(parts[0])
     except ValueError:
         raise ProbeError("docker info printed no JSON") from None
+    if info.get("ServerErrors") or not info.get("ServerVersion"):
+        # Without a daemon, `docker info --format` still prints the client's half and exits 0.
+        raise ProbeError("; ".join(map(str, info.get("ServerErrors") or ["the Docker daemon did not answer"])))
     env = parts[3] if parts[3] != "<unset>" else None
     return Engine.from_info(info, client_version=parts[1], buildx=parts[2] == "yes", buildkit_env=env)
 

@@ -91,9 +91,24 @@ def docker_hint(stderr: str) -> str:
     return "check the Docker engine on the target (vagrant provision)"
 
 
+def step_hint(output: str) -> str | None:
+    """What to do about a lab command that failed, for the failures students meet most."""
+    low = output.lower()
+    if "no space left on device" in low:
+        return "the machine's disk is full: free some space (df -h; docker system df)"
+    if ("pull" in low or "registry" in low or "/v2/" in low) and any(
+            s in low for s in ("connection refused", "no such host", "i/o timeout", "timeout exceeded",
+                               "network is unreachable", "could not resolve")):
+        return "the registry (or the machine's registry mirror) cannot be reached: check its network and mirror"
+    if "permission denied" in low and "docker.sock" in low:
+        return "this user may not use Docker: vagrant provision"
+    return None
+
+
 class Runner:
     def __init__(self, plan: Plan, transport: Transport, *, events: Events | None = None, replace: bool = False,
-                 timeout_factor: float = 1.0, step_timeouts: dict[str, float] | None = None):
+                 timeout_factor: float = 1.0, step_timeouts: dict[str, float] | None = None,
+                 lock_wait: float = 300.0):
         self.plan = plan
         self.lab = plan.lab
         self.t = transport
@@ -101,6 +116,7 @@ class Runner:
         self.replace = replace
         self.timeout_factor = timeout_factor
         self.step_timeouts = step_timeouts or {}
+        self.lock_wait = lock_wait
         self.uid: int | None = None
         self.workdir: str | None = None
         self.state_file: str | None = None
@@ -128,15 +144,14 @@ class Runner:
             raise TargetError(f"cannot run commands on {self.t.description}: {who.first_error_line()}")
         self.uid, self.remote_now, home = int(lines[0]), int(lines[1]), lines[2]
         self.state_file = f"{home}/{STATE_DIR}/run-{self.lab.id}.json"
+        self._lock(f"{home}/{STATE_DIR}")
 
         info = self.sh(PROBES["engine"].build({}, None)[0], timeout=60)
-        if not info.ok:
-            raise TargetError(f"Docker is not usable on {self.t.description}: {info.first_error_line()}",
-                              hint=docker_hint(info.stderr + info.stdout))
         try:
             self.facts.engine = PROBES["engine"].parse(info, {})
         except ProbeError as exc:
-            raise TargetError(f"docker info on the target: {exc}") from None
+            raise TargetError(f"Docker is not usable on {self.t.description}: {exc}",
+                              hint=docker_hint(f"{exc}\n{info.stderr}")) from None
 
         self.events.phase("checking the lab's names on the target")
         stale = self._stale_run()
@@ -170,6 +185,27 @@ class Runner:
             self._move_aside(kind, name)
         self.pulled_by_us = [ref for ref in self.plan.resources("pulls") if ref not in pulls or ref in stale_pulls]
         self._write_state()
+
+    def _lock(self, folder: str) -> None:
+        """One check-lab run at a time per machine: a second one waits (up to lock_wait), then says why."""
+        info = f"{folder}/lock.info"
+
+        def holder() -> str:
+            res = self.sh(["cat", info], timeout=30)
+            return res.stdout.strip() if res.ok and res.stdout.strip() else "another check-lab run"
+
+        def waiting() -> None:
+            self.events.phase(f"waiting for {holder()} to finish (up to {self.lock_wait:.0f}s)")
+
+        held = self.t.lock(f"{folder}/lock", self.lock_wait, waiting)
+        if held is False:
+            raise TargetError(f"the machine is busy: {holder()} is using it",
+                              hint="wait for it to finish, or give --lock-wait SECONDS")
+        if held is None:
+            self.notes.append("the machine has no flock: runs at the same time are not kept apart")
+            return
+        who = f"check-lab {self.lab.id} of {getpass.getuser()}@{socket.gethostname()}, started {self.remote_now}"
+        self.sh(f"printf '%s\\n' {shlex.quote(who)} > {shlex.quote(info)}", timeout=30)
 
     def _existing(self, kind: str, names: list[str]) -> dict[str, dict]:
         if not names:
@@ -238,7 +274,14 @@ class Runner:
         subdirs = sorted({str(Path(rel).parent) for _, rel in files if str(Path(rel).parent) != "."})
         if subdirs:
             self.sh(["mkdir", "-p", *[f"{self.workdir}/{d}" for d in subdirs]], timeout=30)
-        self.t.put_files([(local, f"{self.workdir}/{rel}") for local, rel in files])
+        try:
+            self.t.put_files([(local, f"{self.workdir}/{rel}") for local, rel in files])
+        except TargetError:
+            free = self.sh(f"df -Pk {shlex.quote(self.workdir)} | awk 'NR == 2 {{print $4}}'", timeout=30)
+            if free.ok and free.stdout.strip().isdigit() and int(free.stdout.strip()) < 1024:
+                raise TargetError(f"the machine's disk is full ({free.stdout.strip()} kB free where the lab's "
+                                  f"files go, {self.workdir})", hint="free some space: df -h; docker system df")
+            raise
         self.facts.files_total = sum(local.stat().st_size for local, _ in files)
 
     # -- steps
@@ -263,6 +306,9 @@ class Runner:
                 fact.status, fact.error = "timed-out", f"no answer within {self.timeout_for(step):.0f}s"
             elif result.exit_status != 0 and not step.may_fail:
                 fact.status, fact.error = "failed", result.first_error_line()
+                hint = step_hint(result.stderr + result.stdout)
+                if hint:
+                    fact.error += f" ({hint})"
             else:
                 fact.status = "passed"
                 if result.exit_status != 0:

@@ -26,6 +26,11 @@ class RecordingTransport:
         self.calls.append({"command": to_script(command), "timeout": timeout, "result": asdict(result)})
         return result
 
+    def lock(self, path: str, wait: float, on_wait) -> bool | None:
+        held = self.inner.lock(path, wait, on_wait)
+        self.calls.append({"lock": path, "held": held})
+        return held
+
     def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
         self.inner.put_files(files)
         self.calls.append({"put": [remote for _local, remote in files]})
@@ -63,6 +68,9 @@ class ReplayTransport:
 
     def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
         pass
+
+    def lock(self, path: str, wait: float, on_wait) -> bool | None:
+        return True
 
     def close(self) -> None:
         pass

@@ -62,6 +62,10 @@ class Transport(Protocol):
     def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
         """Copy local files to absolute paths on the target (their folders must exist)."""
 
+    def lock(self, path: str, wait: float, on_wait: Callable[[], None]) -> bool | None:
+        """Hold an exclusive lock on `path` on the target until close(): True once held, False if another
+        holder kept it for `wait` seconds, None if the target cannot lock (no flock)."""
+
     def close(self) -> None: ...
 
 
@@ -183,8 +187,29 @@ class LocalTransport:
             Path(remote).write_bytes(data)
             os.chmod(remote, file_mode(local))
 
+    def lock(self, path: str, wait: float, on_wait: Callable[[], None]) -> bool | None:
+        import fcntl
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(path, "a")
+        deadline = time.monotonic() + wait
+        waited = False
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                if not waited:
+                    on_wait()
+                    waited = True
+                time.sleep(0.2)
+
     def close(self) -> None:
-        pass
+        if getattr(self, "_lock_file", None) is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -236,7 +261,13 @@ class SSHTransport:
     # -- connection
 
     def _connect(self):
+        import logging
+
         import paramiko  # imported on first use: `check-lab --help` and `list` stay fast
+
+        # paramiko logs the failures we report ourselves, with tracebacks, from its own thread.
+        logging.getLogger("paramiko").addHandler(logging.NullHandler())
+        logging.getLogger("paramiko").propagate = False
 
         s = self.settings
         client = paramiko.SSHClient()
@@ -282,12 +313,23 @@ class SSHTransport:
                     raise TargetError(
                         f"the host key of {self.description} is not in known_hosts: refusing to connect",
                         hint="add it (ssh-keyscan) or pass --accept-new-host-key") from None
+                # paramiko reports a key the server refused as the last key type it tried to read it as.
+                if "key" in str(exc).lower() and ("expected" in str(exc).lower() or "invalid" in str(exc).lower()):
+                    raise TargetError(f"SSH authentication to {self.description} failed ({exc})",
+                                      hint="check the user and --identity key") from None
+                # Something answers, but not as an SSH server would: waiting longer will not help.
+                if "banner" in str(exc).lower() or "no existing session" in str(exc).lower():
+                    raise TargetError(f"{self.description} accepts connections but does not answer as an SSH "
+                                      f"server (no SSH banner within {self.connect_timeout:g}s)",
+                                      hint="is sshd running there, on that port?") from None
                 if attempt == self.attempts:
                     raise TargetError(f"SSH to {self.description} failed: {exc}") from None
+            except (socket.timeout, TimeoutError):
+                raise TargetError(f"cannot reach {self.description}: no answer within {self.connect_timeout:g}s",
+                                  hint="is the machine up, and its address right?") from None
             except (OSError, EOFError) as exc:
-                if attempt == self.attempts:
-                    reason = "timed out" if isinstance(exc, (socket.timeout, TimeoutError)) else (
-                        exc.strerror or str(exc) or type(exc).__name__)
+                if attempt == self.attempts:  # refused or reset: a machine still booting may answer soon
+                    reason = exc.strerror or str(exc) or type(exc).__name__
                     raise TargetError(f"cannot reach {self.description}: {reason}",
                                       hint="is the machine up? (vagrant status)") from None
             time.sleep(delay)
@@ -395,6 +437,33 @@ class SSHTransport:
         except TargetError:
             pass
 
+    def lock(self, path: str, wait: float, on_wait: Callable[[], None]) -> bool | None:
+        """flock held by a channel that stays open: it is released when the session ends, however it ends."""
+        chan = self._open_channel()
+        folder = shlex.quote(str(Path(path).parent))
+        chan.exec_command(f"mkdir -p {folder} && command -v flock >/dev/null || exit 127; "
+                          f"exec flock -w {int(wait)} {shlex.quote(path)} -c 'echo locked; exec cat >/dev/null'")
+        deadline = time.monotonic() + wait + 30
+        buf, waited = b"", False
+        started = time.monotonic()
+        while b"locked\n" not in buf:
+            if chan.recv_ready():
+                buf += chan.recv(1024)
+                continue
+            if chan.exit_status_ready():
+                status = chan.recv_exit_status()
+                chan.close()
+                return None if status == 127 else False
+            if not waited and time.monotonic() - started > 1.0:
+                on_wait()
+                waited = True
+            if time.monotonic() > deadline:
+                chan.close()
+                return False
+            select.select([chan], [], [], 0.2)
+        self._lock_chan = chan
+        return True
+
     def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
         import paramiko
 
@@ -410,6 +479,9 @@ class SSHTransport:
             raise TargetError(f"uploading the lab's files to {self.description} failed: {exc}") from None
 
     def close(self) -> None:
+        if getattr(self, "_lock_chan", None) is not None:
+            self._lock_chan.close()
+            self._lock_chan = None
         if self._client is not None:
             self._client.close()
             self._client = None

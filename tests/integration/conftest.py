@@ -44,14 +44,14 @@ class VagrantProject:
             shutil.copy2(REPO / "provision" / name, root / "provision" / name)
         settings = {**testenv.lab_settings(lab_env), **(extra or {})}
         (root / ".lab-env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-        self.env = {**os.environ, "DOCKER_HOST": lab_env["docker_host"]}
+        self.env = {**os.environ, **testenv.VAGRANT_OFFLINE, "DOCKER_HOST": lab_env["docker_host"]}
         self.log = root / "vagrant.log"
         self.vagrant = vagrant.Vagrant(str(root), env=self.env, out_cm=vagrant.make_file_cm(str(self.log)),
                                        err_cm=vagrant.make_file_cm(str(self.log)))
 
-    def up(self) -> None:
+    def up(self, provider: str = "docker") -> None:
         try:
-            self.vagrant.up(provider="docker")
+            self.vagrant.up(provider=provider)
         except Exception:
             print(self.log.read_text()[-4000:])
             raise
@@ -99,5 +99,7 @@ def run_check(monkeypatch, project: VagrantProject, *args: str) -> int:
     from checker.cli import main
 
     monkeypatch.chdir(project.root)
-    monkeypatch.setenv("DOCKER_HOST", project.env["DOCKER_HOST"])
+    for key, value in project.env.items():
+        if key.startswith(("DOCKER_", "VAGRANT_")):
+            monkeypatch.setenv(key, value)
     return main(list(args))

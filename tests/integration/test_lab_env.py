@@ -27,7 +27,9 @@ exec /usr/bin/$(basename "$0") "$@"
 
 def run_lab_env(monkeypatch, project, *args: str) -> int:
     monkeypatch.chdir(project.root)
-    monkeypatch.setenv("DOCKER_HOST", project.env["DOCKER_HOST"])
+    for key, value in project.env.items():
+        if key.startswith(("DOCKER_", "VAGRANT_")):
+            monkeypatch.setenv(key, value)
     return lab_env(list(args))
 
 

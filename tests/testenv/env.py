@@ -11,6 +11,7 @@ Caches (kept by `stop`): the rootfs tarball, the engine's data (images) and the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -168,8 +169,12 @@ def load_settings() -> dict:
         raise TestEnvError("the test environment is not running: python3 -m tests.testenv start") from None
 
 
+# Vagrant would otherwise ask HashiCorp's servers for news and box updates: no traffic leaves the test network.
+VAGRANT_OFFLINE = {"VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1"}
+
+
 def docker_env(settings: dict) -> dict:
-    return {**os.environ, "DOCKER_HOST": settings["docker_host"], "DOCKER_BUILDKIT": "0",
+    return {**os.environ, **VAGRANT_OFFLINE, "DOCKER_HOST": settings["docker_host"], "DOCKER_BUILDKIT": "0",
             "DOCKER_CLI_HINTS": "false"}
 
 
@@ -443,6 +448,50 @@ def mirror_has(ref: str, image_id: str) -> bool:
     return manifest.get("config", {}).get("digest") == image_id
 
 
+# ---------------------------------------------------------------------------------------------- real VMs
+
+
+def libvirt_settings(suite: str = SUITE) -> dict[str, str]:
+    """The LAB_* settings for a libvirt VM of the test environment: QEMU/TCG (no usable KVM here), the
+    offline box, the isolated management network of boxes/libvirtd.py (it routes to the registry)."""
+    from tests.testenv.boxes import libvirtd
+
+    return {"LAB_BOX": f"check-lab/{suite}", "LAB_LIBVIRT_DRIVER": "qemu", "LAB_LIBVIRT_NETWORK": libvirtd.MGMT_NET,
+            "LAB_LIBVIRT_NETWORK_ADDRESS": libvirtd.MGMT_CIDR, "LAB_BOOT_TIMEOUT": "900"}
+
+
+def ensure_libvirt() -> None:
+    from tests.testenv.boxes import libvirtd
+
+    libvirtd.start()
+
+
+def ensure_box(suite: str = SUITE) -> str:
+    """The offline libvirt box of a Debian suite, built if needed (or if its recipe changed) and added to
+    Vagrant; returns its name."""
+    from tests.testenv.boxes import build_box, libvirtd
+
+    name = f"check-lab/{suite}"
+    path = build_box.CACHE / f"check-lab-{suite}.box"
+    recipe = hashlib.sha256(Path(build_box.__file__).read_bytes()).hexdigest()[:16]
+    stamp = path.with_suffix(".recipe")
+    fresh = path.exists() and stamp.exists() and stamp.read_text() == recipe
+    if not fresh:
+        log(f"building the libvirt box {name} (debootstrap, disk, GRUB; a few minutes)")
+        build_box.build(suite, path)
+        stamp.write_text(recipe)
+    boxes = run(["vagrant", "box", "list", "--machine-readable"], env={**os.environ, **VAGRANT_OFFLINE}).stdout
+    if not fresh or f"box-name,{name}" not in boxes:
+        # vagrant-libvirt keeps an uploaded copy per box version in the pool: drop the old ones first.
+        prefix = name.replace("/", "-VAGRANTSLASH-") + "_vagrant_box_image_"
+        for line in libvirtd.virsh("vol-list", libvirtd.POOL, check=False).stdout.splitlines():
+            if line.split() and line.split()[0].startswith(prefix):
+                libvirtd.virsh("vol-delete", "--pool", libvirtd.POOL, line.split()[0], check=False)
+        log(f"adding the box {name} to Vagrant")
+        run(["vagrant", "box", "add", "--force", "--name", name, str(path)], env={**os.environ, **VAGRANT_OFFLINE})
+    return name
+
+
 # ---------------------------------------------------------------------------------------------- entry points
 
 
@@ -474,6 +523,11 @@ def start() -> dict:
 
 
 def stop() -> None:
+    from tests.testenv.boxes import libvirtd
+
+    if libvirtd.LIBVIRTD.own_pid() is not None or libvirtd.VIRTLOGD.own_pid() is not None:
+        log("stopping libvirt (what boxes/libvirtd.py started)")
+        libvirtd.stop(force=True)
     stop_daemon("apt-proxy")
     stop_daemon("registry")
     stop_daemon("dockerd", timeout=60)

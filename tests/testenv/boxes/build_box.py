@@ -9,8 +9,9 @@ The guest: `debootstrap --variant=minbase SUITE` with the cloud kernel, systemd,
 sudo, python3, docker.io (enabled, not configured: provision/guest.py does that), apparmor (without
 apparmor_parser every `docker run` fails in an AppArmor-enabled guest) and iproute2; on trixie also docker-cli
 and docker-buildx. systemd-networkd does DHCP on the first NIC (eth0: `net.ifnames=0`); a `vagrant` user with
-NOPASSWD sudo and Vagrant's insecure public key; consoles on ttyS0 (GRUB, kernel, getty); SSH host keys made at
-first boot, an empty machine-id, apt's timers masked.
+NOPASSWD sudo and Vagrant's insecure public key; consoles on ttyS0 (GRUB, kernel, getty); SSH host keys (ECDSA,
+Ed25519) made at first boot, an empty machine-id, apt's timers masked. The box's Vagrantfile sets the guest type
+(debian), virtio disk and NIC, and no synced folder.
 
 How the disk is made without partition loop devices (`losetup -P` makes none on these machines):
   1. an ext4 partition image straight from the rootfs directory: `mkfs.ext4 -d ROOTFS part.img`;
