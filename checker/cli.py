@@ -131,9 +131,6 @@ def list_labs(argv: list[str]) -> int:
 
 def run_check(args) -> int:
     from checker import lab as labs
-    from checker.reporters import json_report, junit
-    from checker.reporters.console import ConsoleReporter
-    from checker.runner import Runner
     from checker.targets import TargetOptions, open_target
 
     lab = labs.find(args.lab, args.labs)
@@ -145,11 +142,17 @@ def run_check(args) -> int:
     junit_path = _output_path(args.junit, "--junit")
     record_path = _output_path(args.record, "--record")
 
-    console = ConsoleReporter(_console(args), verbose=args.verbose)
     if args.connect_timeout <= 0 or args.lock_wait < 0:
         raise UsageError("--connect-timeout must be positive and --lock-wait not negative")
     transport = open_target(TargetOptions(args.target, args.identity, args.known_hosts, args.accept_new_host_key,
                                           args.connect_timeout))
+    if hasattr(transport, "start_connecting"):
+        transport.start_connecting()  # the SSH handshake runs while the rest is imported and set up
+
+    from checker.reporters.console import ConsoleReporter
+    from checker.runner import Runner
+
+    console = ConsoleReporter(_console(args), verbose=args.verbose)
     if record_path:
         from checker.transcript import RecordingTransport
 
@@ -164,8 +167,12 @@ def run_check(args) -> int:
     code = exit_code_for(report)
     console.render(report, code)
     if json_path:
+        from checker.reporters import json_report
+
         json_report.write(report, code, json_path)
     if junit_path:
+        from checker.reporters import junit
+
         junit.write(report, code, junit_path)
     if code != EXIT_OK:
         print(f"check-lab: {why_not(report)}", file=sys.stderr)

@@ -290,7 +290,7 @@ def _load_yaml(path: Path) -> Any:
     except UnicodeDecodeError:
         raise LabSpecError(f"{path} is not UTF-8 text") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -26,6 +26,7 @@ from checker.facts import Engine, Facts, StepFact
 from checker.lab import Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
+from checker.batch import quote, run_batch
 from checker.transport import Result, Transport, process_started_at
 
 STATE_DIR = ".check-lab"  # under the target user's home: marks a run in progress
@@ -119,7 +120,7 @@ class Runner:
         self.lock_wait = lock_wait
         self.uid: int | None = None
         self.workdir: str | None = None
-        self.state_file: str | None = None
+        self.home: str | None = None
         self.facts = Facts(values=dict(plan.values), resources={k: plan.resources(k) for k in plan.lab.resources})
         self.pulled_by_us: list[str] = []
         self.moved: list[tuple[str, str, str]] = []  # (kind, original name, backup name)
@@ -137,38 +138,42 @@ class Runner:
     # -- preflight
 
     def preflight(self) -> None:
+        """Lock the machine, learn who and where we are, what engine runs, and which lab names exist."""
         self.events.phase(f"connecting to {self.t.description}")
-        who = self.sh("id -u && date +%s && printf '%s\\n' \"$HOME\"", timeout=30)
+        self._lock()
+        names = {kind: self.plan.resources(kind) for kind in ("images", "containers", "pulls")}
+        who, info, stale, images, containers, pulls = run_batch(self.t, [
+            "id -u && date +%s && printf '%s\\n' \"$HOME\"",
+            PROBES["engine"].build({}, None)[0],
+            ["cat", self.state_rel],
+            self._inspect("image", names["images"]),
+            self._inspect("container", names["containers"]),
+            self._inspect("image", names["pulls"]),
+        ], timeout=60)
         lines = who.stdout.split()
         if not who.ok or len(lines) < 3 or not lines[0].isdigit():
             raise TargetError(f"cannot run commands on {self.t.description}: {who.first_error_line()}")
-        self.uid, self.remote_now, home = int(lines[0]), int(lines[1]), lines[2]
-        self.state_file = f"{home}/{STATE_DIR}/run-{self.lab.id}.json"
-        self._lock(f"{home}/{STATE_DIR}")
-
-        info = self.sh(PROBES["engine"].build({}, None)[0], timeout=60)
+        self.uid, self.remote_now, self.home = int(lines[0]), int(lines[1]), lines[2]
         try:
             self.facts.engine = PROBES["engine"].parse(info, {})
         except ProbeError as exc:
             raise TargetError(f"Docker is not usable on {self.t.description}: {exc}",
                               hint=docker_hint(f"{exc}\n{info.stderr}")) from None
 
-        self.events.phase("checking the lab's names on the target")
-        stale = self._stale_run()
-        images = self._existing("image", self.plan.resources("images"))
-        containers = self._existing("container", self.plan.resources("containers"))
-        pulls = self._existing("image", self.plan.resources("pulls"))
-
-        ours_after = stale.get("started") if stale else None
+        stale_run = _json_or_none(stale.stdout) if stale.ok else None
+        found_images = self._found("image", names["images"], images)
+        found_containers = self._found("container", names["containers"], containers)
+        found_pulls = self._found("image", names["pulls"], pulls)
+        ours_after = stale_run.get("started") if stale_run else None
         leftovers, foreign = [], []
-        for kind, found in (("container", containers), ("image", images)):
+        for kind, found in (("container", found_containers), ("image", found_images)):
             for name, data in found.items():
                 created = _epoch(data.get("Created", ""))
                 if ours_after is not None and created is not None and created >= ours_after - 1:
                     leftovers.append((kind, name))
                 else:
                     foreign.append((kind, name))
-        stale_pulls = [ref for ref in pulls if stale and ref in stale.get("pulled", [])]
+        stale_pulls = [ref for ref in found_pulls if stale_run and ref in stale_run.get("pulled", [])]
         if foreign and not self.replace:
             listing = ", ".join(f"{kind} {name}" for kind, name in foreign)
             raise TargetError(
@@ -183,64 +188,47 @@ class Runner:
         self.cleanup_armed = True
         for kind, name in foreign:
             self._move_aside(kind, name)
-        self.pulled_by_us = [ref for ref in self.plan.resources("pulls") if ref not in pulls or ref in stale_pulls]
-        self._write_state()
+        self.pulled_by_us = [ref for ref in names["pulls"] if ref not in found_pulls or ref in stale_pulls]
 
-    def _lock(self, folder: str) -> None:
+    @property
+    def state_rel(self) -> str:
+        return f"{STATE_DIR}/run-{self.lab.id}.json"  # relative to the target user's home
+
+    def _lock(self) -> None:
         """One check-lab run at a time per machine: a second one waits (up to lock_wait), then says why."""
-        info = f"{folder}/lock.info"
-
         def holder() -> str:
-            res = self.sh(["cat", info], timeout=30)
+            res = self.sh(["cat", f"{STATE_DIR}/lock.info"], timeout=30)
             return res.stdout.strip() if res.ok and res.stdout.strip() else "another check-lab run"
 
         def waiting() -> None:
             self.events.phase(f"waiting for {holder()} to finish (up to {self.lock_wait:.0f}s)")
 
-        held = self.t.lock(f"{folder}/lock", self.lock_wait, waiting)
+        held = self.t.lock(f"{STATE_DIR}/lock", self.lock_wait, waiting)
         if held is False:
             raise TargetError(f"the machine is busy: {holder()} is using it",
                               hint="wait for it to finish, or give --lock-wait SECONDS")
         if held is None:
             self.notes.append("the machine has no flock: runs at the same time are not kept apart")
-            return
-        who = f"check-lab {self.lab.id} of {getpass.getuser()}@{socket.gethostname()}, started {self.remote_now}"
-        self.sh(f"printf '%s\\n' {shlex.quote(who)} > {shlex.quote(info)}", timeout=30)
 
-    def _existing(self, kind: str, names: list[str]) -> dict[str, dict]:
+    @staticmethod
+    def _inspect(kind: str, names: list[str]) -> str:
+        # `true` when there is nothing to look for: an empty answer.
+        return shlex.join(["docker", kind, "inspect", "--format", "{{json .}}", *names]) if names else "true"
+
+    def _found(self, kind: str, names: list[str], res: Result) -> dict[str, dict]:
+        """Which of `names` exist, from `docker KIND inspect` (which names the missing ones on stderr)."""
         if not names:
             return {}
-        res = self.sh(["docker", kind, "inspect", "--format", "{{json .}}", *names], timeout=60)
         if not res.ok and "no such" not in res.stderr.lower():
             raise TargetError(f"docker {kind} inspect failed on the target: {res.first_error_line()}")
         found = {}
-        items = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
-        for item in items:
+        for item in (json.loads(line) for line in res.stdout.splitlines() if line.strip()):
             if kind == "container":
                 found[str(item.get("Name", "")).lstrip("/")] = item
             else:
-                for name in names:
-                    if name in (item.get("RepoTags") or []) or _docker_io(name) in (item.get("RepoTags") or []):
-                        found[name] = item
+                tags = item.get("RepoTags") or []
+                found.update({name: item for name in names if name in tags or _docker_io(name) in tags})
         return found
-
-    def _stale_run(self) -> dict | None:
-        res = self.sh(["cat", self.state_file], timeout=30)
-        if not res.ok:
-            return None
-        try:
-            return json.loads(res.stdout)
-        except ValueError:
-            return None
-
-    def _write_state(self) -> None:
-        state = {"lab": self.lab.id, "started": self.remote_now, "pulled": self.pulled_by_us,
-                 "moved": self.moved, "by": f"{getpass.getuser()}@{socket.gethostname()}"}
-        directory = str(Path(self.state_file).parent)
-        res = self.sh(f"mkdir -p {shlex.quote(directory)} && printf '%s\\n' {shlex.quote(json.dumps(state))} "
-                      f"> {shlex.quote(self.state_file)}", timeout=30)
-        if not res.ok:
-            raise TargetError(f"cannot write {self.state_file} on the target: {res.first_error_line()}")
 
     def _remove(self, kind: str, name: str, why: str) -> None:
         argv = ["docker", "rm", "-f", name] if kind == "container" else ["docker", "rmi", name]
@@ -265,15 +253,25 @@ class Runner:
     # -- upload
 
     def upload(self) -> None:
+        """Record the run on the target, make the work folder, and upload the lab's files into it (SFTP)."""
         files = [(self.lab.folder / rel, rel) for rel in self.lab.files]
         self.events.phase(f"uploading {len(files)} lab file(s)")
-        res = self.sh("mktemp -d \"${TMPDIR:-/tmp}/check-lab.XXXXXXXX\"", timeout=30)
-        if not res.ok or not res.stdout.strip():
-            raise TargetError(f"cannot make a work folder on the target: {res.first_error_line()}")
-        self.workdir = res.stdout.strip()
+        state = {"lab": self.lab.id, "started": self.remote_now, "pulled": self.pulled_by_us,
+                 "moved": self.moved, "by": f"{getpass.getuser()}@{socket.gethostname()}"}
+        who = f"check-lab {self.lab.id} of {state['by']}, started {self.remote_now}"
         subdirs = sorted({str(Path(rel).parent) for _, rel in files if str(Path(rel).parent) != "."})
-        if subdirs:
-            self.sh(["mkdir", "-p", *[f"{self.workdir}/{d}" for d in subdirs]], timeout=30)
+        record, made = run_batch(self.t, [
+            f"mkdir -p {STATE_DIR} && printf '%s\\n' {shlex.quote(who)} > {STATE_DIR}/lock.info && "
+            f"printf '%s\\n' {shlex.quote(json.dumps(state))} > {shlex.quote(self.state_rel)}",
+            'w=$(mktemp -d "${TMPDIR:-/tmp}/check-lab.XXXXXXXX") && cd "$w" && '
+            + (f"mkdir -p {quote(*subdirs)} && " if subdirs else "") + 'printf "%s\\n" "$w"',
+        ], timeout=60)
+        if not made.ok or not made.stdout.strip():
+            raise TargetError(f"cannot make a work folder on the target: {made.first_error_line()}",
+                              hint="is its disk full? (df -h)")
+        self.workdir = made.stdout.strip()
+        if not record.ok:
+            raise TargetError(f"cannot write ~/{self.state_rel} on the target: {record.first_error_line()}")
         try:
             self.t.put_files([(local, f"{self.workdir}/{rel}") for local, rel in files])
         except TargetError:
@@ -331,6 +329,8 @@ class Runner:
         return f"sudo {command}" if step.sudo and "\n" not in command else command
 
     def gather(self, step: Step) -> None:
+        """The step's probes, all in one round trip."""
+        planned = []
         for probe in step.after:
             pdef = PROBES[probe.kind]
             args = self.plan.probe_args(probe)
@@ -340,7 +340,11 @@ class Runner:
                 continue
             argv, needs_root = built
             command = shlex.join(argv)
-            res = self.sh(self.root_wrap(command) if needs_root else argv, timeout=pdef.timeout * self.timeout_factor)
+            planned.append((probe, pdef, args, self.root_wrap(command) if needs_root else command))
+        if not planned:
+            return
+        timeout = sum(pdef.timeout for _p, pdef, _a, _c in planned) * self.timeout_factor
+        for (probe, pdef, args, command), res in zip(planned, run_batch(self.t, [c for *_x, c in planned], timeout)):
             if res.timed_out:
                 self.facts.problems[probe.name] = f"{command} gave no answer in time"
                 continue
@@ -352,26 +356,29 @@ class Runner:
     # -- cleanup
 
     def cleanup(self) -> None:
+        """Remove what the run created, in one round trip (plus one per resource set aside with --replace)."""
         if not self.cleanup_armed:
             return
         self.events.phase("cleaning up what the check created")
-        containers = self.plan.resources("containers")
-        images = self.plan.resources("images")
-        if containers:
-            existing = self._existing("container", containers)
-            if existing:
-                res = self.sh(["docker", "rm", "-f", *existing], timeout=120)
-                note = f"removed the lab's containers ({', '.join(existing)})"
-                self.notes.append(note if res.ok else f"could not remove all containers: "
-                                                            f"{res.first_error_line()}")
-        for name in images:
-            if name in self._existing("image", [name]):
-                self._remove("image", name, "built by the lab")
-        for ref in self.pulled_by_us:
-            if ref in self._existing("image", [ref]):
-                self._remove("image", ref, "pulled by the lab")
+        commands = {
+            "containers": _remove_existing("container", self.plan.resources("containers")),
+            "images": _remove_existing("image", self.plan.resources("images")),
+            "pulls": _remove_existing("image", self.pulled_by_us),
+        }
         if self.facts.engine is not None and self.facts.engine.builder == "buildkit":
-            self._prune_build_cache()
+            commands["cache"] = _prune_build_cache(self.remote_now - 1)
+        commands["files"] = shlex.join(["rm", "-rf", *([self.workdir] if self.workdir else []), self.state_rel])
+        results = dict(zip(commands, run_batch(self.t, list(commands.values()), timeout=600)))
+        for key, what in (("containers", "the lab's containers"), ("images", "the lab's images"),
+                          ("pulls", "the image(s) the lab pulled")):
+            res = results[key]
+            if res.stdout.split():
+                self.notes.append(f"removed {what} ({', '.join(res.stdout.split())})")
+            if not res.ok:
+                self.notes.append(f"could not remove all of {what}: {res.first_error_line()}")
+        removed = results.get("cache")
+        if removed is not None and removed.stdout.strip() not in ("", "0"):
+            self.notes.append(f"removed {removed.stdout.strip()} build cache record(s) made by the lab's builds")
         for kind, name, backup in reversed(self.moved):
             if kind == "container":
                 res = self.sh(["docker", "rename", backup, name], timeout=60)
@@ -379,31 +386,7 @@ class Runner:
                 res = self.sh(f"docker tag {shlex.quote(backup)} {shlex.quote(name)} && "
                               f"docker rmi {shlex.quote(backup)}", timeout=60)
             self.notes.append(f"put your {kind} {name} back" if res.ok else
-                                     f"could not put your {kind} {name} back from {backup}: {res.first_error_line()}")
-        if self.workdir:
-            self.sh(["rm", "-rf", self.workdir], timeout=60)
-        self.sh(["rm", "-f", self.state_file], timeout=30)
-
-    def _prune_build_cache(self) -> None:
-        """Remove the BuildKit cache records this run's builds made (never older ones). They hold on to the
-        base image's layers: on the containerd image store, the next pull would then download nothing."""
-        removed = 0
-        for _level in range(12):  # a record can go once its children have gone: leaves first
-            res = self.sh(["docker", "system", "df", "-v", "--format", "{{json .BuildCache}}"], timeout=60)
-            try:
-                records = json.loads(res.stdout or "[]") or []
-            except ValueError:
-                return
-            ours = [r for r in records if (_epoch(str(r.get("CreatedAt", ""))) or 0) >= self.remote_now - 1]
-            parents = {r.get("Parent") for r in records if r.get("Parent")}
-            leaves = [r["ID"] for r in ours if r.get("ID") and r["ID"] not in parents]
-            if not leaves:
-                break
-            script = "; ".join(f"docker builder prune -f --filter id={shlex.quote(i)} >/dev/null" for i in leaves)
-            self.sh(script, timeout=120)
-            removed += len(leaves)
-        if removed:
-            self.notes.append(f"removed {removed} build cache record(s) made by the lab's builds")
+                              f"could not put your {kind} {name} back from {backup}: {res.first_error_line()}")
 
     # -- all of it
 
@@ -459,6 +442,38 @@ def _epoch(created: str) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+def _json_or_none(text: str) -> dict | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _remove_existing(kind: str, names: list[str]) -> str:
+    """Remove each of `names` that exists; print the ones removed."""
+    if not names:
+        return "true"
+    remove = "docker rm -f" if kind == "container" else "docker rmi"
+    return (f'for n in {quote(*names)}; do docker {kind} inspect "$n" >/dev/null 2>&1 || continue; '
+            f'{remove} "$n" >/dev/null && echo "$n"; done')
+
+
+def _prune_build_cache(since_epoch: float) -> str:
+    """Remove the BuildKit cache records made since `since_epoch` (never older ones), leaves first (a record
+    goes once its children have gone); print how many. They hold on to the base image's layers: on the
+    containerd image store the next pull would otherwise download nothing."""
+    since = datetime.fromtimestamp(since_epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    # (The CLI turns a literal \n in --format into a newline, which breaks a quoted "\n": println it is.)
+    listing = "docker system df -v --format '{{range .BuildCache}}{{.ID}}|{{.Parent}}|{{.CreatedAt}}{{println}}{{end}}'"
+    leaves = ("awk -F'|' -v since=" + shlex.quote(since) + " 'NF >= 3 { id[NR] = $1; parent[$2] = 1; "
+              "when[NR] = substr($3, 1, 19) } END { for (i in id) if (when[i] >= since && !(id[i] in parent)) "
+              "print id[i] }'")
+    return (f"n=0; for level in 1 2 3 4 5 6 7 8 9 10 11 12; do leaves=$({listing} | {leaves}); "
+            '[ -n "$leaves" ] || break; for id in $leaves; do '
+            'docker builder prune -f --filter "id=$id" >/dev/null && n=$((n + 1)); done; done; echo "$n"')
 
 
 def _docker_io(ref: str) -> str:

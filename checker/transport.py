@@ -63,8 +63,8 @@ class Transport(Protocol):
         """Copy local files to absolute paths on the target (their folders must exist)."""
 
     def lock(self, path: str, wait: float, on_wait: Callable[[], None]) -> bool | None:
-        """Hold an exclusive lock on `path` on the target until close(): True once held, False if another
-        holder kept it for `wait` seconds, None if the target cannot lock (no flock)."""
+        """Hold an exclusive lock on `path` (relative to the user's home) on the target until close(): True
+        once held, False if another holder kept it for `wait` seconds, None if the target cannot lock."""
 
     def close(self) -> None: ...
 
@@ -140,7 +140,8 @@ class LocalTransport:
         started = time.monotonic()
         if self.first_exec_at is None:
             self.first_exec_at = time.time()
-        proc = subprocess.Popen(["/bin/sh", "-c", to_script(command)], stdin=subprocess.DEVNULL,
+        # Like an SSH session, commands start in the user's home folder.
+        proc = subprocess.Popen(["/bin/sh", "-c", to_script(command)], stdin=subprocess.DEVNULL, cwd=Path.home(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         out, err = _Sink(on_line=on_line), _Sink()
         streams = {proc.stdout.fileno(): (proc.stdout, out), proc.stderr.fileno(): (proc.stderr, err)}
@@ -190,8 +191,9 @@ class LocalTransport:
     def lock(self, path: str, wait: float, on_wait: Callable[[], None]) -> bool | None:
         import fcntl
 
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(path, "a")
+        target = Path.home() / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(target, "a")
         deadline = time.monotonic() + wait
         waited = False
         while True:
@@ -255,6 +257,8 @@ class SSHTransport:
         self.attempts = attempts
         self.keepalive = keepalive
         self._client = None
+        self._connecting = None  # a thread opening the connection (start_connecting)
+        self._connect_error: BaseException | None = None
         self._pid: int | None = None  # of the command being drained
         self.first_exec_at: float | None = None  # wall-clock time the first command was sent
 
@@ -263,6 +267,11 @@ class SSHTransport:
     def _connect(self):
         import logging
 
+        import sys
+
+        # paramiko's SSH-config support imports `invoke` (a third of paramiko's import time) for `Match exec`
+        # lines, which we never read: unless something imported it already, do without.
+        sys.modules.setdefault("invoke", None)
         import paramiko  # imported on first use: `check-lab --help` and `list` stay fast
 
         # paramiko logs the failures we report ourselves, with tracebacks, from its own thread.
@@ -338,8 +347,30 @@ class SSHTransport:
         transport.set_keepalive(self.keepalive)
         return client
 
+    def start_connecting(self) -> None:
+        """Open the connection in the background while the caller does other work (first use waits for it)."""
+        import threading
+
+        if self._client is not None or self._connecting is not None:
+            return
+
+        def connect() -> None:
+            try:
+                self._client = self._connect()
+            except BaseException as exc:  # handed to the first use, in the caller's thread
+                self._connect_error = exc
+
+        self._connecting = threading.Thread(target=connect, name="check-lab-connect", daemon=True)
+        self._connecting.start()
+
     @property
     def client(self):
+        if self._connecting is not None:
+            self._connecting.join()
+            self._connecting = None
+            if self._connect_error is not None:
+                error, self._connect_error = self._connect_error, None
+                raise error
         if self._client is None:
             self._client = self._connect()
         return self._client

@@ -122,4 +122,4 @@ def test_ranges_expand_like_bash():
     plan = labs.Plan(lab, lab.values({"containers": "2"}))
     assert plan.resources("containers") == ["my_container_1", "my_container_2"]
     stop = next(s for s in lab.steps if s.id == "stop")
-    assert plan.command(stop) == "docker stop -t 3 my_container_1 my_container_2"
+    assert plan.command(stop) == "docker stop -t 1 my_container_1 my_container_2"
