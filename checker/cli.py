@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from checker import __version__
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("lab", help="a lab id (07) or the path of a lab folder; `list` lists the labs")
     p.add_argument("--target", metavar="SPEC",
                    help="vagrant[:NAME] (default: the Vagrant machine of this folder), ssh://USER@HOST:PORT, or local")
+    p.add_argument("--targets", metavar="FILE",
+                   help="check many targets (a list, or an OpenSSH config file's hosts); see -j")
+    p.add_argument("-j", "--jobs", type=int, default=4, metavar="N", help="with --targets: N targets at once")
     p.add_argument("--identity", "-i", metavar="FILE", help="private key for an ssh:// target")
     p.add_argument("--known-hosts", metavar="FILE", help="known_hosts file for ssh:// targets (default ~/.ssh/known_hosts)")
     p.add_argument("--accept-new-host-key", action="store_true",
@@ -40,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a lab variable (see `check-lab list -v`)")
     p.add_argument("--json", metavar="FILE", help="write the versioned JSON report here")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report here")
+    p.add_argument("--observe", action="store_true",
+                   help="run no lab step: judge the state the student left (their images and containers); "
+                        "nothing on the target is changed")
     p.add_argument("--replace", action="store_true",
                    help="if the lab's containers or images exist already, set them aside during the check and "
                         "put them back afterwards (without it, the check stops)")
@@ -144,6 +151,10 @@ def run_check(args) -> int:
 
     if args.connect_timeout <= 0 or args.lock_wait < 0:
         raise UsageError("--connect-timeout must be positive and --lock-wait not negative")
+    runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor, step_timeouts=step_timeouts,
+                          lock_wait=args.lock_wait, observe=args.observe)
+    if args.targets:
+        return run_many(args, plan, runner_options, json_path, junit_path)
     transport = open_target(TargetOptions(args.target, args.identity, args.known_hosts, args.accept_new_host_key,
                                           args.connect_timeout))
     if hasattr(transport, "start_connecting"):
@@ -157,9 +168,8 @@ def run_check(args) -> int:
         from checker.transcript import RecordingTransport
 
         transport = RecordingTransport(transport, record_path, {"lab": lab.id, "values": plan.values})
-    console.header(lab.name, transport.description)
-    runner = Runner(plan, transport, events=console, replace=args.replace, timeout_factor=args.timeout_factor,
-                    step_timeouts=step_timeouts, lock_wait=args.lock_wait)
+    console.header(lab.name + (" (observe mode)" if args.observe else ""), transport.description)
+    runner = Runner(plan, transport, events=console, **runner_options)
     try:
         report = runner.run()
     finally:
@@ -176,6 +186,42 @@ def run_check(args) -> int:
         junit.write(report, code, junit_path)
     if code != EXIT_OK:
         print(f"check-lab: {why_not(report)}", file=sys.stderr)
+    return code
+
+
+def run_many(args, plan, runner_options: dict, json_path: Path | None, junit_path: Path | None) -> int:
+    """`--targets FILE`: every target checked (in parallel), one combined report."""
+    from checker.multi import check_all, combined_exit_code, load_targets
+    from checker.reporters.console import ConsoleReporter
+    from checker.targets import TargetOptions
+
+    if args.target:
+        raise UsageError("give --target or --targets, not both")
+    if args.jobs < 1:
+        raise UsageError("-j must be at least 1")
+    if args.record:
+        raise UsageError("--record records one target: leave it out with --targets")
+    entries = load_targets(Path(args.targets), TargetOptions(None, args.identity, args.known_hosts,
+                                                             args.accept_new_host_key, args.connect_timeout))
+    console = ConsoleReporter(_console(args), verbose=args.verbose)
+    console.header(f"{plan.lab.name}" + (" (observe mode)" if args.observe else ""),
+                   f"{len(entries)} targets, {min(args.jobs, len(entries))} at a time")
+    started = time.monotonic()
+    results = check_all(plan, entries, args.jobs, runner_options, exit_code_for, console.target_done)
+    code = combined_exit_code(results)
+    console.render_many(results, code, time.monotonic() - started)
+    if json_path:
+        from checker.reporters import json_report
+
+        json_report.write_many(plan, results, code, json_path)
+    if junit_path:
+        from checker.reporters import junit
+
+        junit.write_many(plan, results, code, junit_path)
+    if code != EXIT_OK:
+        bad = [f"{r.entry.label} ({'unreachable' if r.report is None else why_not(r.report)})"
+               for r in results if r.exit_code != EXIT_OK]
+        print(f"check-lab: {len(bad)} of {len(results)} targets did not pass: {'; '.join(bad)}", file=sys.stderr)
     return code
 
 

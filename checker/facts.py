@@ -87,6 +87,7 @@ class Image:
     graph_data: dict
     cmd: tuple[str, ...] | None
     created: str
+    digests: tuple[str, ...] = ()  # RepoDigests: set when the image came from a registry
 
     @classmethod
     def from_inspect(cls, data: dict) -> "Image":
@@ -101,6 +102,7 @@ class Image:
             graph_data=dict(graph.get("Data") or {}),
             cmd=tuple(cmd) if cmd else None,
             created=str(data.get("Created", "")),
+            digests=tuple(data.get("RepoDigests") or ()),
         )
 
     def layer_dirs(self) -> list[str]:
@@ -126,6 +128,11 @@ class Container:
     size_rw: int | None
     size_root_fs: int | None
     created: str
+    started_at: str = ""  # "0001-01-01T00:00:00Z" if it never started
+
+    @property
+    def ever_started(self) -> bool:
+        return bool(self.started_at) and not self.started_at.startswith("0001-")
 
     @classmethod
     def from_inspect(cls, data: dict) -> "Container":
@@ -141,6 +148,7 @@ class Container:
             size_rw=data.get("SizeRw"),
             size_root_fs=data.get("SizeRootFs"),
             created=str(data.get("Created", "")),
+            started_at=str(state.get("StartedAt", "")),
         )
 
 
@@ -192,10 +200,11 @@ class StepFact:
     step_id: str
     title: str
     command: str
-    status: str = "not-run"  # passed | failed | timed-out | not-run
+    status: str = "not-run"  # passed | failed | timed-out | not-run | skipped (observe mode)
     result: Result | None = None
     parsed: Any = None
     error: str | None = None
+    unreadable: bool = False  # its output did not parse
 
 
 @dataclass
@@ -204,17 +213,28 @@ class Facts:
     values: dict = field(default_factory=dict)
     resources: dict[str, list[str]] = field(default_factory=dict)  # the lab's names, expanded
     files_total: int = 0  # bytes of the lab files uploaded (the build context)
+    observe: bool = False  # observe mode: no lab step changed anything; facts come from the state left
     steps: dict[str, StepFact] = field(default_factory=dict)
     gathered: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
 
     def step(self, step_id: str) -> StepFact:
+        """A step's fact; in observe mode a step that changes things is `skipped` (claims judge from state)."""
         fact = self.steps.get(step_id)
         if fact is None or fact.status == "not-run":
             raise MissingFact(f"step {step_id!r} did not run")
-        if fact.parsed is None and fact.error:
+        if fact.status == "timed-out":
+            raise MissingFact(f"step {step_id!r} did not finish: {fact.error}")
+        if fact.unreadable:
             raise MissingFact(f"the output of step {step_id!r} could not be read: {fact.error}")
         return fact
+
+    @staticmethod
+    def output(fact: StepFact):
+        """A step's parsed output, for checks that can only read it there."""
+        if fact.status == "skipped":
+            raise MissingFact(f"step {fact.step_id!r} changes the machine, so observe mode did not run it")
+        return fact.parsed
 
     def get(self, name: str) -> Any:
         if name in self.gathered:

@@ -69,6 +69,7 @@ class Probe:
     kind: str
     name: str
     args: dict
+    observe: bool = True  # also gathered in observe mode (read-only: every probe is; some mean nothing there)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Step:
     parse: str | None = None
     may_fail: bool = False
     after: tuple[Probe, ...] = ()
+    observe: bool = False  # also run in observe mode: the command only looks (ls, docker ps, history, ...)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Lab:
     steps: tuple[Step, ...]
     claims: tuple[ClaimSpec, ...]
     statements: tuple[ClaimSpec, ...] = ()  # sentences of the lab's text (title), checked as written
+    needs_docker: bool = True  # False: a Docker engine the user cannot reach is a finding, not a target error
 
     @property
     def name(self) -> str:
@@ -325,7 +328,7 @@ def load(folder: Path) -> Lab:
     path = folder / LAB_FILE
     top = _Spec(_load_yaml(path), "top level", path)
     top.only({"schema", "id", "title", "description", "variables", "files", "resources", "steps", "claims",
-              "statements"})
+              "statements", "needs_docker"})
     schema = top.get("schema", int, required=True)
     if schema != SCHEMA:
         raise top.fail(f"schema {schema} is not supported (this check-lab reads schema {SCHEMA})")
@@ -376,7 +379,7 @@ def load(folder: Path) -> Lab:
     fact_names: set[str] = set()
     for i, raw in enumerate(top.get("steps", list, required=True)):
         spec = _Spec(raw, f"steps[{i}]", path)
-        spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after"})
+        spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after", "observe"})
         sid = spec.get("id", str, required=True)
         spec.where = f"step {sid!r}"
         if not ID_RE.match(sid):
@@ -402,23 +405,23 @@ def load(folder: Path) -> Lab:
             if as_name in fact_names or as_name in seen:
                 raise pspec.fail(f"fact name {as_name!r} is used twice")
             fact_names.add(as_name)
-            args = {k: v for k, v in pspec.data.items() if k not in ("probe", "as")}
+            args = {k: v for k, v in pspec.data.items() if k not in ("probe", "as", "observe")}
             for v in args.values():
                 if isinstance(v, str):
                     check_templates(v, pspec)
             problem = probes.PROBES[kind].check_args(args)
             if problem:
                 raise pspec.fail(problem)
-            after.append(Probe(kind, as_name, args))
+            after.append(Probe(kind, as_name, args, pspec.get("observe", bool, True)))
         steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
-                          parse, spec.get("may_fail", bool, False), tuple(after)))
+                          parse, spec.get("may_fail", bool, False), tuple(after), spec.get("observe", bool, False)))
 
-    facts_known = seen | fact_names
+    facts_known = seen | fact_names | {"engine"}  # the engine is gathered before any step
     claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, set(variables))
     statements = _checks(top.get("statements", list, []), "statements", path, facts_known, set(variables))
 
     return Lab(lab_id, title, folder.resolve(), top.get("description", str, "").strip(), variables, files,
-               resources, tuple(steps), claim_specs, statements)
+               resources, tuple(steps), claim_specs, statements, top.get("needs_docker", bool, True))
 
 
 def _checks(items: list, section: str, path: Path, facts_known: set[str], variables: set[str]) -> tuple[ClaimSpec, ...]:

@@ -195,6 +195,24 @@ def parse_json_lines(text: str) -> list[dict]:
     return out
 
 
+def parse_key_values(text: str) -> dict[str, str]:
+    """Indented `Key: value` output (docker version, docker info) as flat paths:
+    {"Server/Engine/Version": "20.10.24", "Server/Storage Driver": "overlay2", ...}."""
+    out: dict[str, str] = {}
+    stack: list[tuple[int, str]] = []  # (indent, key) of the open sections
+    for line in text.splitlines():
+        if not line.strip() or ":" not in line:
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        key, _, value = line.strip().partition(":")
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = "/".join([k for _i, k in stack] + [key.strip()])
+        out[path] = value.strip()
+        stack.append((indent, key.strip()))
+    return out
+
+
 # Parsers that read stdout and stderr together (BuildKit writes its progress to stderr).
 BOTH_STREAMS = {"docker_build"}
 
@@ -205,4 +223,5 @@ PARSERS = {
     "lines": parse_lines,
     "du": parse_du,
     "json_lines": parse_json_lines,
+    "key_values": parse_key_values,
 }

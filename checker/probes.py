@@ -154,6 +154,22 @@ def _layer_store_parse(result: Result, args: dict) -> LayerStore:
     return LayerStore(snapshots, tuple(d for d in dirs.split() if d), path.strip())
 
 
+def _container_disk_build(args: dict, engine: Engine | None) -> tuple[list[str], bool] | None:
+    # What each container holds on disk: its writable layer, its -init layer, its own directory.
+    if engine is not None and engine.containerd_store:
+        return None  # its containers' snapshots are not directories of the engine's own
+    names = " ".join(shlex.quote(n) for n in _names(args))
+    script = ("root=$(docker info -f '{{.DockerRootDir}}'); "
+              f"for n in {names}; do "
+              "set -- $(docker container inspect -f '{{.GraphDriver.Data.UpperDir}} {{.Id}}' \"$n\" 2>/dev/null) "
+              "|| continue; "
+              "case \"$1\" in /*) ;; *) echo 'no writable-layer directory (not the overlay2 store)' >&2; exit 3;; "
+              "esac; "
+              "d=$(dirname \"$1\"); echo \"$d\"; echo \"$d-init\"; echo \"$root/containers/$2\"; "
+              "done | xargs -r du -sxc --block-size=1 | tail -n 1")
+    return ["sh", "-c", script], True
+
+
 def _names(args: dict) -> list[str]:
     names = args["names"]
     return [names] if isinstance(names, str) else [str(n) for n in names]
@@ -174,4 +190,5 @@ PROBES: dict[str, ProbeDef] = {
     "disk": ProbeDef("disk", (), ("path",), _disk_build, _disk_parse, timeout=300.0),
     "engine": ProbeDef("engine", (), (), _engine_build, _engine_parse),
     "layer_store": ProbeDef("layer_store", (), (), _layer_store_build, _layer_store_parse),
+    "container_disk": ProbeDef("container_disk", ("names",), (), _container_disk_build, _disk_parse, timeout=300.0),
 }

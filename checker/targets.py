@@ -33,8 +33,10 @@ def open_target(opts: TargetOptions) -> Transport:
     if spec.startswith("ssh://"):
         return SSHTransport(_ssh_settings(spec, opts), connect_timeout=opts.connect_timeout)
     if spec == "vagrant" or spec.startswith("vagrant:"):
-        name = spec.partition(":")[2] or None
-        return _vagrant_target(name, opts)
+        # vagrant:NAME (a machine of the Vagrantfile here), or vagrant:PATH[#NAME] (the folder of a Vagrantfile)
+        rest = spec.partition(":")[2]
+        path, _, name = rest.partition("#") if ("/" in rest or rest.startswith(".")) else ("", "", rest)
+        return _vagrant_target(name or None, opts, Path(path).expanduser() if path else None)
     raise UsageError(f"unknown target {spec!r}: use ssh://USER@HOST:PORT, local, or vagrant[:NAME]")
 
 
@@ -60,10 +62,15 @@ def _ssh_settings(spec: str, opts: TargetOptions) -> SSHSettings:
     )
 
 
-def _vagrant_target(name: str | None, opts: TargetOptions) -> Transport:
+def _vagrant_target(name: str | None, opts: TargetOptions, folder: Path | None = None) -> Transport:
     from provision.vagrant import Machine, find_root
 
-    root = find_root()
+    if folder is not None:
+        if not (folder / "Vagrantfile").is_file():
+            raise TargetError(f"no Vagrantfile in {folder}")
+        root = folder.resolve()
+    else:
+        root = find_root()
     if root is None:
         raise TargetError("no Vagrantfile in this folder or above",
                           hint="run check-lab in the course folder, or give --target ssh://USER@HOST:PORT")

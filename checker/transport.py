@@ -10,6 +10,7 @@ group and comes back with `timed_out=True` and `exit_status=None`.
 from __future__ import annotations
 
 import os
+import re
 import select
 import shlex
 import signal
@@ -45,10 +46,13 @@ class Result:
         return self.exit_status == 0
 
     def first_error_line(self) -> str:
+        """The line that says what went wrong: the last one naming an error, else the last one."""
         for text in (self.stderr, self.stdout):
             lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
             if lines:
-                return lines[-1] if len(lines[-1]) < 300 else lines[-1][:297] + "..."
+                telling = [ln for ln in lines if re.search(r"error|denied|failed|cannot|no such|not found", ln, re.I)]
+                line = (telling or lines)[-1]
+                return line if len(line) < 300 else line[:297] + "..."
         return f"exit status {self.exit_status}"
 
 

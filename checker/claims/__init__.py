@@ -119,4 +119,4 @@ def evaluate(claim_specs, facts: Facts) -> list[ClaimResult]:
     return results
 
 
-from checker.claims import lab_text, layering  # noqa: E402,F401  (registers the checks)
+from checker.claims import environment, lab_text, layering  # noqa: E402,F401  (registers the checks)

@@ -9,7 +9,7 @@ exit code: they feed the report's "this engine vs the lab's text" section.
 from __future__ import annotations
 
 from checker.claims import Verdict, check
-from checker.facts import Facts, Image, StepFact
+from checker.facts import Facts, Image, MissingFact, StepFact
 from checker.parsers import parse_ps_size
 
 
@@ -19,12 +19,15 @@ def _name(image: Image) -> str:
 
 def _lab_rows(facts: Facts, table: list[dict]) -> list[dict]:
     names = set(facts.resources.get("containers", []))
-    return [row for row in table if row.get("NAMES") in names]
+    rows = [row for row in table if row.get("NAMES") in names]
+    if not rows:
+        raise MissingFact("`docker ps -s` shows none of the lab's containers (they are not running)")
+    return rows
 
 
 @check("pull_complete_lines", refs={"pull": "pull", "image": "base_image"})
 def pull_complete_lines(facts: Facts, pull: StepFact, image: Image | None) -> Verdict:
-    out = pull.parsed
+    out = facts.output(pull)
     n = len(image.layers) if image else 0
     finals = sorted({out.layers[lid] for lid in out.order})
     complete = out.with_status("Pull complete", "Already exists")
@@ -36,8 +39,8 @@ def pull_complete_lines(facts: Facts, pull: StepFact, image: Image | None) -> Ve
 
 @check("legacy_build_output", refs={"base_build": "build-base", "image_build": "build-image"})
 def legacy_build_output(facts: Facts, base_build: StepFact, image_build: StepFact) -> Verdict:
-    builders = {base_build.parsed.builder, image_build.parsed.builder}
-    ok = builders == {"legacy"} and bool(base_build.parsed.image_id) and bool(image_build.parsed.image_id)
+    base, image = facts.output(base_build), facts.output(image_build)
+    ok = {base.builder, image.builder} == {"legacy"} and bool(base.image_id) and bool(image.image_id)
     if ok:
         return Verdict(True, "", "Step n/m lines and Successfully built")
     return Verdict(False, "", "BuildKit builds: it prints `#n [k/m] …` steps on stderr and `naming to …`, "

@@ -41,12 +41,19 @@ def _containerd(facts: Facts) -> bool:
 @check("layers_pulled_separately", refs={"pull": "pull", "image": "base_image"})
 def layers_pulled_separately(facts: Facts, pull: StepFact, image: Image | None) -> Verdict:
     image = _need_image(image, "pulled")
+    n = len(image.layers)
+    if pull.status == "skipped":
+        # Observe mode: the pull's output is gone; what it leaves is an image from a registry, in layers.
+        expected = f"{_name(image)} came from a registry and is stored as its layers, each on its own"
+        observed = (f"{n} layer(s); from a registry: {'yes (' + image.digests[0] + ')' if image.digests else 'no'}"
+                    " (judged from the image: observe mode did not pull)")
+        return Verdict(n > 0 and bool(image.digests), expected, observed,
+                       f"pull it with `docker pull {_name(image)}`", {"layers": list(image.layers)})
     out = pull.parsed
     # The classic store ends each layer's line with "Pull complete" (or "Already exists"); the containerd
     # image store unpacks later and ends each with "Download complete".
     done = ("Pull complete", "Already exists") + (("Download complete",) if _containerd(facts) else ())
     reported = out.with_status(*done)
-    n = len(image.layers)
     expected = f"one line per layer: {n} layer(s) of {_name(image)}, each reported on its own ({' / '.join(done)})"
     observed = f"{len(reported)} layer(s) reported separately" + (f" ({', '.join(reported)})" if reported else "")
     hint = None
@@ -200,11 +207,14 @@ def containers_running(facts: Facts, containers: list[Container], image: Image |
     image = _need_image(image, "my-image")
     names, by_name = _lab_containers(facts, containers)
     missing = [n for n in names if n not in by_name]
-    stopped = [n for n in names if n in by_name and not by_name[n].running]
+    # Observe mode looks after the lab ended, and the lab ends by stopping them: they must have run.
+    done = (lambda c: c.running or c.ever_started) if facts.observe else (lambda c: c.running)
+    stopped = [n for n in names if n in by_name and not done(by_name[n])]
     other = [n for n in names if n in by_name and by_name[n].image_id != image.id]
     running = len(names) - len(missing) - len(stopped)
-    expected = f"{len(names)} containers ({', '.join(names)}) running from {_name(image)}"
-    observed = f"{running} of {len(names)} running"
+    verb = "started (running or stopped since)" if facts.observe else "running"
+    expected = f"{len(names)} containers ({', '.join(names)}) {verb} from {_name(image)}"
+    observed = f"{running} of {len(names)} {verb.split(' ')[0]}"
     if missing:
         observed += f"; missing: {', '.join(missing)}"
     if stopped:
@@ -287,32 +297,40 @@ def container_dirs_small(facts: Facts, du: StepFact, containers: list[Container]
                    {"dirs": {n: s for n, s in sizes.items()}})
 
 
-@check("disk_formula", refs={"before": "disk_before", "after": "disk_after", "containers": "running",
-                             "du": "container-dirs-du", "image": "my_image"},
-       options={"layer_overhead": "256KiB"})
-def disk_formula(facts: Facts, before: int, after: int, containers: list[Container], du: StepFact,
-                 image: Image | None, layer_overhead: str | int) -> Verdict:
+@check("disk_formula", refs={"containers": "running", "du": "container-dirs-du", "image": "my_image"},
+       options={"layer_overhead": "256KiB", "before": "disk_before", "after": "disk_after",
+                "own_disk": "container_disk"})
+def disk_formula(facts: Facts, containers: list[Container], du: StepFact, image: Image | None,
+                 layer_overhead: str | int, before: str, after: str, own_disk: str) -> Verdict:
     image = _need_image(image, "my-image")
     overhead = size_option(layer_overhead)
     names, by_name = _lab_containers(facts, containers)
     n = len(names)
     writable = sum((by_name[x].size_rw or 0) for x in names if x in by_name)
     dirs = sum(s for s in _dir_sizes(facts, du.parsed or [], containers).values() if s)
-    growth = after - before
     allowed = writable + dirs + n * overhead
     root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
-    expected = (f"{root} grows by at most Σ writable ({human(writable)}) + Σ container dirs ({human(dirs)}) "
+    if facts.observe:
+        # No "before" to compare with: add up what each container has on disk of its own instead.
+        growth = facts.get(own_disk)
+        measured = (f"the {n} containers' own layers and directories hold {human(growth)} ({growth:,} B) "
+                    "(du -sx; observe mode)")
+        numbers = {"own": growth}
+    else:
+        disk_before, disk_after = facts.get(before), facts.get(after)
+        growth = disk_after - disk_before
+        measured = (f"{root} grew by {human(growth)} ({growth:,} B) with {n} containers: "
+                    f"{disk_before:,} B → {disk_after:,} B (du -sx)")
+        numbers = {"before": disk_before, "after": disk_after}
+    expected = (f"the containers add at most Σ writable ({human(writable)}) + Σ container dirs ({human(dirs)}) "
                 f"+ layer metadata (≤ {human(overhead)} each) = {human(allowed)}; "
                 f"{n} copies of the image would be {human(n * image.size)}")
-    observed = (f"{root} grew by {human(growth)} ({growth:,} B) with {n} containers: "
-                f"{before:,} B → {after:,} B (du -sx)")
     hint = None
     if growth > allowed:
         hint = ("each container costs far more than its writable layer: the engine copies the image per container "
                 "(vfs storage driver?) or the containers write data elsewhere (volumes)")
-    return Verdict(growth <= allowed and n > 0, expected, observed, hint,
-                   {"before": before, "after": after, "growth": growth, "writable": writable, "dirs": dirs,
-                    "allowed": allowed})
+    return Verdict(growth <= allowed and n > 0, expected, measured, hint,
+                   {**numbers, "growth": growth, "writable": writable, "dirs": dirs, "allowed": allowed})
 
 
 @check("containers_stopped", refs={"containers": "stopped"})

@@ -12,7 +12,8 @@ from checker.lab import Step
 from checker.reporters import result_word
 from checker.runner import RunReport
 
-MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "timed-out": ("⏱", "red"), "not-run": ("·", "dim")}
+MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "timed-out": ("⏱", "red"), "not-run": ("·", "dim"),
+        "skipped": ("–", "dim")}
 VERDICT = {"pass": ("✓", "green", "holds"), "fail": ("✗", "red", "FAILS"), "error": ("?", "yellow", "not judged")}
 
 
@@ -29,6 +30,13 @@ def _quiet_on_closed_pipe(method):
             return None
 
     return wrapper
+
+
+def _result_of(result) -> tuple[str, str]:
+    if result.report is None:
+        return "unreachable", "bold yellow"
+    word = result_word(result.exit_code)
+    return word.upper(), {"pass": "green", "fail": "red"}.get(word, "yellow")
 
 
 class ConsoleReporter:
@@ -99,6 +107,38 @@ class ConsoleReporter:
                 self.console.print(Text("     │ " + ln[:300]))
             if fact.error and fact.status != "passed":
                 self.console.print(Text(f"     {fact.error}", style=style))
+
+    @_quiet_on_closed_pipe
+    def target_done(self, result) -> None:
+        """One target of many finished (called as they finish)."""
+        word, style = _result_of(result)
+        self.console.print(Text.assemble((f" {word:<11}", style), (result.entry.label, "bold"),
+                                         (f"  {result.seconds:.1f}s", "dim")))
+
+    @_quiet_on_closed_pipe
+    def render_many(self, results, exit_code: int, seconds: float) -> None:
+        c = self.console
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        for column in ("target", "result", "claims", "score", "time", "why"):
+            table.add_column(column, overflow="fold")
+        for r in results:
+            word, style = _result_of(r)
+            if r.report is None:
+                claims, score, why = "–", "–", r.error or ""
+            else:
+                held = sum(1 for cl in r.report.claims if cl.passed)
+                points, max_points = r.report.score
+                claims, score = f"{held}/{len(r.report.claims)}", f"{points:g}/{max_points:g}"
+                why = r.report.error or ", ".join(cl.id for cl in r.report.claims if not cl.passed)
+            table.add_row(Text(r.entry.label, style="bold"), Text(word, style=style), claims, score,
+                          f"{r.seconds:.1f}s", why)
+        c.print()
+        c.print(table)
+        passed = sum(1 for r in results if r.exit_code == 0)
+        word = result_word(exit_code)
+        c.print()
+        c.print(Text(f" {word.upper()}: {passed}/{len(results)} targets pass · {seconds:.1f}s",
+                     style={"pass": "bold green", "fail": "bold red"}.get(word, "bold yellow")))
 
     @_quiet_on_closed_pipe
     def render(self, report: RunReport, exit_code: int) -> None:

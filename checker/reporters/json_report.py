@@ -70,6 +70,34 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
     }
 
 
+def to_dict_many(plan, results, exit_code: int) -> dict:
+    """Many targets: one section per target (its full report, or why it could not be checked)."""
+    lab = plan.lab
+    sections = []
+    for r in results:
+        section = {"label": r.entry.label, "target": r.entry.spec, "exit_code": r.exit_code,
+                   "result": "unreachable" if r.report is None else result_word(r.exit_code),
+                   "error": r.error, "duration_s": round(r.seconds, 3)}
+        if r.report is not None:
+            section["report"] = to_dict(r.report, r.exit_code)
+            points, max_points = r.report.score
+            section["score"] = {"points": points, "max": max_points}
+        sections.append(section)
+    return {
+        "schema": SCHEMA, "version": VERSION, "kind": "targets",
+        "tool": {"name": "check-lab", "version": __version__},
+        "lab": {"id": lab.id, "title": lab.title, "folder": str(lab.folder), "variables": plan.values},
+        "result": result_word(exit_code), "exit_code": exit_code,
+        "summary": {"targets": len(results), "passed": sum(1 for r in results if r.exit_code == 0),
+                    "unreachable": sum(1 for r in results if r.report is None)},
+        "targets": sections,
+    }
+
+
+def write_many(plan, results, exit_code: int, path: Path) -> None:
+    atomic_write(Path(path), json.dumps(to_dict_many(plan, results, exit_code), indent=2, default=str) + "\n")
+
+
 def write(report: RunReport, exit_code: int, path: Path) -> None:
     data = json.dumps(to_dict(report, exit_code), indent=2, default=str) + "\n"
     atomic_write(Path(path), data)

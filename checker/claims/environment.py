@@ -1,0 +1,118 @@
+"""Checks about the lab machine and its Docker installation (labs 00 and 01)."""
+
+from __future__ import annotations
+
+import re
+
+from checker.claims import Verdict, check
+from checker.facts import Container, Facts, StepFact
+
+
+def _version(text: str) -> tuple[int, ...]:
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    return tuple(int(g) for g in match.groups() if g is not None) if match else ()
+
+
+def _last_line(fact: StepFact) -> str:
+    return fact.result.first_error_line() if fact.result else (fact.error or "it did not run")
+
+
+@check("machine_answers", refs={"system": "system"})
+def machine_answers(facts: Facts, system: StepFact) -> Verdict:
+    lines = system.parsed or []
+    ok = system.status == "passed" and system.result is not None and system.result.exit_status == 0 and len(lines) >= 3
+    observed = " · ".join(lines[:3]) if ok else f"no answer: {_last_line(system)}"
+    return Verdict(ok, "the machine runs commands over SSH and says what it is (kernel, OS, user)", observed,
+                   "bring the machine up (vagrant up) and check `vagrant ssh` works")
+
+
+@check("engine_running", refs={"engine": "engine"})
+def engine_running(facts: Facts, engine: StepFact) -> Verdict:
+    data = (engine.parsed or [{}])[0] if engine.parsed else {}
+    server = (data.get("Server") or {}).get("Version") if isinstance(data, dict) else None
+    ok = bool(server) and engine.result is not None and engine.result.exit_status == 0
+    observed = f"Docker Engine {server} answers" if ok else f"no Docker Engine answers: {_last_line(engine)}"
+    return Verdict(ok, "a Docker Engine runs on the machine and answers (docker version, as root)", observed,
+                   "start it: sudo systemctl start docker (or vagrant provision)")
+
+
+@check("engine_version", refs={"engine": "engine"}, options={"minimum": "20.10"})
+def engine_version(facts: Facts, engine: StepFact, minimum: str) -> Verdict:
+    data = (engine.parsed or [{}])[0] if engine.parsed else {}
+    server = str((data.get("Server") or {}).get("Version") or "") if isinstance(data, dict) else ""
+    client = str((data.get("Client") or {}).get("Version") or "") if isinstance(data, dict) else ""
+    ok = bool(server) and _version(server) >= _version(minimum)
+    observed = f"server {server or '?'}, client {client or '?'}"
+    return Verdict(ok, f"Docker Engine {minimum} or newer", observed,
+                   f"the course needs Docker {minimum} or newer: re-provision the machine")
+
+
+@check("user_can_use_docker", refs={"as_user": "as-user", "system": "system"})
+def user_can_use_docker(facts: Facts, as_user: StepFact, system: StepFact) -> Verdict:
+    ok = as_user.result is not None and as_user.result.exit_status == 0 and bool(as_user.result.stdout.strip())
+    observed = (f"`docker info` works without sudo (server {as_user.result.stdout.strip()})" if ok
+                else f"`docker info` fails for this user: {_last_line(as_user)}")
+    groups = next((ln for ln in system.parsed or [] if ln.startswith("uid=")), "")
+    if groups and not ok:
+        observed += f"; {groups}"
+    return Verdict(ok, "the login user runs docker without sudo (it is in the docker group)", observed,
+                   "add the user to the docker group (vagrant provision does), then log in again")
+
+
+@check("container_ran", refs={"run": "run"}, options={"says": "hello from a container"})
+def container_ran(facts: Facts, run: StepFact, says: str) -> Verdict:
+    out = run.result.stdout if run.result else ""
+    ok = run.result is not None and run.result.exit_status == 0 and says in out
+    observed = f"it printed {out.strip()!r}" if ok else f"it did not run: {_last_line(run)}"
+    return Verdict(ok, f"a container starts, prints {says!r} and ends with status 0", observed,
+                   "the image must be pullable: check the machine's registry mirror or network")
+
+
+@check("versions_reported", refs={"version": "version"})
+def versions_reported(facts: Facts, version: StepFact) -> Verdict:
+    kv = version.parsed or {}
+    client, server = kv.get("Client/Version", ""), kv.get("Server/Engine/Version", "")
+    client_api, server_api = kv.get("Client/API version", ""), kv.get("Server/Engine/API version", "")
+    ok = bool(client and server and client_api and server_api) and \
+        _version(client_api) >= _version(server_api.split("(minimum version")[-1].strip(" )") or "0")
+    observed = (f"client {client or '?'} (API {client_api or '?'}), server {server or '?'} "
+                f"(API {server_api or '?'})")
+    return Verdict(ok, "`docker version` shows the client and the server (Engine), with API versions that fit",
+                   observed, "no Server section: the engine does not run, or this user may not reach it")
+
+
+@check("info_matches", refs={"info": "info", "version": "version"})
+def info_matches(facts: Facts, info: StepFact, version: StepFact) -> Verdict:
+    kv, ver = info.parsed or {}, version.parsed or {}
+    server = kv.get("Server/Server Version", "")
+    driver = kv.get("Server/Storage Driver", "")
+    root = kv.get("Server/Docker Root Dir", "")
+    ok = bool(server) and server == ver.get("Server/Engine/Version") and bool(driver) and bool(root)
+    observed = f"Server Version {server or '?'}, Storage Driver {driver or '?'}, Docker Root Dir {root or '?'}"
+    return Verdict(ok, "`docker info` describes the same engine: its version, storage driver and data folder",
+                   observed, "docker info must reach the server: check that the engine runs")
+
+
+@check("storage_driver_layered", refs={"info": "info"}, options={"drivers": "overlay2,overlayfs"})
+def storage_driver_layered(facts: Facts, info: StepFact, drivers: str) -> Verdict:
+    driver = (info.parsed or {}).get("Server/Storage Driver", "")
+    wanted = [d.strip() for d in drivers.split(",") if d.strip()]
+    return Verdict(driver in wanted, f"the storage driver is {' or '.join(wanted)} (layers stored once, shared)",
+                   f"Storage Driver: {driver or '?'}",
+                   "the labs about layers need overlay2: re-provision the machine (LAB_STORAGE_DRIVER=overlay2)")
+
+
+@check("container_listed_exited", refs={"ps": "ps-all"}, options={"name": "first-container"})
+def container_listed_exited(facts: Facts, ps: StepFact, name: str) -> Verdict:
+    rows = [r for r in ps.parsed or [] if r.get("NAMES") == name]
+    status = rows[0].get("STATUS", "") if rows else ""
+    ok = status.startswith("Exited (0)")
+    return Verdict(ok, f"`docker ps -a` lists {name}, Exited (0): it ran and ended", f"STATUS: {status or 'not listed'}",
+                   "a container that printed its message and ended is listed by `docker ps -a` (not `docker ps`)")
+
+
+@check("container_removed", refs={"after": "after_rm"}, options={"name": "first-container"})
+def container_removed(facts: Facts, after: list[Container], name: str) -> Verdict:
+    left = [c.name for c in after if c.name == name]
+    return Verdict(not left, f"after `docker rm`, {name} is gone", "still there" if left else "gone",
+                   f"remove it: docker rm {name}")
