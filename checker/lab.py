@@ -69,7 +69,7 @@ class Probe:
     kind: str
     name: str
     args: dict
-    observe: bool = True  # also gathered in observe mode (read-only: every probe is; some mean nothing there)
+    observe: bool | str = True  # gathered in observe mode too (False: not there; "only": only there)
 
 
 @dataclass(frozen=True)
@@ -412,7 +412,10 @@ def load(folder: Path) -> Lab:
             problem = probes.PROBES[kind].check_args(args)
             if problem:
                 raise pspec.fail(problem)
-            after.append(Probe(kind, as_name, args, pspec.get("observe", bool, True)))
+            observe = pspec.get("observe", (bool, str), True)
+            if observe not in (True, False, "only"):
+                raise pspec.fail("observe is true, false or only")
+            after.append(Probe(kind, as_name, args, observe))
         steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
                           parse, spec.get("may_fail", bool, False), tuple(after), spec.get("observe", bool, False)))
 

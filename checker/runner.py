@@ -340,7 +340,8 @@ class Runner:
                         fact.status = "failed"
             self.gather(step)
             self.events.step_finished(i, len(steps), fact)
-            if fact.status != "passed":
+            # A failed step stops the lab; observe mode only looks, so it goes on and judges what is there.
+            if fact.status != "passed" and not self.observe:
                 break
 
     def display(self, step: Step) -> str:
@@ -351,7 +352,7 @@ class Runner:
         """The step's probes, all in one round trip."""
         planned = []
         for probe in step.after:
-            if self.observe and not probe.observe:
+            if (self.observe and not probe.observe) or (not self.observe and probe.observe == "only"):
                 continue
             pdef = PROBES[probe.kind]
             args = self.plan.probe_args(probe)

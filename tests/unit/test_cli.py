@@ -19,7 +19,7 @@ def run(capsys, *args):
 def test_unknown_lab_exits_2_with_one_line(capsys):
     code, out, err = run(capsys, "99")
     assert code == 2
-    assert err.strip() == "check-lab: unknown lab '99'; known labs: 07-FS_layering"
+    assert err.strip() == "check-lab: unknown lab '99'; known labs: 00-lab_environment, 01-docker_installation, 07-FS_layering"
 
 
 def test_malformed_lab_yaml_exits_2(capsys, tmp_path):

@@ -47,7 +47,7 @@ def test_find_by_id_number_and_folder_name():
 
 
 def test_unknown_lab_lists_the_known_ones():
-    with pytest.raises(UsageError, match=r"unknown lab '99'; known labs: 07-FS_layering"):
+    with pytest.raises(UsageError, match=r"unknown lab .99.; known labs: 00-lab_environment, 01-docker_installation, 07-FS_layering"):
         labs.find("99")
 
 
