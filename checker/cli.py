@@ -167,7 +167,8 @@ def run_check(args) -> int:
     if record_path:
         from checker.transcript import RecordingTransport
 
-        transport = RecordingTransport(transport, record_path, {"lab": lab.id, "values": plan.values})
+        transport = RecordingTransport(transport, record_path, {"lab": lab.id, "values": plan.values,
+                                                                "observe": args.observe})
     console.header(lab.name + (" (observe mode)" if args.observe else ""), transport.description)
     runner = Runner(plan, transport, events=console, **runner_options)
     try:

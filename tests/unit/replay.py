@@ -27,4 +27,4 @@ def replay(engine: str, scenario: str, tmp_path: Path) -> RunReport:
     folder = make_variant(scenario, tmp_path) if scenario in VARIANTS else LAB07
     lab = labs.load(folder)
     plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items()}))
-    return Runner(plan, ReplayTransport(path)).run()
+    return Runner(plan, ReplayTransport(path), observe=bool(meta.get("observe"))).run()
