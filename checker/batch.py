@@ -16,8 +16,14 @@ from typing import Sequence
 from checker.transport import Command, Result, Transport, to_script
 
 
+NO_SCRATCH = 97  # the batch could not make its scratch folder
+
+
 def batch_script(commands: Sequence[Command], boundary: str) -> str:
-    lines = ['d=$(mktemp -d "${TMPDIR:-/tmp}/check-lab-batch.XXXXXXXX") || exit 97']
+    # The answers wait in a scratch folder; with less than 1 MiB free there (a full disk) the batch gives up
+    # at once and run_batch asks one command at a time instead.
+    lines = [f'd=$(mktemp -d "${{TMPDIR:-/tmp}}/check-lab-batch.XXXXXXXX" 2>/dev/null) || exit {NO_SCRATCH}',
+             f"df -Pk \"$d\" 2>/dev/null | awk 'NR == 2 {{ exit ($4 < 1024) }}' || {{ rm -rf \"$d\"; exit {NO_SCRATCH}; }}"]
     for i, command in enumerate(commands):
         lines.append(f"s=$(date +%s%N); ( {to_script(command)}\n) </dev/null >\"$d/o\" 2>\"$d/e\"; r=$?; "
                      f"t=$(( $(date +%s%N) - s ))")
@@ -49,6 +55,9 @@ def run_batch(transport: Transport, commands: Sequence[Command], timeout: float 
         return []
     boundary = f"@@check-lab-{secrets.token_hex(8)}@@"
     res = transport.run(batch_script(commands, boundary), timeout=timeout)
+    if res.exit_status == NO_SCRATCH:
+        # No room for the batch's scratch folder (a full disk): one round trip per command, then.
+        return [transport.run(command, timeout=timeout) for command in commands]
     parsed = parse_batch(res.stdout, boundary, len(commands))
     missing = Result(None, "", res.stderr or "the batch did not finish", res.duration, timed_out=True)
     return [r if r is not None else missing for r in parsed]

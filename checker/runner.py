@@ -280,20 +280,25 @@ class Runner:
             + (f"mkdir -p {quote(*subdirs)} && " if subdirs else "") + 'printf "%s\\n" "$w"',
         ], timeout=60)
         if not made.ok or not made.stdout.strip():
-            raise TargetError(f"cannot make a work folder on the target: {made.first_error_line()}",
-                              hint="is its disk full? (df -h)")
+            self._disk_full('"${TMPDIR:-/tmp}"')
+            raise TargetError(f"cannot make a work folder on the target: {made.first_error_line()}")
         self.workdir = made.stdout.strip()
         if not record.ok:
+            self._disk_full(STATE_DIR)
             raise TargetError(f"cannot write ~/{self.state_rel} on the target: {record.first_error_line()}")
         try:
             self.t.put_files([(local, f"{self.workdir}/{rel}") for local, rel in files])
         except TargetError:
-            free = self.sh(f"df -Pk {shlex.quote(self.workdir)} | awk 'NR == 2 {{print $4}}'", timeout=30)
-            if free.ok and free.stdout.strip().isdigit() and int(free.stdout.strip()) < 1024:
-                raise TargetError(f"the machine's disk is full ({free.stdout.strip()} kB free where the lab's "
-                                  f"files go, {self.workdir})", hint="free some space: df -h; docker system df")
+            self._disk_full(shlex.quote(self.workdir))
             raise
         self.facts.files_total = sum(local.stat().st_size for local, _ in files)
+
+    def _disk_full(self, where: str) -> None:
+        """Say so if the file system at `where` (a shell word) on the target is full."""
+        free = self.sh(f"df -Pk {where} | awk 'NR == 2 {{print $4}}'", timeout=30)
+        if free.ok and free.stdout.strip().isdigit() and int(free.stdout.strip()) < 1024:
+            raise TargetError(f"the machine's disk is full ({free.stdout.strip()} kB free where the lab's files go)",
+                              hint="free some space: df -h; docker system df")
 
     # -- steps
 

@@ -88,8 +88,14 @@ class ReplayTransport:
 BOUNDARY = re.compile(r"@@check-lab-[0-9a-f]{16}@@")
 
 
+BATCHED = re.compile(r"\( (.*?)\n\) </dev/null", re.S)
+
+
 def _shape(script: str) -> str:
-    """A command with its run-specific parts (work folder, batch boundary, times) reduced, for comparing."""
+    """A command with its run-specific parts (work folder, batch boundary, times) reduced, for comparing.
+    A batch compares as the commands in it, whatever its framing."""
+    if "check-lab-batch." in script:
+        script = "\n@@batch@@\n".join(BATCHED.findall(script))
     script = re.sub(r"/[^\s'\"]*check-lab\.[A-Za-z0-9]{8}", "<workdir>", script)
     script = BOUNDARY.sub("<boundary>", script)
     script = re.sub(r"since='[0-9: -]+'", "since=<time>", script)
