@@ -7,6 +7,7 @@ lab.yaml names them: `after: [{probe: image, ref: "my-image:1.0", as: my_image}]
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -102,9 +103,9 @@ def _disk_parse(result: Result, args: dict) -> int:
 
 
 def _engine_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
+    # `docker info` also lists the client's plugins (buildx); `docker --version` asks no daemon.
     script = (f"docker info --format '{{{{json .}}}}' || exit $?; echo {SECTION}; "
-              f"docker version --format '{{{{.Client.Version}}}}' 2>/dev/null; echo {SECTION}; "
-              f"docker buildx version >/dev/null 2>&1 && echo yes; echo {SECTION}; "
+              f"docker --version 2>/dev/null; echo {SECTION}; "
               "printf '%s\\n' \"${DOCKER_BUILDKIT-<unset>}\"")
     return ["sh", "-c", script], False
 
@@ -113,7 +114,7 @@ def _engine_parse(result: Result, args: dict) -> Engine:
     if result.exit_status != 0:
         raise ProbeError(result.first_error_line())
     parts = [p.strip() for p in result.stdout.split(SECTION)]
-    if len(parts) != 4:
+    if len(parts) != 3:
         raise ProbeError("unexpected output from docker info")
     try:
         info = json.loads(parts[0])
@@ -122,8 +123,12 @@ def _engine_parse(result: Result, args: dict) -> Engine:
     if info.get("ServerErrors") or not info.get("ServerVersion"):
         # Without a daemon, `docker info --format` still prints the client's half and exits 0.
         raise ProbeError("; ".join(map(str, info.get("ServerErrors") or ["the Docker daemon did not answer"])))
-    env = parts[3] if parts[3] != "<unset>" else None
-    return Engine.from_info(info, client_version=parts[1], buildx=parts[2] == "yes", buildkit_env=env)
+    version = re.search(r"version (\d+\.\d+\.\d+\S*?),?(?:\s|$)", parts[1])
+    plugins = ((info.get("ClientInfo") or {}).get("Plugins") or [])
+    buildx = any(isinstance(p, dict) and p.get("Name") == "buildx" and not p.get("Err") for p in plugins)
+    env = parts[2] if parts[2] != "<unset>" else None
+    return Engine.from_info(info, client_version=version.group(1) if version else "", buildx=buildx,
+                            buildkit_env=env)
 
 
 def _layer_store_build(args: dict, engine: Engine | None) -> tuple[list[str], bool] | None:

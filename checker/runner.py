@@ -480,12 +480,14 @@ def _json_or_none(text: str) -> dict | None:
 
 
 def _remove_existing(kind: str, names: list[str]) -> str:
-    """Remove each of `names` that exists; print the ones removed."""
+    """Remove those of `names` that exist, in one docker call; print the ones removed."""
     if not names:
         return "true"
-    remove = "docker rm -f" if kind == "container" else "docker rmi"
-    return (f'for n in {quote(*names)}; do docker {kind} inspect "$n" >/dev/null 2>&1 || continue; '
-            f'{remove} "$n" >/dev/null && echo "$n"; done')
+    if kind == "container":
+        return f"docker rm -f {quote(*names)} 2>/dev/null || true"
+    # Children before parents (my-image before my-base-image); docker says what it untagged.
+    return (f"docker rmi {quote(*reversed(names))} 2>/dev/null | sed -n 's/^Untagged: //p' | "
+            f"grep -x -F {' '.join('-e ' + quote(n) for n in names)} || true")
 
 
 def _prune_build_cache(since_epoch: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import select
 import shlex
 import signal
@@ -264,6 +265,7 @@ class SSHTransport:
         self._connecting = None  # a thread opening the connection (start_connecting)
         self._connect_error: BaseException | None = None
         self._pid: int | None = None  # of the command being drained
+        self._shell = None  # the session's shell (_Shell), False where there cannot be one
         self.first_exec_at: float | None = None  # wall-clock time the first command was sent
 
     # -- connection
@@ -392,6 +394,19 @@ class SSHTransport:
     # -- commands
 
     def run(self, command: Command, timeout: float = 60.0, on_line: LineCallback | None = None) -> Result:
+        """Through the session's shell (no per-command SSH channel: ~50 ms less each); a fresh channel when
+        output must stream line by line, or when the target has no shell for it (no setsid)."""
+        if on_line is None and self._shell is not False:
+            if self._shell is None:
+                self._shell = _Shell.open(self) or False
+            if self._shell is not False:
+                try:
+                    return self._shell.run(to_script(command), timeout)
+                except _ShellBroken:
+                    self._shell = None  # a new one next time; this command on a channel of its own
+        return self._exec_run(command, timeout, on_line)
+
+    def _exec_run(self, command: Command, timeout: float = 60.0, on_line: LineCallback | None = None) -> Result:
         script = to_script(command)
         started = time.monotonic()
         chan = self._open_channel()
@@ -468,7 +483,7 @@ class SSHTransport:
         script = (f"kill -TERM -- {group} 2>/dev/null || sudo -n kill -TERM -- {group} 2>/dev/null; sleep 1; "
                   f"kill -KILL -- {group} 2>/dev/null || sudo -n kill -KILL -- {group} 2>/dev/null; true")
         try:
-            self.run(script, timeout=15)
+            self._exec_run(script, timeout=15)
         except TargetError:
             pass
 
@@ -514,6 +529,9 @@ class SSHTransport:
             raise TargetError(f"uploading the lab's files to {self.description} failed: {exc}") from None
 
     def close(self) -> None:
+        if self._shell:
+            self._shell.close()
+        self._shell = None
         if getattr(self, "_lock_chan", None) is not None:
             self._lock_chan.close()
             self._lock_chan = None
@@ -533,3 +551,129 @@ class _AcceptNew:
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
         with open(self.known_hosts, "a") as fh:
             fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class _ShellBroken(Exception):
+    """The session's shell is unusable (it died, or a command in it could not be ended)."""
+
+
+class _Shell:
+    """One long-lived `sh` on one SSH channel: every command is written to its stdin and framed by markers
+    on both streams, so each answer comes back whole without opening a channel per command. A command runs
+    in a session of its own (setsid), so a timeout or Ctrl-C ends it and all it started, not the shell."""
+
+    def __init__(self, owner: "SSHTransport", chan):
+        self.owner = owner
+        self.chan = chan
+        self.out = bytearray()
+        self.err = bytearray()
+
+    @classmethod
+    def open(cls, owner: "SSHTransport") -> "_Shell | None":
+        chan = owner._open_channel()
+        if owner.first_exec_at is None:
+            owner.first_exec_at = time.time()
+        chan.exec_command("command -v setsid >/dev/null || exit 3; echo @@check-lab-shell; exec /bin/sh -s")
+        shell = cls(owner, chan)
+        try:
+            shell._read_until(lambda: b"@@check-lab-shell\n" in shell.out, time.monotonic() + 30)
+        except (_ShellBroken, TimeoutError):
+            chan.close()
+            return None
+        shell.out.clear()
+        return shell
+
+    def _read_until(self, done, deadline: float) -> None:
+        while not done():
+            progressed = False
+            while self.chan.recv_ready():
+                self.out += self.chan.recv(65536)
+                progressed = True
+            while self.chan.recv_stderr_ready():
+                self.err += self.chan.recv_stderr(65536)
+                progressed = True
+            if progressed:
+                continue
+            if self.chan.exit_status_ready() or self.chan.closed:
+                raise _ShellBroken()
+            if time.monotonic() >= deadline:
+                raise TimeoutError()
+            select.select([self.chan], [], [], min(0.5, max(0.0, deadline - time.monotonic())))
+
+    def run(self, script: str, timeout: float) -> Result:
+        token = secrets.token_hex(8)
+        start, end = f"@@cl-{token}-start\n".encode(), f"\n@@cl-{token}-end ".encode()
+        pid_mark = f"@@cl-{token}-pid ".encode()
+        child = f"echo @@cl-{token}-pid $$ >&2; exec /bin/sh -c {shlex.quote(script)}"
+        program = (f"printf '%s\\n' @@cl-{token}-start; printf '%s\\n' @@cl-{token}-start >&2\n"
+                   f"setsid /bin/sh -c {shlex.quote(child)} </dev/null & wait $!\n"
+                   f"printf '\\n@@cl-{token}-end %s\\n' \"$?\"; printf '\\n@@cl-{token}-end 0\\n' >&2\n")
+        started = time.monotonic()
+        try:
+            self.chan.sendall(program.encode())
+        except OSError:
+            raise _ShellBroken() from None
+        deadline = started + timeout
+        pid = None
+
+        def finished() -> bool:
+            return (start in self.out and end in self.out[self.out.find(start):] and
+                    self.out.endswith(b"\n") and start in self.err and end in self.err[self.err.find(start):]
+                    and self.err.endswith(b"\n"))
+
+        try:
+            self._read_until(finished, deadline)
+        except TimeoutError:
+            pid = _marked_pid(self.err, pid_mark)
+            if pid is not None:
+                self.owner._kill(pid)
+            try:  # the shell goes on once the command has ended
+                self._read_until(finished, time.monotonic() + 20)
+            except (TimeoutError, _ShellBroken):
+                self.close()
+                raise _ShellBroken() from None
+            out, err, _status = self._take(start, end, pid_mark)
+            return Result(None, out.text(), err.text(), time.monotonic() - started, True,
+                          out.truncated or err.truncated)
+        except KeyboardInterrupt:
+            pid = _marked_pid(self.err, pid_mark)
+            if pid is not None:
+                self.owner._kill(pid)
+            self.close()
+            self.owner._shell = None
+            raise
+        out, err, status = self._take(start, end, pid_mark)
+        return Result(status, out.text(), err.text(), time.monotonic() - started, False,
+                      out.truncated or err.truncated)
+
+    def _take(self, start: bytes, end: bytes, pid_mark: bytes) -> tuple[_Sink, _Sink, int]:
+        """Cut this command's answer out of both streams (what follows stays for the next command)."""
+        results = []
+        for buf in (self.out, self.err):
+            a = buf.find(start) + len(start)
+            b = buf.find(end, a)
+            line_end = buf.find(b"\n", b + len(end))
+            body, status = bytes(buf[a:b]), bytes(buf[b + len(end):line_end]).strip()
+            del buf[:line_end + 1]
+            results.append((body, status))
+        (out_body, status), (err_body, _s) = results
+        if err_body.startswith(pid_mark):
+            err_body = err_body.split(b"\n", 1)[1] if b"\n" in err_body else b""
+        out, err = _Sink(), _Sink()
+        out.add(out_body)
+        err.add(err_body)
+        return out, err, int(status) if status.isdigit() else -1
+
+    def close(self) -> None:
+        try:
+            self.chan.close()
+        except Exception:
+            pass
+
+
+def _marked_pid(buf: bytearray, mark: bytes) -> int | None:
+    at = buf.find(mark)
+    if at < 0:
+        return None
+    digits = bytes(buf[at + len(mark):]).split(b"\n", 1)[0].strip()
+    return int(digits) if digits.isdigit() else None
