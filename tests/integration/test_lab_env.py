@@ -7,8 +7,6 @@ import json
 import os
 import re
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 

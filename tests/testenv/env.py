@@ -196,7 +196,7 @@ def export_lines(settings: dict) -> str:
 
 def describe(settings: dict) -> str:
     where = "" if settings["docker_host"] == f"unix://{DEFAULT_SOCKET}" else (
-        f"\n  the engine is not on the default socket: eval \"$(python3 -m tests.testenv env)\" first")
+        "\n  the engine is not on the default socket: eval \"$(python3 -m tests.testenv env)\" first")
     lab_env = f"\n  settings for `vagrant up`: {LAB_ENV_FILE}" if settings.get("lab_env_file") else (
         "\n  set the LAB_* variables of `python3 -m tests.testenv env` before `vagrant up`")
     return (f"test environment ready: engine {settings['docker_host']}, registry mirror http://{REGISTRY_ADDR},"
