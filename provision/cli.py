@@ -30,6 +30,7 @@ VM_SETTINGS = {
     "cpus": ("LAB_CPUS", "virtual CPUs (default 2)"),
     "memory": ("LAB_MEMORY", "memory in MB (default 2048)"),
     "docker_image": ("LAB_DOCKER_IMAGE", "image of the container VM (docker provider)"),
+    "libvirt_uri": ("LAB_LIBVIRT_URI", "libvirt daemon to use (default qemu:///system)"),
     "boot_timeout": ("LAB_BOOT_TIMEOUT", "seconds to wait for the machine's SSH (default 600)"),
 }
 PROVIDERS = ("virtualbox", "libvirt", "docker")

@@ -95,6 +95,11 @@ def explain(command: str, output: str, stderr: str = "") -> tuple[str, str]:
         name = provider.group(1) if provider else "requested"
         reason = message.split("reason is shown below:", 1)[-1] if "reason is shown below" in message else message
         return "provider", f"the {name} provider is not available here: {_one_line(reason, 200)}"
+    if error_class.endswith("LibvirtConnectionError") or message.startswith("Error while connecting to Libvirt"):
+        uri = re.search(r"libvirt URI (\S+?):?(\s|$)", message)
+        return "provider", (f"the libvirt provider is not available here: libvirtd does not answer at "
+                            f"{uri.group(1) if uri else 'its URI'} (start libvirtd, or pick another provider): "
+                            f"{_one_line(message.splitlines()[-1], 160)}")
     if ("Box" in error_class or error_class.endswith("DownloaderError")
             or ("box" in message.lower() and "could not be found" in message.lower())):
         lines = [ln for ln in message.splitlines() if ln.strip()]

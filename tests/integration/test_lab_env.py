@@ -146,6 +146,7 @@ def test_provider_missing(project_factory, monkeypatch, capsys):
 
 
 def test_box_missing(project_factory, monkeypatch, capsys):
+    testenv.ensure_libvirt()  # vagrant-libvirt asks libvirtd before it looks for the box
     project = project_factory("nobox", {"LAB_BOX": "check-lab/no-such-box",
                                         "LAB_BOX_URL": "file:///nonexistent/no-such-box.box"})
     code = run_lab_env(monkeypatch, project, "up", "--provider", "libvirt")
@@ -154,6 +155,17 @@ def test_box_missing(project_factory, monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1
     assert "box is not installed and could not be fetched" in err
     assert "check-lab/no-such-box" in err and "vagrant box add" in err
+
+
+def test_libvirtd_not_answering(project_factory, monkeypatch, capsys):
+    project = project_factory("nolibvirtd", {"LAB_BOX": "check-lab/no-such-box",
+                                             "LAB_LIBVIRT_URI": "qemu+unix:///system?socket=/nonexistent/libvirt-sock"})
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "libvirt")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert len(err.strip().splitlines()) == 1
+    assert "the libvirt provider is not available here: libvirtd does not answer at qemu+unix:///system" in err
+    assert "/nonexistent/libvirt-sock" in err
 
 
 def test_boot_timeout(project_factory, monkeypatch, capsys, lab_env):
