@@ -265,12 +265,17 @@ def ensure_dockerd() -> str:
     return host
 
 
-def registry_answers() -> bool:
+def http_ok(url: str) -> bool:
+    """True if URL answers 200 within two seconds."""
     try:
-        with urllib.request.urlopen(f"http://{REGISTRY_ADDR}/v2/", timeout=2) as resp:
+        with urllib.request.urlopen(url, timeout=2) as resp:
             return resp.status == 200
     except OSError:
         return False
+
+
+def registry_answers() -> bool:
+    return http_ok(f"http://{REGISTRY_ADDR}/v2/")
 
 
 def ensure_registry() -> None:
@@ -291,11 +296,7 @@ def ensure_registry() -> None:
 
 
 def apt_proxy_answers() -> bool:
-    try:
-        with urllib.request.urlopen(f"{APT_PROXY}/acng-report.html", timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    return http_ok(f"{APT_PROXY}/acng-report.html")
 
 
 def ensure_apt_proxy() -> None:
