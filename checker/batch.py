@@ -13,7 +13,8 @@ import secrets
 import shlex
 from typing import Sequence
 
-from checker.transport import Command, Result, Transport, to_script
+from checker.records import Result
+from checker.transport import Command, Transport, to_script
 
 
 NO_SCRATCH = 97  # the batch could not make its scratch folder

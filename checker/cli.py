@@ -1,26 +1,35 @@
-"""check-lab: parse → load and validate the lab → connect → run → render.
+"""check-lab: parse → open the target (connecting in the background) → load and validate the lab → run →
+render. Exit codes: checker/exitcodes.py (the same policy as lab-env's).
 
-Exit codes (decided here, and only here):
-  0   every claim holds
-  1   a claim failed or could not be judged
-  2   usage or lab-spec error
-  3   target not reachable or not ready (no VM, SSH failure, no Docker, a lab name already taken)
-  4   internal error (a bug: run with --debug and report it)
-  130 interrupted (Ctrl-C); what the run created is cleaned up first
+Only the standard library and the tables of targets and formats are imported before the target is known,
+so `check-lab --help` stays fast and the SSH handshake starts before the lab, the runner and the
+renderers are loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
-from pathlib import Path
 
 from checker import __version__
-from checker.errors import (EXIT_CLAIM_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TARGET, EXIT_USAGE,
-                            CheckLabError, UsageError)
+from checker import reporters, targets
+from checker.errors import CheckLabError, UsageError
+from checker.exitcodes import ExitStatus, for_run, for_targets
 
-EXIT_INTERNAL = 4
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a cancelled CI job, `timeout`, a closed terminal): ends a run like Ctrl-C does,
+    cleanup first; the exit code names the signal (143, 129)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.signal = name
+
+
+def _on_signal(signum, _frame) -> None:
+    raise Terminated(signal.Signals(signum).name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,13 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="check-lab",
         description="Run a lab of the Docker course on the lab machine and check every claim the lab makes.",
         epilog="`check-lab list` lists the labs. Exit codes: 0 all claims hold, 1 a claim failed, "
-               "2 usage or lab error, 3 target not reachable or not ready, 130 interrupted.",
+               "2 usage or lab error, 3 target not reachable or not ready, 4 internal error, "
+               "129/130/143 ended by SIGHUP/Ctrl-C/SIGTERM (after cleaning up).",
     )
     p.add_argument("lab", help="a lab id (07) or the path of a lab folder; `list` lists the labs")
-    p.add_argument("--target", metavar="SPEC",
-                   help="vagrant[:NAME] (default: the Vagrant machine of this folder), ssh://USER@HOST:PORT, or local")
+    p.add_argument("--target", metavar="SPEC", help=f"where the lab runs: {targets.help_text()}")
     p.add_argument("--targets", metavar="FILE",
-                   help="check many targets (a list, or an OpenSSH config file's hosts); see -j")
+                   help="check many targets (a list of target specs, or an OpenSSH config file's hosts); see -j")
     p.add_argument("-j", "--jobs", type=int, default=4, metavar="N", help="with --targets: N targets at once")
     p.add_argument("--identity", "-i", metavar="FILE", help="private key for an ssh:// target")
     p.add_argument("--known-hosts", metavar="FILE", help="known_hosts file for ssh:// targets (default ~/.ssh/known_hosts)")
@@ -42,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ssh:// targets: trust and remember an unknown host key (a changed key is still refused)")
     p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=[],
                    help="override a lab variable (see `check-lab list -v`)")
-    p.add_argument("--json", metavar="FILE", help="write the versioned JSON report here")
-    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report here")
+    p.add_argument("--report", dest="reports", action="append", metavar="FORMAT:FILE", default=[],
+                   help=f"write a report (FILE - for standard output); formats: {reporters.help_text()}")
+    p.add_argument("--json", metavar="FILE", help="the same as --report json:FILE")
+    p.add_argument("--junit", metavar="FILE", help="the same as --report junit:FILE")
     p.add_argument("--observe", action="store_true",
                    help="run no lab step: judge the state the student left (their images and containers); "
                         "nothing on the target is changed")
@@ -67,29 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def exit_code_for(report) -> int:
-    if report.interrupted:
-        return EXIT_INTERRUPTED
-    if report.error:
-        return EXIT_TARGET
-    return EXIT_OK if report.passed else EXIT_CLAIM_FAILED
-
-
 def _console(args):
     from rich.console import Console
 
     return Console(highlight=False, no_color=args.no_color or None)
 
 
-def _output_path(value: str | None, flag: str) -> Path | None:
+def report_requests(args) -> list[reporters.ReportRequest]:
+    requests = [reporters.parse_request(value) for value in args.reports]
+    if args.json:
+        requests.append(reporters.parse_request(f"json:{args.json}", "--json"))
+    if args.junit:
+        requests.append(reporters.parse_request(f"junit:{args.junit}", "--junit"))
+    outs = [r.destination for r in requests if r.destination == "-"]
+    if len(outs) > 1:
+        raise UsageError("only one report can go to standard output")
+    return requests
+
+
+def _output_path(value: str | None, flag: str):
     if not value:
         return None
-    path = Path(value).expanduser()
-    if path.is_dir():
-        raise UsageError(f"{flag} {value}: is a folder, give a file name")
-    if not path.parent.resolve().is_dir():
-        raise UsageError(f"{flag} {value}: folder {path.parent} does not exist")
-    return path
+    request = reporters.parse_request(f"json:{value}", flag)
+    from pathlib import Path
+
+    return Path(request.destination).expanduser()
 
 
 def _timeouts(pairs: list[str], lab) -> dict[str, float]:
@@ -112,9 +125,10 @@ def _timeouts(pairs: list[str], lab) -> dict[str, float]:
 
 
 def list_labs(argv: list[str]) -> int:
-    from checker import lab as labs
     from rich.console import Console
     from rich.table import Table
+
+    from checker import lab as labs
 
     parser = argparse.ArgumentParser(prog="check-lab list", description="List the labs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show each lab's variables")
@@ -124,7 +138,7 @@ def list_labs(argv: list[str]) -> int:
     console = Console(highlight=False)
     if not found:
         console.print("no labs found (looked in: " + ", ".join(map(str, labs.lab_roots(args.labs))) + ")")
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     table = Table("lab", "title", "steps", "claims", "folder", box=None, header_style="bold")
     for lab in found:
         table.add_row(lab.id, lab.title, str(len(lab.steps)), str(len(lab.claims)), str(lab.folder))
@@ -133,32 +147,44 @@ def list_labs(argv: list[str]) -> int:
         for lab in found:
             for var in lab.variables.values():
                 console.print(f"  {lab.id}: --set {var.name}=… (default {var.default!r}) {var.description}")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def run_check(args) -> int:
-    from checker import lab as labs
-    from checker.targets import TargetOptions, open_target
-
-    lab = labs.find(args.lab, args.labs)
-    plan = labs.Plan(lab, lab.values(labs.parse_sets(args.sets)))
-    step_timeouts = _timeouts(args.timeouts, lab)
     if args.timeout_factor <= 0:
         raise UsageError("--timeout-factor must be positive")
-    json_path = _output_path(args.json, "--json")
-    junit_path = _output_path(args.junit, "--junit")
-    record_path = _output_path(args.record, "--record")
-
     if args.connect_timeout <= 0 or args.lock_wait < 0:
         raise UsageError("--connect-timeout must be positive and --lock-wait not negative")
-    runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor, step_timeouts=step_timeouts,
-                          lock_wait=args.lock_wait, observe=args.observe)
-    if args.targets:
-        return run_many(args, plan, runner_options, json_path, junit_path)
-    transport = open_target(TargetOptions(args.target, args.identity, args.known_hosts, args.accept_new_host_key,
-                                          args.connect_timeout))
-    if hasattr(transport, "start_connecting"):
-        transport.start_connecting()  # the SSH handshake runs while the rest is imported and set up
+    requests = report_requests(args)
+    record_path = _output_path(args.record, "--record")
+    options = targets.TargetOptions(args.target, args.identity, args.known_hosts, args.accept_new_host_key,
+                                    args.connect_timeout)
+    transport = None
+    if not args.targets:
+        # Connect first (in the background) when the target is known without asking anything slow.
+        transport = targets.open_quickly(options)
+        if transport is not None and hasattr(transport, "start_connecting"):
+            transport.start_connecting()
+            # Nothing else runs meanwhile (threads share one interpreter): the handshake gets it to itself.
+            transport.settle()
+    try:
+        from checker import lab as labs
+
+        lab = labs.find(args.lab, args.labs)
+        plan = labs.Plan(lab, lab.values(labs.parse_sets(args.sets)))
+        runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor,
+                              step_timeouts=_timeouts(args.timeouts, lab), lock_wait=args.lock_wait,
+                              observe=args.observe)
+        if args.targets:
+            return run_many(args, plan, runner_options, requests)
+        if transport is None:
+            transport = targets.open_target(options)
+            if hasattr(transport, "start_connecting"):
+                transport.start_connecting()
+    except BaseException:
+        if transport is not None:
+            transport.close()
+        raise
 
     from checker.reporters.console import ConsoleReporter
     from checker.runner import Runner
@@ -175,26 +201,19 @@ def run_check(args) -> int:
         report = runner.run()
     finally:
         console.close()
-    code = exit_code_for(report)
+    code = for_run(report)
     console.render(report, code)
-    if json_path:
-        from checker.reporters import json_report
-
-        json_report.write(report, code, json_path)
-    if junit_path:
-        from checker.reporters import junit
-
-        junit.write(report, code, junit_path)
-    if code != EXIT_OK:
+    reporters.write_single(requests, report, code)
+    if code != ExitStatus.OK:
         print(f"check-lab: {why_not(report)}", file=sys.stderr)
     return code
 
 
-def run_many(args, plan, runner_options: dict, json_path: Path | None, junit_path: Path | None) -> int:
+def run_many(args, plan, runner_options: dict, requests) -> int:
     """`--targets FILE`: every target checked (in parallel), one combined report."""
-    from checker.multi import check_all, combined_exit_code, load_targets
+    from checker.multi import check_all
     from checker.reporters.console import ConsoleReporter
-    from checker.targets import TargetOptions
+    from checker.targets.file import load_targets
 
     if args.target:
         raise UsageError("give --target or --targets, not both")
@@ -202,26 +221,19 @@ def run_many(args, plan, runner_options: dict, json_path: Path | None, junit_pat
         raise UsageError("-j must be at least 1")
     if args.record:
         raise UsageError("--record records one target: leave it out with --targets")
-    entries = load_targets(Path(args.targets), TargetOptions(None, args.identity, args.known_hosts,
-                                                             args.accept_new_host_key, args.connect_timeout))
+    entries = load_targets(args.targets, targets.TargetOptions(None, args.identity, args.known_hosts,
+                                                               args.accept_new_host_key, args.connect_timeout))
     console = ConsoleReporter(_console(args), verbose=args.verbose)
     console.header(f"{plan.lab.name}" + (" (observe mode)" if args.observe else ""),
                    f"{len(entries)} targets, {min(args.jobs, len(entries))} at a time")
     started = time.monotonic()
-    results = check_all(plan, entries, args.jobs, runner_options, exit_code_for, console.target_done)
-    code = combined_exit_code(results)
+    results = check_all(plan, entries, args.jobs, runner_options, console.target_done)
+    code = for_targets(r.exit_code for r in results)
     console.render_many(results, code, time.monotonic() - started)
-    if json_path:
-        from checker.reporters import json_report
-
-        json_report.write_many(plan, results, code, json_path)
-    if junit_path:
-        from checker.reporters import junit
-
-        junit.write_many(plan, results, code, junit_path)
-    if code != EXIT_OK:
-        bad = [f"{r.entry.label} ({'unreachable' if r.report is None else why_not(r.report)})"
-               for r in results if r.exit_code != EXIT_OK]
+    reporters.write_many(requests, plan.info(), results, code)
+    if code != ExitStatus.OK:
+        bad = [f"{r.label} ({'unreachable' if r.report is None else why_not(r.report)})"
+               for r in results if r.exit_code != ExitStatus.OK]
         print(f"check-lab: {len(bad)} of {len(results)} targets did not pass: {'; '.join(bad)}", file=sys.stderr)
     return code
 
@@ -229,7 +241,8 @@ def run_many(args, plan, runner_options: dict, json_path: Path | None, junit_pat
 def why_not(report) -> str:
     """One line: why this run did not pass."""
     if report.interrupted:
-        return "interrupted; what the run had created is cleaned up"
+        how = {"SIGTERM": "ended by SIGTERM", "SIGHUP": "ended by SIGHUP"}.get(report.signal, "interrupted")
+        return f"{how}; what the run had created is cleaned up"
     if report.error:
         return report.error
     failed_step = next((s for s in report.steps if s.status in ("failed", "timed-out")), None)
@@ -248,6 +261,12 @@ def why_not(report) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _on_signal)
+    except ValueError:  # not the main thread (in-process callers): leave the signals alone
+        previous = {}
     try:
         if argv and argv[0] == "list":
             return list_labs(argv[1:])
@@ -260,14 +279,20 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"check-lab: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("check-lab: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        name = getattr(exc, "signal", "SIGINT")
+        print(f"check-lab: {'interrupted' if name == 'SIGINT' else 'ended by ' + name}", file=sys.stderr)
+        from checker.exitcodes import for_signal
+
+        return for_signal(name)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        return exc.code if isinstance(exc.code, int) else ExitStatus.USAGE
     except Exception as exc:  # a bug: say so in one line
         if debug:
             raise
         print(f"check-lab: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
               file=sys.stderr)
-        return EXIT_INTERNAL
+        return ExitStatus.INTERNAL
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,18 +1,14 @@
-"""One error hierarchy; the CLI maps it to exit codes in one place (checker.cli.exit_code_for)."""
+"""One error hierarchy; each error carries its exit code (the policy is in checker.exitcodes)."""
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_CLAIM_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TARGET = 3
-EXIT_INTERRUPTED = 130
+from checker.exitcodes import ExitStatus
 
 
 class CheckLabError(Exception):
     """An error with a one-line message for the user; `exit_code` says how the CLI ends."""
 
-    exit_code = EXIT_CLAIM_FAILED
+    exit_code = ExitStatus.FAILED
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message)
@@ -26,7 +22,7 @@ class CheckLabError(Exception):
 class UsageError(CheckLabError):
     """Bad command line: unknown lab, bad --set, unreadable file."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitStatus.USAGE
 
 
 class LabSpecError(UsageError):
@@ -36,8 +32,10 @@ class LabSpecError(UsageError):
 class TargetError(CheckLabError):
     """The target cannot be reached or is not ready: no VM, SSH failure, no usable Docker, name clash."""
 
-    exit_code = EXIT_TARGET
+    exit_code = ExitStatus.TARGET
 
 
-class Interrupted(CheckLabError):
-    exit_code = EXIT_INTERRUPTED
+class ProvisioningFailed(CheckLabError):
+    """lab-env: a step of the guest provisioner failed (a finding about the machine, like a failed claim)."""
+
+    exit_code = ExitStatus.FAILED

@@ -10,71 +10,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from checker.transport import Result
+from checker.records import Engine, StepFact
 
 
 class MissingFact(Exception):
-    """A claim needs a fact the run could not gather; the claim is then not judged (verdict `error`)."""
+    """A claim needs a fact the run could not gather; the claim is then not judged (verdict `error`).
+    `what_to_do` tells the student how to give the checker the evidence (e.g. run --observe earlier)."""
 
-
-@dataclass(frozen=True)
-class Engine:
-    server_version: str
-    storage_driver: str
-    docker_root_dir: str
-    driver_status: tuple[tuple[str, str], ...] = ()
-    operating_system: str = ""
-    kernel: str = ""
-    cgroup_version: str = ""
-    client_version: str = ""
-    buildx: bool = False
-    buildkit_env: str | None = None  # DOCKER_BUILDKIT in the target user's environment
-
-    @classmethod
-    def from_info(cls, info: dict, client_version: str = "", buildx: bool = False,
-                  buildkit_env: str | None = None) -> "Engine":
-        return cls(
-            server_version=str(info.get("ServerVersion", "")),
-            storage_driver=str(info.get("Driver", "")),
-            docker_root_dir=str(info.get("DockerRootDir", "/var/lib/docker")),
-            driver_status=tuple(tuple(map(str, pair)) for pair in info.get("DriverStatus") or []),
-            operating_system=str(info.get("OperatingSystem", "")),
-            kernel=str(info.get("KernelVersion", "")),
-            cgroup_version=str(info.get("CgroupVersion", "")),
-            client_version=client_version,
-            buildx=buildx,
-            buildkit_env=buildkit_env,
-        )
-
-    @property
-    def containerd_store(self) -> bool:
-        return any("io.containerd.snapshotter" in value for _key, value in self.driver_status)
-
-    @property
-    def image_store(self) -> str:
-        return "containerd" if self.containerd_store else self.storage_driver
-
-    @property
-    def builder(self) -> str:
-        """The builder `docker build` uses by default for this user: legacy or buildkit."""
-        if self.buildkit_env in ("0", "false"):
-            return "legacy"
-        if self.buildkit_env in ("1", "true"):
-            return "buildkit"
-        major = int(self.client_version.split(".")[0]) if self.client_version[:1].isdigit() else 0
-        # Since Docker 23 the CLI builds with BuildKit (through buildx) unless told otherwise.
-        return "buildkit" if major >= 23 and self.buildx else "legacy"
-
-    def describe(self) -> str:
-        store = "containerd image store" if self.containerd_store else f"{self.storage_driver} storage driver"
-        return f"Docker {self.server_version}, {store}, {self.builder} builder"
-
-    def as_dict(self) -> dict:
-        return {"server_version": self.server_version, "client_version": self.client_version,
-                "storage_driver": self.storage_driver, "image_store": self.image_store,
-                "containerd_image_store": self.containerd_store, "builder": self.builder, "buildx": self.buildx,
-                "docker_root_dir": self.docker_root_dir, "operating_system": self.operating_system,
-                "kernel": self.kernel, "cgroup_version": self.cgroup_version}
+    def __init__(self, message: str, what_to_do: str | None = None):
+        super().__init__(message)
+        self.what_to_do = what_to_do
 
 
 @dataclass(frozen=True)
@@ -193,18 +138,6 @@ def chain_ids(diff_ids: tuple[str, ...] | list[str]) -> list[str]:
         else:
             chain.append("sha256:" + hashlib.sha256(f"{chain[-1]} {diff}".encode()).hexdigest())
     return chain
-
-
-@dataclass
-class StepFact:
-    step_id: str
-    title: str
-    command: str
-    status: str = "not-run"  # passed | failed | timed-out | not-run | skipped (observe mode)
-    result: Result | None = None
-    parsed: Any = None
-    error: str | None = None
-    unreadable: bool = False  # its output did not parse
 
 
 @dataclass

@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 
 from checker.errors import LabSpecError, UsageError
+from checker.records import LabInfo
+from checker.resources import KINDS
 
 SCHEMA = 1
 LAB_FILE = "lab.yaml"
@@ -126,9 +128,9 @@ class Lab:
     def context(self, values: dict[str, Any]) -> dict[str, Any]:
         """What templates may refer to: the variables, and `resources.KIND` (lists of names)."""
         ctx = dict(values)
-        for kind, names in self.resources.items():
+        for kind in KINDS:
             expanded: list[str] = []
-            for name in names:
+            for name in self.resources.get(kind, ()):
                 expanded.extend(expand_ranges(render(name, values)))
             ctx[f"resources.{kind}"] = expanded
         return ctx
@@ -322,7 +324,7 @@ def _safe_file(folder: Path, name: str, spec: _Spec) -> str:
 
 
 def load(folder: Path) -> Lab:
-    from checker import parsers, probes  # the registries the spec refers to
+    from checker import parsers, probes  # the registries the spec refers to (with checks, resources)
 
     folder = Path(folder)
     path = folder / LAB_FILE
@@ -356,14 +358,18 @@ def load(folder: Path) -> Lab:
 
     resources: dict[str, tuple[str, ...]] = {}
     res = _Spec(top.get("resources", dict, {}) or {}, "resources", path)
-    res.only({"images", "containers", "pulls"})
-    for kind in ("images", "containers", "pulls"):
-        names = res.get(kind, list, [])
-        if not all(isinstance(n, str) for n in names):
-            raise res.fail(f"`{kind}` must list names")
-        resources[kind] = tuple(names)
+    res.only(set(KINDS))
+    for key in res.data:
+        names = res.get(key, list, [])
+        if not all(isinstance(n, str) and n.strip() for n in names):
+            raise res.fail(f"`{key}` must list names")
+        for name in names:
+            problem = KINDS[key].check_name(name)
+            if problem:
+                raise res.fail(f"`{key}`: {problem}")
+        resources[key] = tuple(names)
 
-    known_names = set(variables) | {f"resources.{k}" for k in resources}
+    known_names = set(variables) | {f"resources.{k}" for k in KINDS}
 
     def check_templates(text: str, spec: _Spec) -> None:
         for match in TEMPLATE_RE.finditer(text):
@@ -420,24 +426,26 @@ def load(folder: Path) -> Lab:
                           parse, spec.get("may_fail", bool, False), tuple(after), spec.get("observe", bool, False)))
 
     facts_known = seen | fact_names | {"engine"}  # the engine is gathered before any step
-    claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, set(variables))
-    statements = _checks(top.get("statements", list, []), "statements", path, facts_known, set(variables))
+    claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, known_names)
+    statements = _checks(top.get("statements", list, []), "statements", path, facts_known, known_names)
 
     return Lab(lab_id, title, folder.resolve(), top.get("description", str, "").strip(), variables, files,
                resources, tuple(steps), claim_specs, statements, top.get("needs_docker", bool, True))
 
 
-def _checks(items: list, section: str, path: Path, facts_known: set[str], variables: set[str]) -> tuple[ClaimSpec, ...]:
-    """The `claims` (or `statements`) of a lab: each a registered check with its parameters."""
-    from checker import claims
+def _checks(items: list, section: str, path: Path, facts_known: set[str], known_names: set[str]) -> tuple[ClaimSpec, ...]:
+    """The `claims` (or `statements`) of a lab: each a registered check with its `with:` parameters, or a
+    YAML matcher (`expect:`, checker/claims/matcher.py) that needs no Python."""
+    from checker.checks import registry
 
+    checks = registry()
     specs: list[ClaimSpec] = []
     ids: set[str] = set()
     title_key = "title" if section == "claims" else "text"
     for i, raw in enumerate(items):
         spec = _Spec(raw, f"{section}[{i}]", path)
-        spec.only({"id", title_key, "check", "with", "hint", "points"} if section == "claims"
-                  else {"id", title_key, "check", "with"})
+        spec.only({"id", title_key, "check", "with", "expect", "hint", "points"} if section == "claims"
+                  else {"id", title_key, "check", "with", "expect"})
         cid = spec.get("id", str, required=True)
         spec.where = f"{section[:-1]} {cid!r}"
         if not ID_RE.match(cid):
@@ -445,19 +453,41 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], variab
         if cid in ids:
             raise spec.fail(f"duplicate {section[:-1]} id")
         ids.add(cid)
-        check = spec.get("check", str, required=True)
-        if check not in claims.CLAIMS:
-            raise spec.fail(f"unknown check {check!r} (known: {', '.join(sorted(claims.CLAIMS))})")
-        args = spec.get("with", dict, {}) or {}
-        problem = claims.CLAIMS[check].check_args(args, facts_known, variables)
+        if ("check" in spec.data) == ("expect" in spec.data):
+            raise spec.fail("give either `check:` (a registered check) or `expect:` (a YAML matcher)")
+        if "expect" in spec.data:
+            check, args = "expect", spec.get("expect", dict)
+            if "with" in spec.data:
+                raise spec.fail("`with:` belongs to `check:`; an `expect:` says everything itself")
+        else:
+            check = spec.get("check", str)
+            args = spec.get("with", dict, {}) or {}
+        if check not in checks:
+            raise spec.fail(f"unknown check {check!r} (known: {', '.join(sorted(checks))})")
+        problem = checks[check].check_args(args, facts_known)
         if problem:
             raise spec.fail(problem)
+        for value in _strings(args):
+            for match in TEMPLATE_RE.finditer(value):
+                if match.group(1) not in known_names:
+                    raise spec.fail(f"unknown name {{{{ {match.group(1)} }}}} (known: {', '.join(sorted(known_names))})")
         points = spec.get("points", (int, float), 1) if section == "claims" else 0
         if points < 0:
             raise spec.fail("points must not be negative")
         specs.append(ClaimSpec(cid, spec.get(title_key, str, cid if section == "claims" else ...), check, args,
                                spec.get("hint", str, "") if section == "claims" else "", float(points)))
     return tuple(specs)
+
+
+def _strings(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, str]:
@@ -492,3 +522,32 @@ class Plan:
 
     def resources(self, kind: str) -> list[str]:
         return list(self.context.get(f"resources.{kind}", []))
+
+    def all_resources(self) -> dict[str, list[str]]:
+        """The lab's resources by kind, names expanded (only kinds it has)."""
+        return {key: self.resources(key) for key in self.lab.resources}
+
+    def _rendered(self, specs: tuple[ClaimSpec, ...]) -> list[ClaimSpec]:
+        """Claims with their `with:` rendered with the lab's variables (and each check's option defaults,
+        which may refer to them too, filled in)."""
+        from checker.checks import registry
+
+        checks = registry()
+        out = []
+        for spec in specs:
+            chk = checks[spec.check]
+            args = dict(spec.args) if chk.validate else {**chk.options, **spec.args}
+            out.append(ClaimSpec(spec.id, spec.title, spec.check, render_value(args, self.context), spec.hint,
+                                 spec.points))
+        return out
+
+    @property
+    def claims(self) -> list[ClaimSpec]:
+        return self._rendered(self.lab.claims)
+
+    @property
+    def statements(self) -> list[ClaimSpec]:
+        return self._rendered(self.lab.statements)
+
+    def info(self) -> LabInfo:
+        return LabInfo(self.lab.id, self.lab.title, str(self.lab.folder), dict(self.values))

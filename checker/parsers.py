@@ -10,37 +10,23 @@ import json
 import re
 from dataclasses import dataclass, field
 
-# ------------------------------------------------------------------------------------------------ sizes
+from checker.units import parse_size
 
-# Docker prints sizes in decimal units (go-units HumanSize: kB, MB, GB); du -h in binary ones (K, M, G).
-_DOCKER_UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5}
-_DU_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+# ------------------------------------------------------------------------------------------------ sizes
 
 
 def docker_size(text: str) -> float:
-    """'72.3MB' -> 72_300_000.0, '0B' -> 0, '4.1kB' -> 4100."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([kKMGTP]?B)\s*", text)
-    if not match:
+    """'72.3MB' -> 72_300_000.0, '0B' -> 0, '4.1kB' -> 4100 (Docker's decimal units)."""
+    if not re.fullmatch(r"\s*[0-9.]+\s*[kKMGTP]?B\s*", text):
         raise ValueError(f"not a Docker size: {text!r}")
-    return float(match.group(1)) * _DOCKER_UNITS[match.group(2).upper()]
+    return parse_size(text)
 
 
 def du_size(text: str) -> float:
-    """du -h sizes: '36K' -> 36864, '1.5M', '0'."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGTP]?)B?\s*", text, re.IGNORECASE)
-    if not match:
+    """du -h sizes: '36K' -> 36864, '1.5M', '0' (binary units)."""
+    if not re.fullmatch(r"\s*[0-9.]+\s*[KMGTP]?\s*", text, re.IGNORECASE):
         raise ValueError(f"not a du size: {text!r}")
-    return float(match.group(1)) * _DU_UNITS[match.group(2).upper()]
-
-
-def human(n: float | None) -> str:
-    """Bytes for people, in Docker's decimal units."""
-    if n is None:
-        return "?"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.0f}B"
+    return parse_size(text.strip().upper())
 
 
 # ------------------------------------------------------------------------------------------------ docker pull

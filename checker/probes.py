@@ -12,8 +12,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from checker.facts import Container, Engine, HistoryRow, Image, LayerStore
-from checker.transport import Result
+from checker.facts import Container, HistoryRow, Image, LayerStore
+from checker.records import Engine, Result
 
 
 class ProbeError(Exception):

@@ -1,42 +1,44 @@
 """Run a lab on a target: preflight, upload, steps (each followed by its probes), cleanup, claims.
 
-Nothing the user owns is lost: before the first step the runner looks for the lab's names (images,
-containers) on the target. A name left by an earlier, interrupted check-lab run is cleaned up; any
-other is the user's, and the run stops (TargetError) unless `replace` is set, in which case the user's
-resource is moved aside under a backup name and put back at the end. Afterwards the runner removes
-exactly what the run created (and the base image only if the run pulled it).
+The runner only orchestrates. What a lab creates, and how it is guarded and removed, is the business of
+the resource kinds (checker/resources.py); how commands travel, of the target (checker/targets); what the
+output means, of the parsers, probes and checks; what the report looks like, of the reporters.
+
+Nothing the user owns is lost: before the first step the runner asks the machine which of the lab's names
+exist. An interrupted run's leftovers are removed; anyone else's stop the run (TargetError) unless
+`replace` is set and the kind can be set aside (renamed for the run, put back at the end). Afterwards the
+runner removes exactly what the run created (and the base image only if the run pulled it).
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-import re
 import shlex
 import socket
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from checker import claims as claims_mod
+from checker import checks
+from checker.batch import quote, run_batch
 from checker.errors import TargetError
-from checker.facts import Engine, Facts, StepFact
+from checker.facts import Facts
 from checker.lab import Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
-from checker.batch import quote, run_batch
-from checker.transport import Result, Transport, process_started_at
+from checker.records import Result, RunReport, StepFact
+from checker.resources import KINDS, Kind, ResourceError, assess
+from checker.transport import Transport, process_started_at
 
 STATE_DIR = ".check-lab"  # under the target user's home: marks a run in progress
-SAVED_SUFFIX = "-check-lab-saved"
 
 
 class Events(Protocol):
     def phase(self, text: str) -> None: ...
 
-    def step_started(self, index: int, total: int, step: Step, command: str) -> None: ...
+    def step_started(self, index: int, total: int, title: str, command: str) -> None: ...
 
     def step_finished(self, index: int, total: int, fact: StepFact) -> None: ...
 
@@ -45,40 +47,11 @@ class NoEvents:
     def phase(self, text: str) -> None:
         pass
 
-    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+    def step_started(self, index: int, total: int, title: str, command: str) -> None:
         pass
 
     def step_finished(self, index: int, total: int, fact: StepFact) -> None:
         pass
-
-
-@dataclass
-class RunReport:
-    plan: Plan
-    target: str
-    started_at: str
-    engine: Engine | None = None
-    steps: list[StepFact] = field(default_factory=list)
-    claims: list[claims_mod.ClaimResult] = field(default_factory=list)
-    statements: list[claims_mod.ClaimResult] = field(default_factory=list)  # the lab's text on this engine
-    notes: list[str] = field(default_factory=list)  # what cleanup did or could not do
-    duration: float = 0.0
-    interrupted: bool = False
-    error: str | None = None  # the target failed mid-run
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.claims) and all(c.passed for c in self.claims) and not self.error and not self.interrupted
-
-    @property
-    def differences(self) -> list[claims_mod.ClaimResult]:
-        """The lab's statements that do not hold as written on this engine (judged ones only)."""
-        return [s for s in self.statements if s.verdict == claims_mod.FAIL]
-
-    @property
-    def score(self) -> tuple[float, float]:
-        return sum(c.points for c in self.claims), sum(c.max_points for c in self.claims)
 
 
 def docker_hint(stderr: str) -> str:
@@ -122,10 +95,10 @@ class Runner:
         self.uid: int | None = None
         self.workdir: str | None = None
         self.home: str | None = None
-        self.facts = Facts(values=dict(plan.values), resources={k: plan.resources(k) for k in plan.lab.resources},
-                           observe=observe)
+        self.facts = Facts(values=dict(plan.values), observe=observe)
         self.pulled_by_us: list[str] = []
-        self.moved: list[tuple[str, str, str]] = []  # (kind, original name, backup name)
+        self.moved: list[tuple[str, str, str]] = []  # (kind key, original name, backup name)
+        self.existing: dict[str, list[str]] = {}  # the lab's names that existed before this run
         self.notes: list[str] = []
         self.cleanup_armed = False
 
@@ -137,6 +110,14 @@ class Runner:
     def root_wrap(self, script: str) -> str:
         return script if self.uid == 0 else f"sudo -n sh -c {shlex.quote(script)}"
 
+    @property
+    def state_rel(self) -> str:
+        return f"{STATE_DIR}/run-{self.lab.id}.json"  # relative to the target user's home
+
+    def _kinds(self) -> list[tuple[Kind, list[str]]]:
+        """The lab's resource kinds (registry order) with their names."""
+        return [(KINDS[key], self.plan.resources(key)) for key in KINDS if key in self.lab.resources]
+
     # -- preflight
 
     def preflight(self) -> None:
@@ -144,14 +125,12 @@ class Runner:
         self.events.phase(f"connecting to {self.t.description}")
         if not self.observe:  # observe mode writes nothing, not even a lock file
             self._lock()
-        names = {kind: self.plan.resources(kind) for kind in ("images", "containers", "pulls")}
-        who, info, stale, images, containers, pulls = run_batch(self.t, [
+        kinds = [(kind, names) for kind, names in self._kinds() if names]
+        who, info, stale, *answers = run_batch(self.t, [
             "id -u && date +%s && printf '%s\\n' \"$HOME\"",
             PROBES["engine"].build({}, None)[0],
             ["cat", self.state_rel],
-            self._inspect("image", names["images"]),
-            self._inspect("container", names["containers"]),
-            self._inspect("image", names["pulls"]),
+            *[kind.find(names) for kind, names in kinds],
         ], timeout=60)
         lines = who.stdout.split()
         if not who.ok or len(lines) < 3 or not lines[0].isdigit():
@@ -169,40 +148,53 @@ class Runner:
             return
         if self.observe:  # the lab's names are the student's work here: look, change nothing
             return
-
+        try:
+            found = {kind.key: kind.parse(res, names) for (kind, names), res in zip(kinds, answers)}
+        except ResourceError as exc:
+            raise TargetError(f"{exc} (on {self.t.description})") from None
         stale_run = _json_or_none(stale.stdout) if stale.ok else None
-        found_images = self._found("image", names["images"], images)
-        found_containers = self._found("container", names["containers"], containers)
-        found_pulls = self._found("image", names["pulls"], pulls)
-        ours_after = stale_run.get("started") if stale_run else None
-        leftovers, foreign = [], []
-        for kind, found in (("container", found_containers), ("image", found_images)):
-            for name, data in found.items():
-                created = _epoch(data.get("Created", ""))
-                if ours_after is not None and created is not None and created >= ours_after - 1:
-                    leftovers.append((kind, name))
-                else:
-                    foreign.append((kind, name))
-        stale_pulls = [ref for ref in found_pulls if stale_run and ref in stale_run.get("pulled", [])]
-        if foreign and not self.replace:
-            listing = ", ".join(f"{kind} {name}" for kind, name in foreign)
-            raise TargetError(
-                f"{listing} already exist{'s' if len(foreign) == 1 else ''} on the target and "
-                f"{'was' if len(foreign) == 1 else 'were'} not created by check-lab",
-                hint="remove or rename them, or run with --replace to set them aside during the check "
-                     "(they are put back afterwards)")
-        for kind, name in leftovers:
-            self._remove(kind, name, "left over by an interrupted check-lab run")
-        for ref in stale_pulls:
-            self._remove("image", ref, "pulled by an interrupted check-lab run")
+        assessment = assess(found, stale_run)
+        if stale_run is not None:
+            self._repair(assessment)
+            for kind, name, _backup in assessment.restore:  # theirs again, and in the way again
+                assessment.existing.setdefault(kind.key, []).append(name)
+                assessment.foreign.append((kind, name))
+        foreign = sorted(assessment.foreign, key=lambda kn: kn[0].cleanup_order)
+        if foreign and (not self.replace or assessment.blocking()):
+            listing = ", ".join(f"{kind.noun} {name}" for kind, name in foreign)
+            verb = f"already {'exists' if len(foreign) == 1 else 'exist'} on the target and " \
+                   f"{'was' if len(foreign) == 1 else 'were'} not created by check-lab"
+            if self.replace:
+                stuck = ", ".join(f"{kind.noun} {name}" for kind, name in assessment.blocking())
+                raise TargetError(f"{listing} {verb}; --replace cannot set aside {stuck} (Docker cannot rename it)",
+                                  hint="remove or rename it yourself, then run again")
+            raise TargetError(f"{listing} {verb}",
+                              hint="remove or rename them, or run with --replace to set them aside during the check "
+                                   "(they are put back afterwards)")
+        self.existing = assessment.existing
         self.cleanup_armed = True
         for kind, name in foreign:
             self._move_aside(kind, name)
-        self.pulled_by_us = [ref for ref in names["pulls"] if ref not in found_pulls or ref in stale_pulls]
+        pulls = self.plan.resources("pulls")
+        self.pulled_by_us = [ref for ref in pulls if ref not in assessment.pulls_present
+                             or ref in assessment.stale_pulls]
 
-    @property
-    def state_rel(self) -> str:
-        return f"{STATE_DIR}/run-{self.lab.id}.json"  # relative to the target user's home
+    def _repair(self, assessment) -> None:
+        """What an interrupted run left: its resources removed, what it had set aside put back, its state
+        file gone (one round trip, plus one per resource put back)."""
+        commands = [kind.remove([name]) for kind, name in assessment.leftovers]
+        commands += [KINDS["pulls"].remove([ref]) for ref in assessment.stale_pulls]
+        results = run_batch(self.t, commands + [shlex.join(["rm", "-f", self.state_rel])], timeout=600)
+        for (kind, name), res in zip(assessment.leftovers, results):
+            self.notes.append(f"removed {kind.noun} {name} (left over by an interrupted check-lab run)" if res.ok
+                              else f"could not remove {kind.noun} {name}: {res.first_error_line()}")
+        for ref in assessment.stale_pulls:
+            self.notes.append(f"removed image {ref} (pulled by an interrupted check-lab run)")
+        for kind, name, backup in assessment.restore:
+            res = self.sh(kind.put_back(name, backup), timeout=60)
+            self.notes.append(f"put your {kind.noun} {name} back (an interrupted check-lab run had set it aside)"
+                              if res.ok else f"could not put your {kind.noun} {name} back from {backup}: "
+                                             f"{res.first_error_line()}")
 
     def _lock(self) -> None:
         """One check-lab run at a time per machine: a second one waits (up to lock_wait), then says why."""
@@ -220,45 +212,13 @@ class Runner:
         if held is None:
             self.notes.append("the machine has no flock: runs at the same time are not kept apart")
 
-    @staticmethod
-    def _inspect(kind: str, names: list[str]) -> str:
-        # `true` when there is nothing to look for: an empty answer.
-        return shlex.join(["docker", kind, "inspect", "--format", "{{json .}}", *names]) if names else "true"
-
-    def _found(self, kind: str, names: list[str], res: Result) -> dict[str, dict]:
-        """Which of `names` exist, from `docker KIND inspect` (which names the missing ones on stderr)."""
-        if not names:
-            return {}
-        if not res.ok and "no such" not in res.stderr.lower():
-            raise TargetError(f"docker {kind} inspect failed on the target: {res.first_error_line()}")
-        found = {}
-        for item in (json.loads(line) for line in res.stdout.splitlines() if line.strip()):
-            if kind == "container":
-                found[str(item.get("Name", "")).lstrip("/")] = item
-            else:
-                tags = item.get("RepoTags") or []
-                found.update({name: item for name in names if name in tags or _docker_io(name) in tags})
-        return found
-
-    def _remove(self, kind: str, name: str, why: str) -> None:
-        argv = ["docker", "rm", "-f", name] if kind == "container" else ["docker", "rmi", name]
-        res = self.sh(argv, timeout=120)
-        if res.ok:
-            self.notes.append(f"removed {kind} {name} ({why})")
-        elif "no such" not in res.stderr.lower():
-            self.notes.append(f"could not remove {kind} {name}: {res.first_error_line()}")
-
-    def _move_aside(self, kind: str, name: str) -> None:
-        backup = f"{name}{SAVED_SUFFIX}" if kind == "container" else _backup_tag(name)
-        if kind == "container":
-            res = self.sh(["docker", "rename", name, backup], timeout=60)
-        else:
-            res = self.sh(f"docker tag {shlex.quote(name)} {shlex.quote(backup)} && docker rmi {shlex.quote(name)}",
-                          timeout=60)
+    def _move_aside(self, kind: Kind, name: str) -> None:
+        backup = kind.backup_name(name)
+        res = self.sh(kind.set_aside(name, backup), timeout=60)
         if not res.ok:
-            raise TargetError(f"could not set {kind} {name} aside: {res.first_error_line()}")
-        self.moved.append((kind, name, backup))
-        self.notes.append(f"set your {kind} {name} aside as {backup} during the check")
+            raise TargetError(f"could not set {kind.noun} {name} aside: {res.first_error_line()}")
+        self.moved.append((kind.key, name, backup))
+        self.notes.append(f"set your {kind.noun} {name} aside as {backup} during the check")
 
     # -- upload
 
@@ -270,7 +230,7 @@ class Runner:
         files = [(self.lab.folder / rel, rel) for rel in self.lab.files]
         self.events.phase(f"uploading {len(files)} lab file(s)")
         state = {"lab": self.lab.id, "started": self.remote_now, "pulled": self.pulled_by_us,
-                 "moved": self.moved, "by": f"{getpass.getuser()}@{socket.gethostname()}"}
+                 "moved": self.moved, "existing": self.existing, "by": f"{getpass.getuser()}@{socket.gethostname()}"}
         who = f"check-lab {self.lab.id} of {state['by']}, started {self.remote_now}"
         subdirs = sorted({str(Path(rel).parent) for _, rel in files if str(Path(rel).parent) != "."})
         record, made = run_batch(self.t, [
@@ -316,7 +276,7 @@ class Runner:
                 self.gather(step)
                 self.events.step_finished(i, len(steps), fact)
                 continue
-            self.events.step_started(i, len(steps), step, fact.command)
+            self.events.step_started(i, len(steps), step.title, fact.command)
             script = self.plan.command(step)
             if step.sudo:
                 script = self.root_wrap(script)
@@ -387,39 +347,35 @@ class Runner:
         if not self.cleanup_armed:
             return
         self.events.phase("cleaning up what the check created")
-        commands = {
-            "containers": _remove_existing("container", self.plan.resources("containers")),
-            "images": _remove_existing("image", self.plan.resources("images")),
-            "pulls": _remove_existing("image", self.pulled_by_us),
-        }
+        kinds = sorted(self._kinds(), key=lambda kn: kn[0].cleanup_order)
+        commands: dict[str, str] = {}
+        for kind, names in kinds:
+            names = self.pulled_by_us if kind.key == "pulls" else names
+            commands[kind.key] = kind.remove(names) if names else "true"
         if self.facts.engine is not None and self.facts.engine.builder == "buildkit":
             commands["cache"] = _prune_build_cache(self.remote_now - 1)
         commands["files"] = shlex.join(["rm", "-rf", *([self.workdir] if self.workdir else []), self.state_rel])
         results = dict(zip(commands, run_batch(self.t, list(commands.values()), timeout=600)))
-        for key, what in (("containers", "the lab's containers"), ("images", "the lab's images"),
-                          ("pulls", "the image(s) the lab pulled")):
-            res = results[key]
+        for kind, _names in kinds:
+            res = results[kind.key]
             if res.stdout.split():
-                self.notes.append(f"removed {what} ({', '.join(res.stdout.split())})")
+                self.notes.append(f"removed {kind.what_removed} ({', '.join(res.stdout.split())})")
             if not res.ok:
-                self.notes.append(f"could not remove all of {what}: {res.first_error_line()}")
+                self.notes.append(f"could not remove all of {kind.what_removed}: {res.first_error_line()}")
         removed = results.get("cache")
         if removed is not None and removed.stdout.strip() not in ("", "0"):
             self.notes.append(f"removed {removed.stdout.strip()} build cache record(s) made by the lab's builds")
-        for kind, name, backup in reversed(self.moved):
-            if kind == "container":
-                res = self.sh(["docker", "rename", backup, name], timeout=60)
-            else:
-                res = self.sh(f"docker tag {shlex.quote(backup)} {shlex.quote(name)} && "
-                              f"docker rmi {shlex.quote(backup)}", timeout=60)
-            self.notes.append(f"put your {kind} {name} back" if res.ok else
-                              f"could not put your {kind} {name} back from {backup}: {res.first_error_line()}")
+        for key, name, backup in reversed(self.moved):
+            kind = KINDS[key]
+            res = self.sh(kind.put_back(name, backup), timeout=60)
+            self.notes.append(f"put your {kind.noun} {name} back" if res.ok else
+                              f"could not put your {kind.noun} {name} back from {backup}: {res.first_error_line()}")
 
     # -- all of it
 
     def run(self) -> RunReport:
-        report = RunReport(self.plan, self.t.description, datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           notes=self.notes)
+        report = RunReport(self.plan.info(), self.t.description,
+                           datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=self.notes)
         started = time.monotonic()
         try:
             try:
@@ -427,8 +383,8 @@ class Runner:
                 report.engine = self.facts.engine
                 self.upload()
                 self.run_steps()
-            except KeyboardInterrupt:
-                report.interrupted = True
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP turned into it (checker.cli)
+                report.interrupted, report.signal = True, getattr(exc, "signal", "SIGINT")
             except TargetError as exc:
                 if not self.cleanup_armed:
                     raise
@@ -436,39 +392,24 @@ class Runner:
             finally:
                 try:
                     self.cleanup()
-                except KeyboardInterrupt:
+                except KeyboardInterrupt as exc:
                     report.interrupted = True
+                    report.signal = report.signal or getattr(exc, "signal", "SIGINT")
                     report.notes.append("cleanup was interrupted: run check-lab again to finish it")
                 except TargetError as exc:
                     report.notes.append(f"cleanup failed: {exc}")
                     report.error = report.error or str(exc)
         finally:
             self.t.close()
+        report.target = self.t.description
         report.steps = list(self.facts.steps.values())
         born, first = process_started_at(), getattr(self.t, "first_exec_at", None)
         if born is not None and first is not None:
             report.timings["first_command_s"] = round(first - born, 3)
-        report.claims = claims_mod.evaluate(self.lab.claims, self.facts)
-        report.statements = claims_mod.evaluate(self.lab.statements, self.facts)
+        report.claims = checks.evaluate(self.plan.claims, self.facts)
+        report.statements = checks.evaluate(self.plan.statements, self.facts)
         report.duration = time.monotonic() - started
         return report
-
-
-def _epoch(created: str) -> float | None:
-    """Docker's RFC 3339 timestamps (nanoseconds, Z) as seconds since the epoch."""
-    if not created:
-        return None
-    text = created.replace(" UTC", "").replace("Z", "+00:00")
-    text = re.sub(r"^(\S+) (\S+) ([+-]\d\d)(\d\d)$", r"\1T\2\3:\4", text)  # BuildKit: "date time +0000"
-    if "." in text:
-        head, frac = text.split(".", 1)
-        digits = "".join(ch for ch in frac if ch.isdigit())
-        tz = frac[len(digits):]
-        text = f"{head}.{digits[:6]}{tz}"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 def _json_or_none(text: str) -> dict | None:
@@ -477,17 +418,6 @@ def _json_or_none(text: str) -> dict | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _remove_existing(kind: str, names: list[str]) -> str:
-    """Remove those of `names` that exist, in one docker call; print the ones removed."""
-    if not names:
-        return "true"
-    if kind == "container":
-        return f"docker rm -f {quote(*names)} 2>/dev/null || true"
-    # Children before parents (my-image before my-base-image); docker says what it untagged.
-    return (f"docker rmi {quote(*reversed(names))} 2>/dev/null | sed -n 's/^Untagged: //p' | "
-            f"grep -x -F {' '.join('-e ' + quote(n) for n in names)} || true")
 
 
 def _prune_build_cache(since_epoch: float) -> str:
@@ -503,14 +433,3 @@ def _prune_build_cache(since_epoch: float) -> str:
     return (f"n=0; for level in 1 2 3 4 5 6 7 8 9 10 11 12; do leaves=$({listing} | {leaves}); "
             '[ -n "$leaves" ] || break; for id in $leaves; do '
             'docker builder prune -f --filter "id=$id" >/dev/null && n=$((n + 1)); done; done; echo "$n"')
-
-
-def _docker_io(ref: str) -> str:
-    return ref if "/" in ref else f"docker.io/library/{ref}"
-
-
-def _backup_tag(ref: str) -> str:
-    repo, _, tag = ref.rpartition(":")
-    if not repo or "/" in tag:
-        repo, tag = ref, "latest"
-    return f"{repo}:{tag}{SAVED_SUFFIX}"

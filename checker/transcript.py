@@ -9,7 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from checker.transport import Command, Result, Transport, to_script
+from checker.records import Result
+from checker.transport import Command, Transport, to_script
 
 FORMAT = "check-lab-transcript/1"
 
@@ -100,6 +101,6 @@ def _shape(script: str) -> str:
     script = BOUNDARY.sub("<boundary>", script)
     script = re.sub(r"since='[0-9: -]+'", "since=<time>", script)
     script = re.sub(r"started \d+", "started <time>", script)
-    script = re.sub(r'"started": \d+', '"started": <time>', script)
-    script = re.sub(r'"by": "[^"]*"', '"by": <who>', script)
+    # The run's state file: when, by whom, and what it found (its content is this run's own).
+    script = re.sub(r"printf '%s\\n' '\{\"lab\": [^\n]*?\}' > ", "printf <state> > ", script)
     return re.sub(r" of [^ ]+@[^ ,]+,", " of <who>,", script)

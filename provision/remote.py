@@ -1,4 +1,8 @@
-"""`lab-env provision`: the guest provisioner (guest.py, the same file the Vagrantfile runs), run over SSH."""
+"""`lab-env provision`: the guest provisioner (guest.py, the same file the Vagrantfile runs), run over SSH.
+
+`transport` is any object with the runner's transport methods (`run`, `put_files`): lab-env hands in the
+checker's Vagrant target; nothing here imports the checker.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from checker.errors import TargetError
-from checker.transport import Transport
 from provision.guest import OPTIONS, Outcome
 
 GUEST = Path(__file__).resolve().parent / "guest.py"
+
+
+class ProvisionError(Exception):
+    """The provisioner could not run on the machine at all (one line, for the user)."""
 
 
 @dataclass
@@ -32,7 +38,7 @@ def guest_env(settings: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in settings.items() if k in known}
 
 
-def provision(transport: Transport, settings: dict[str, str], on_outcome: Callable[[Outcome], None],
+def provision(transport, settings: dict[str, str], on_outcome: Callable[[Outcome], None],
               timeout: float = 1800.0) -> Provisioned:
     result = Provisioned()
 
@@ -51,7 +57,7 @@ def provision(transport: Transport, settings: dict[str, str], on_outcome: Callab
 
     made = transport.run("mktemp -d \"${TMPDIR:-/tmp}/lab-env.XXXXXXXX\"", timeout=30)
     if not made.ok or not made.stdout.strip():
-        raise TargetError(f"cannot make a folder on the machine: {made.first_error_line()}")
+        raise ProvisionError(f"cannot make a folder on the machine: {made.first_error_line()}")
     folder = made.stdout.strip()
     remote = f"{folder}/guest.py"
     try:
@@ -63,9 +69,9 @@ def provision(transport: Transport, settings: dict[str, str], on_outcome: Callab
             argv = ["sudo", "-n", *argv]
         res = transport.run(shlex.join(argv), timeout=timeout, on_line=line)
         if res.timed_out:
-            raise TargetError(f"provisioning did not finish within {timeout:.0f}s")
+            raise ProvisionError(f"provisioning did not finish within {timeout:.0f}s")
         if not result.outcomes and res.exit_status != 0:
-            raise TargetError(f"the provisioner did not run on the machine: {res.first_error_line()}")
+            raise ProvisionError(f"the provisioner did not run on the machine: {res.first_error_line()}")
     finally:
         transport.run(["rm", "-rf", folder], timeout=30)
     return result

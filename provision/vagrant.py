@@ -4,25 +4,24 @@ python-vagrant runs `vagrant` without a timeout and logs, rather than reports, w
 `Machine` wraps it: every call has a timeout, runs with `--machine-readable`, and a failure becomes a
 `VagrantError` with a one-line reason drawn from Vagrant's own error (provider missing, box missing,
 boot timeout, a provisioning step that failed, ...). It also keeps the machine's SSH settings in a
-cache beside Vagrant's machine data, so that check-lab need not start Ruby to find the machine.
+cache beside Vagrant's machine data (provision/machines.py), so that check-lab need not start Ruby.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import vagrant
 
+from provision.machines import MachineData, SSHConfig
+
 TIMEOUTS = {"status": 120.0, "ssh-config": 120.0, "up": 1800.0, "provision": 1800.0, "halt": 300.0,
             "destroy": 600.0, "box": 120.0, "plugin": 60.0}
-SSH_CACHE = "check-lab-ssh.json"
 
 
 class VagrantError(Exception):
@@ -32,26 +31,6 @@ class VagrantError(Exception):
     def __init__(self, message: str, kind: str = "other"):
         super().__init__(message)
         self.kind = kind
-
-
-@dataclass(frozen=True)
-class SSHConfig:
-    host: str
-    port: int
-    user: str
-    key_files: tuple[str, ...]
-
-
-def find_root(start: Path | None = None) -> Path | None:
-    """The folder of the Vagrantfile that `vagrant` would use from `start` (VAGRANT_CWD wins)."""
-    if os.environ.get("VAGRANT_CWD"):
-        root = Path(os.environ["VAGRANT_CWD"]).expanduser()
-        return root if (root / "Vagrantfile").is_file() else None
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "Vagrantfile").is_file():
-            return folder
-    return None
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -184,17 +163,12 @@ class _TimedVagrant(vagrant.Vagrant):
         self._exec(args)
 
 
-class Machine:
-    """One machine of a Vagrant environment."""
+class Machine(MachineData):
+    """One machine of a Vagrant environment, driven through python-vagrant."""
 
     def __init__(self, root: Path, name: str | None = None, env: dict | None = None):
-        self.root = Path(root)
-        self.name = name
+        super().__init__(root, name)
         self._vagrant = _TimedVagrant(self.root, env={**os.environ, **(env or {})})
-
-    @property
-    def label(self) -> str:
-        return f"Vagrant machine '{self.name or 'default'}' in {self.root}"
 
     # -- queries
 
@@ -215,6 +189,9 @@ class Machine:
 
     def ssh_config(self) -> SSHConfig:
         """The SSH settings of a running machine, straight from `vagrant ssh-config` (and cached)."""
+        import sys
+
+        sys.modules.setdefault("invoke", None)  # paramiko's `Match exec` support, never needed here
         import paramiko
 
         output = self._vagrant._exec(["ssh-config", self.name])
@@ -268,56 +245,3 @@ class Machine:
     def plugins(self) -> list[str]:
         output = self._vagrant._exec(["plugin", "list"])
         return [d[0] for _t, kind, d in parse_machine_readable(output) if kind == "plugin-name" and d]
-
-    # -- the SSH settings cache
-
-    def machine_dir(self) -> tuple[Path, str] | None:
-        """The folder where Vagrant keeps this machine's data, and its provider, if it was created."""
-        base = self.root / ".vagrant" / "machines" / (self.name or "default")
-        if not base.is_dir():
-            return None
-        for provider_dir in sorted(base.iterdir()):
-            if (provider_dir / "id").is_file() and (provider_dir / "id").read_text().strip():
-                return provider_dir, provider_dir.name
-        return None
-
-    def _cache_key(self, cfg_keys: tuple[str, ...], provider_dir: Path) -> dict:
-        """What the cache is valid for: this machine id, and these key files as they are now."""
-        keys = {}
-        for key in cfg_keys:
-            try:
-                st = Path(key).stat()
-                keys[key] = [st.st_mtime_ns, st.st_size]
-            except OSError:
-                keys[key] = None
-        return {"id": (provider_dir / "id").read_text().strip(), "keys": keys}
-
-    def save_ssh_cache(self, cfg: SSHConfig) -> None:
-        found = self.machine_dir()
-        if found is None:
-            return
-        provider_dir, provider = found
-        data = {"provider": provider, "ssh": asdict(cfg), "valid_for": self._cache_key(cfg.key_files, provider_dir)}
-        tmp = provider_dir / (SSH_CACHE + ".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(provider_dir / SSH_CACHE)
-
-    def cached_ssh_config(self) -> tuple[SSHConfig, str] | None:
-        """The cached SSH settings and provider, if they still belong to the machine that exists now."""
-        found = self.machine_dir()
-        if found is None:
-            return None
-        provider_dir, provider = found
-        try:
-            data = json.loads((provider_dir / SSH_CACHE).read_text())
-            cfg = SSHConfig(**{**data["ssh"], "key_files": tuple(data["ssh"]["key_files"])})
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if data.get("valid_for") != self._cache_key(cfg.key_files, provider_dir):
-            return None  # a re-created machine, or new keys: never reach it with stale settings
-        return cfg, data.get("provider", provider)
-
-    def forget_ssh_cache(self) -> None:
-        found = self.machine_dir()
-        if found is not None:
-            (found[0] / SSH_CACHE).unlink(missing_ok=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from checker.claims import Verdict, check
-from checker.facts import Container, Facts, StepFact
+from checker.checks import check
+from checker.facts import Container, Facts
+from checker.records import StepFact, Verdict
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -36,7 +37,7 @@ def engine_running(facts: Facts, engine: StepFact) -> Verdict:
                    "start it: sudo systemctl start docker (or vagrant provision)")
 
 
-@check("engine_version", refs={"engine": "engine"}, options={"minimum": "20.10"})
+@check("engine_version", refs={"engine": "engine"}, options={"minimum": None})
 def engine_version(facts: Facts, engine: StepFact, minimum: str) -> Verdict:
     data = (engine.parsed or [{}])[0] if engine.parsed else {}
     server = str((data.get("Server") or {}).get("Version") or "") if isinstance(data, dict) else ""
@@ -59,7 +60,7 @@ def user_can_use_docker(facts: Facts, as_user: StepFact, system: StepFact) -> Ve
                    "add the user to the docker group (vagrant provision does), then log in again")
 
 
-@check("container_ran", refs={"run": "run"}, options={"says": "hello from a container"})
+@check("container_ran", refs={"run": "run"}, options={"says": None})
 def container_ran(facts: Facts, run: StepFact, says: str) -> Verdict:
     out = run.result.stdout if run.result else ""
     ok = run.result is not None and run.result.exit_status == 0 and says in out
@@ -102,7 +103,7 @@ def storage_driver_layered(facts: Facts, info: StepFact, drivers: str) -> Verdic
                    "the labs about layers need overlay2: re-provision the machine (LAB_STORAGE_DRIVER=overlay2)")
 
 
-@check("container_listed_exited", refs={"ps": "ps-all"}, options={"name": "first-container"})
+@check("container_listed_exited", refs={"ps": "ps-all"}, options={"name": None})
 def container_listed_exited(facts: Facts, ps: StepFact, name: str) -> Verdict:
     rows = [r for r in ps.parsed or [] if r.get("NAMES") == name]
     status = rows[0].get("STATUS", "") if rows else ""
@@ -111,7 +112,7 @@ def container_listed_exited(facts: Facts, ps: StepFact, name: str) -> Verdict:
                    "a container that printed its message and ended is listed by `docker ps -a` (not `docker ps`)")
 
 
-@check("container_removed", refs={"after": "after_rm"}, options={"name": "first-container"})
+@check("container_removed", refs={"after": "after_rm"}, options={"name": None})
 def container_removed(facts: Facts, after: list[Container], name: str) -> Verdict:
     left = [c.name for c in after if c.name == name]
     return Verdict(not left, f"after `docker rm`, {name} is gone", "still there" if left else "gone",

@@ -8,17 +8,20 @@ exit code: they feed the report's "this engine vs the lab's text" section.
 
 from __future__ import annotations
 
-from checker.claims import Verdict, check
-from checker.facts import Facts, Image, MissingFact, StepFact
+from checker.checks import check
+from checker.facts import Facts, Image, MissingFact
 from checker.parsers import parse_ps_size
+from checker.records import StepFact, Verdict
+
+LAB_CONTAINERS = "{{ resources.containers }}"
 
 
 def _name(image: Image) -> str:
     return image.tags[0] if image.tags else image.id[:19]
 
 
-def _lab_rows(facts: Facts, table: list[dict]) -> list[dict]:
-    names = set(facts.resources.get("containers", []))
+def _lab_rows(names: list[str], table: list[dict]) -> list[dict]:
+    names = set([names] if isinstance(names, str) else names)
     rows = [row for row in table if row.get("NAMES") in names]
     if not rows:
         raise MissingFact("`docker ps -s` shows none of the lab's containers (they are not running)")
@@ -47,13 +50,14 @@ def legacy_build_output(facts: Facts, base_build: StepFact, image_build: StepFac
                               "no `Step 1/2` and no `Successfully built <id>`")
 
 
-@check("history_ids_repeat", refs={"base_table": "history-base", "image_table": "history-image"})
-def history_ids_repeat(facts: Facts, base_table: StepFact, image_table: StepFact) -> Verdict:
+@check("history_ids_repeat", refs={"base_table": "history-base", "image_table": "history-image"},
+       options={"base": None})
+def history_ids_repeat(facts: Facts, base_table: StepFact, image_table: StepFact, base: str) -> Verdict:
     base_ids = [row.get("IMAGE", "") for row in base_table.parsed or []]
     image_ids = [row.get("IMAGE", "") for row in image_table.parsed or []][1:]
     ok = bool(base_ids) and image_ids[-len(base_ids):] == base_ids
     missing = sum(1 for a, b in zip(reversed(image_ids), reversed(base_ids)) if a != b and a == "<missing>")
-    instead = (f"{missing} row(s) inherited from my-base-image show `<missing>` where my-base-image shows an ID "
+    instead = (f"{missing} row(s) inherited from {base} show `<missing>` where {base} shows an ID "
                "(BuildKit and the containerd store keep no intermediate images)")
     return Verdict(ok, "", instead if not ok else "same IDs")
 
@@ -73,9 +77,9 @@ def layers_listed_in_driver_dir(facts: Facts, listing: StepFact, image: Image | 
     return Verdict(False, "", f"the engine stores layers with {driver}, not overlay2")
 
 
-@check("ps_size_zero", refs={"ps": "ps-size"})
-def ps_size_zero(facts: Facts, ps: StepFact) -> Verdict:
-    cells = [row.get("SIZE", "") for row in _lab_rows(facts, ps.parsed or [])]
+@check("ps_size_zero", refs={"ps": "ps-size"}, options={"names": LAB_CONTAINERS})
+def ps_size_zero(facts: Facts, ps: StepFact, names: list[str]) -> Verdict:
+    cells = [row.get("SIZE", "") for row in _lab_rows(names, ps.parsed or [])]
     sizes = [parse_ps_size(cell) for cell in cells if cell]
     ok = bool(sizes) and all(s.writable == 0 for s in sizes)
     shown = sorted({cell.split("(")[0].strip() for cell in cells})
@@ -85,12 +89,13 @@ def ps_size_zero(facts: Facts, ps: StepFact) -> Verdict:
     return Verdict(ok, "", instead)
 
 
-@check("virtual_equals_image_ls", refs={"ps": "ps-size", "images": "image-ls"})
-def virtual_equals_image_ls(facts: Facts, ps: StepFact, images: StepFact) -> Verdict:
-    image_rows = [r for r in images.parsed or [] if f"{r.get('REPOSITORY')}:{r.get('TAG')}" == "my-image:1.0"]
+@check("virtual_equals_image_ls", refs={"ps": "ps-size", "images": "image-ls"},
+       options={"image": None, "names": LAB_CONTAINERS})
+def virtual_equals_image_ls(facts: Facts, ps: StepFact, images: StepFact, image: str, names: list[str]) -> Verdict:
+    image_rows = [r for r in images.parsed or [] if f"{r.get('REPOSITORY')}:{r.get('TAG')}" == image]
     shown = image_rows[0].get("SIZE", "?") if image_rows else "?"
     virtuals = sorted({row.get("SIZE", "").partition("virtual")[2].strip(" )")
-                       for row in _lab_rows(facts, ps.parsed or [])})
+                       for row in _lab_rows(names, ps.parsed or [])})
     ok = bool(virtuals) and virtuals == [shown]
     instead = f"virtual {', '.join(virtuals) or '?'} while `docker image ls` shows {shown}"
     if facts.engine and facts.engine.containerd_store:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from checker.claims import Verdict, check, size_option
-from checker.facts import Container, Facts, HistoryRow, Image, LayerStore, MissingFact, StepFact, chain_ids
-from checker.parsers import DuEntry, human
+from checker.checks import check, size_option
+from checker.facts import Container, Facts, HistoryRow, Image, LayerStore, MissingFact, chain_ids
+from checker.parsers import DuEntry
+from checker.records import StepFact, Verdict
+from checker.units import human
+
+LAB_CONTAINERS = "{{ resources.containers }}"  # the containers a check looks at, unless `with: {names: …}`
 
 
 def _short(image_id: str) -> str:
@@ -17,7 +21,7 @@ def _name(image: Image) -> str:
 
 def _need_image(image: Image | None, what: str) -> Image:
     if image is None:
-        raise MissingFact(f"the image {what} does not exist on the engine")
+        raise MissingFact(f"the {what} image does not exist on the engine")
     return image
 
 
@@ -26,8 +30,8 @@ def _row(row: HistoryRow) -> str:
     return (text[:45] + "…" if len(text) > 46 else text) + f" ({human(row.size)})"
 
 
-def _lab_containers(facts: Facts, containers: list[Container]) -> tuple[list[str], dict[str, Container]]:
-    names = facts.resources.get("containers", [])
+def _lab_containers(names: list[str] | str, containers: list[Container]) -> tuple[list[str], dict[str, Container]]:
+    names = [names] if isinstance(names, str) else list(names)
     return names, {c.name: c for c in containers}
 
 
@@ -118,7 +122,7 @@ def _same_rows(rows: list[HistoryRow], others: list[HistoryRow]) -> bool:
                                    "image_history": "image_history"})
 def base_layers_shared(facts: Facts, base: Image | None, image: Image | None, base_history: list[HistoryRow],
                        image_history: list[HistoryRow]) -> Verdict:
-    base, image = _need_image(base, "my-base-image"), _need_image(image, "my-image")
+    base, image = _need_image(base, "base"), _need_image(image, "lab's")
     k = len(base.layers)
     shared = sum(1 for a, b in zip(base.layers, image.layers) if a == b)
     in_order = image.layers[:k] == base.layers
@@ -143,7 +147,7 @@ def base_layers_shared(facts: Facts, base: Image | None, image: Image | None, ba
                                 "image_history": "image_history"})
 def cmd_layer_empty(facts: Facts, base: Image | None, image: Image | None, base_history: list[HistoryRow],
                     image_history: list[HistoryRow]) -> Verdict:
-    base, image = _need_image(base, "my-base-image"), _need_image(image, "my-image")
+    base, image = _need_image(base, "base"), _need_image(image, "lab's")
     new_rows = image_history[: max(0, len(image_history) - len(base_history))]
     on_base = image.layers[: len(base.layers)] == base.layers
     new_layers = [layer for layer in image.layers if layer not in base.layers]
@@ -175,7 +179,7 @@ def content_size(history: list[HistoryRow]) -> int:
 def image_sizes_equal(facts: Facts, base: Image | None, image: Image | None, pulled: Image | None,
                       base_history: list[HistoryRow], image_history: list[HistoryRow],
                       pulled_history: list[HistoryRow], copied_slack: str | int) -> Verdict:
-    base, image = _need_image(base, "my-base-image"), _need_image(image, "my-image")
+    base, image = _need_image(base, "base"), _need_image(image, "lab's")
     pulled = _need_image(pulled, "pulled")
     files = facts.files_total
     slack = size_option(copied_slack)
@@ -202,10 +206,10 @@ def image_sizes_equal(facts: Facts, base: Image | None, image: Image | None, pul
 # ------------------------------------------------------------------------------------------------ containers
 
 
-@check("containers_running", refs={"containers": "running", "image": "my_image"})
-def containers_running(facts: Facts, containers: list[Container], image: Image | None) -> Verdict:
-    image = _need_image(image, "my-image")
-    names, by_name = _lab_containers(facts, containers)
+@check("containers_running", refs={"containers": "running", "image": "my_image"}, options={"names": LAB_CONTAINERS})
+def containers_running(facts: Facts, containers: list[Container], image: Image | None, names: list[str]) -> Verdict:
+    image = _need_image(image, "lab's")
+    names, by_name = _lab_containers(names, containers)
     missing = [n for n in names if n not in by_name]
     # Observe mode looks after the lab ended, and the lab ends by stopping them: they must have run.
     done = (lambda c: c.running or c.ever_started) if facts.observe else (lambda c: c.running)
@@ -229,12 +233,13 @@ def containers_running(facts: Facts, containers: list[Container], image: Image |
 
 
 @check("writable_layer_small", refs={"containers": "running", "image": "my_image", "image_history": "image_history"},
-       options={"max_writable": "64KiB", "init_allowance": "64KiB"})
+       options={"max_writable": "64KiB", "init_allowance": "64KiB", "names": LAB_CONTAINERS})
 def writable_layer_small(facts: Facts, containers: list[Container], image: Image | None,
-                         image_history: list[HistoryRow], max_writable: str | int, init_allowance: str | int) -> Verdict:
-    image = _need_image(image, "my-image")
+                         image_history: list[HistoryRow], max_writable: str | int, init_allowance: str | int,
+                         names: list[str]) -> Verdict:
+    image = _need_image(image, "lab's")
     limit = size_option(max_writable)
-    names, by_name = _lab_containers(facts, containers)
+    names, by_name = _lab_containers(names, containers)
     if _containerd(facts):
         # containerd store: the virtual size is the unpacked snapshots (in file-system blocks) plus the
         # container's own writable and init snapshots.
@@ -267,19 +272,19 @@ def writable_layer_small(facts: Facts, containers: list[Container], image: Image
     return Verdict(not bad and bool(names), expected, observed, hint, {"containers": rows})
 
 
-def _dir_sizes(facts: Facts, du: list[DuEntry], containers: list[Container]) -> dict[str, float | None]:
+def _dir_sizes(names: list[str], du: list[DuEntry], containers: list[Container]) -> dict[str, float | None]:
     by_id = {entry.path.rstrip("/").rsplit("/", 1)[-1]: entry.size for entry in du}
-    names, by_name = _lab_containers(facts, containers)
+    names, by_name = _lab_containers(names, containers)
     return {name: by_id.get(by_name[name].id) if name in by_name else None for name in names}
 
 
 @check("container_dirs_small", refs={"du": "container-dirs-du", "containers": "running", "image": "my_image"},
-       options={"max_dir": "1MiB"})
+       options={"max_dir": "1MiB", "names": LAB_CONTAINERS})
 def container_dirs_small(facts: Facts, du: StepFact, containers: list[Container], image: Image | None,
-                         max_dir: str | int) -> Verdict:
-    image = _need_image(image, "my-image")
+                         max_dir: str | int, names: list[str]) -> Verdict:
+    image = _need_image(image, "lab's")
     limit = min(size_option(max_dir), image.size / 100)
-    sizes = _dir_sizes(facts, du.parsed or [], containers)
+    sizes = _dir_sizes(names, du.parsed or [], containers)
     root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
     missing = [n for n, s in sizes.items() if s is None]
     big = [f"{n} {human(s)}" for n, s in sizes.items() if s is not None and s > limit]
@@ -299,15 +304,15 @@ def container_dirs_small(facts: Facts, du: StepFact, containers: list[Container]
 
 @check("disk_formula", refs={"containers": "running", "du": "container-dirs-du", "image": "my_image"},
        options={"layer_overhead": "256KiB", "before": "disk_before", "after": "disk_after",
-                "own_disk": "container_disk"})
+                "own_disk": "container_disk", "names": LAB_CONTAINERS})
 def disk_formula(facts: Facts, containers: list[Container], du: StepFact, image: Image | None,
-                 layer_overhead: str | int, before: str, after: str, own_disk: str) -> Verdict:
-    image = _need_image(image, "my-image")
+                 layer_overhead: str | int, before: str, after: str, own_disk: str, names: list[str]) -> Verdict:
+    image = _need_image(image, "lab's")
     overhead = size_option(layer_overhead)
-    names, by_name = _lab_containers(facts, containers)
+    names, by_name = _lab_containers(names, containers)
     n = len(names)
     writable = sum((by_name[x].size_rw or 0) for x in names if x in by_name)
-    dirs = sum(s for s in _dir_sizes(facts, du.parsed or [], containers).values() if s)
+    dirs = sum(s for s in _dir_sizes(names, du.parsed or [], containers).values() if s)
     allowed = writable + dirs + n * overhead
     root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
     if facts.observe:
@@ -333,9 +338,9 @@ def disk_formula(facts: Facts, containers: list[Container], du: StepFact, image:
                    {**numbers, "growth": growth, "writable": writable, "dirs": dirs, "allowed": allowed})
 
 
-@check("containers_stopped", refs={"containers": "stopped"})
-def containers_stopped(facts: Facts, containers: list[Container]) -> Verdict:
-    names, by_name = _lab_containers(facts, containers)
+@check("containers_stopped", refs={"containers": "stopped"}, options={"names": LAB_CONTAINERS})
+def containers_stopped(facts: Facts, containers: list[Container], names: list[str]) -> Verdict:
+    names, by_name = _lab_containers(names, containers)
     running = [n for n in names if n in by_name and by_name[n].running]
     gone = [n for n in names if n not in by_name]
     stopped = len(names) - len(running) - len(gone)

@@ -1,16 +1,17 @@
-"""The terminal report: a progress line while each step runs, then each step and each claim, coloured."""
+"""The terminal report: a progress line while each step runs, then each step and each claim, coloured.
+As a report format (`--report console:FILE`), the same text without colours."""
 
 from __future__ import annotations
+
+import io
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from checker.facts import StepFact
-from checker.lab import Step
-from checker.reporters import result_word
-from checker.runner import RunReport
+from checker.exitcodes import result_word
+from checker.records import LabInfo, RunReport, StepFact, TargetRun
 
 MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "timed-out": ("⏱", "red"), "not-run": ("·", "dim"),
         "skipped": ("–", "dim")}
@@ -32,7 +33,7 @@ def _quiet_on_closed_pipe(method):
     return wrapper
 
 
-def _result_of(result) -> tuple[str, str]:
+def _result_of(result: TargetRun) -> tuple[str, str]:
     if result.report is None:
         return "unreachable", "bold yellow"
     word = result_word(result.exit_code)
@@ -64,11 +65,11 @@ class ConsoleReporter:
             self.console.print(f"  {escape(text)} …", style="dim")
 
     @_quiet_on_closed_pipe
-    def step_started(self, index: int, total: int, step: Step, command: str) -> None:
+    def step_started(self, index: int, total: int, title: str, command: str) -> None:
         self._stop_status()
         if self.console.is_terminal:
             first = command.splitlines()[0] if command else ""
-            self._status = self.console.status(f"[{index}/{total}] {escape(step.title)}  [dim]{escape(first)}[/]")
+            self._status = self.console.status(f"[{index}/{total}] {escape(title)}  [dim]{escape(first)}[/]")
             self._status.start()
 
     @_quiet_on_closed_pipe
@@ -109,14 +110,14 @@ class ConsoleReporter:
                 self.console.print(Text(f"     {fact.error}", style=style))
 
     @_quiet_on_closed_pipe
-    def target_done(self, result) -> None:
+    def target_done(self, result: TargetRun) -> None:
         """One target of many finished (called as they finish)."""
         word, style = _result_of(result)
-        self.console.print(Text.assemble((f" {word:<11}", style), (result.entry.label, "bold"),
+        self.console.print(Text.assemble((f" {word:<11}", style), (result.label, "bold"),
                                          (f"  {result.seconds:.1f}s", "dim")))
 
     @_quiet_on_closed_pipe
-    def render_many(self, results, exit_code: int, seconds: float) -> None:
+    def render_many(self, results: list[TargetRun], exit_code: int, seconds: float) -> None:
         c = self.console
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         for column in ("target", "result", "claims", "score", "time", "why"):
@@ -130,7 +131,7 @@ class ConsoleReporter:
                 points, max_points = r.report.score
                 claims, score = f"{held}/{len(r.report.claims)}", f"{points:g}/{max_points:g}"
                 why = r.report.error or ", ".join(cl.id for cl in r.report.claims if not cl.passed)
-            table.add_row(Text(r.entry.label, style="bold"), Text(word, style=style), claims, score,
+            table.add_row(Text(r.label, style="bold"), Text(word, style=style), claims, score,
                           f"{r.seconds:.1f}s", why)
         c.print()
         c.print(table)
@@ -192,3 +193,29 @@ class ConsoleReporter:
             summary += " · interrupted"
         c.print()
         c.print(Text(summary, style=style))
+
+
+# ------------------------------------------------------------------------------------------------ as a format
+
+
+def _plain() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, width=120, no_color=True, highlight=False, force_terminal=False, emoji=False), buf
+
+
+def render(report: RunReport, exit_code: int) -> str:
+    console, buf = _plain()
+    reporter = ConsoleReporter(console)
+    reporter.header(report.lab.name, report.target)
+    for i, fact in enumerate(report.steps, 1):
+        reporter.print_step(fact, i, len(report.steps))
+    reporter.render(report, exit_code)
+    return buf.getvalue()
+
+
+def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str:
+    console, buf = _plain()
+    reporter = ConsoleReporter(console)
+    reporter.header(lab.name, f"{len(runs)} targets")
+    reporter.render_many(runs, exit_code, max((r.seconds for r in runs), default=0.0))
+    return buf.getvalue()

@@ -1,16 +1,13 @@
-"""The versioned JSON report (`--json FILE`). Schema: `check-lab-report`, version below; additions keep
-the version, renames or removals raise it."""
+"""The versioned JSON report (`--report json:FILE`, `--json FILE`). Schema: `check-lab-report`, version below,
+described by checker/schemas/report.schema.json; additions keep the version, renames or removals raise it."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from checker import __version__
-from checker.reporters import result_word
-from checker.runner import RunReport
+from checker.exitcodes import result_word
+from checker.records import LabInfo, RunReport, TargetRun
 
 SCHEMA = "check-lab-report"
 VERSION = 1
@@ -24,15 +21,18 @@ def _clip(text: str) -> str:
         text[-MAX_OUTPUT_CHARS // 2:]
 
 
+def _lab(lab: LabInfo) -> dict:
+    return {"id": lab.id, "title": lab.title, "folder": lab.folder, "variables": lab.variables}
+
+
 def to_dict(report: RunReport, exit_code: int) -> dict:
-    lab = report.plan.lab
     points, max_points = report.score
-    counts = {v: sum(1 for c in report.claims if c.verdict == v) for v in ("pass", "fail", "error")}
+    counts = report.counts()
     return {
         "schema": SCHEMA,
         "version": VERSION,
         "tool": {"name": "check-lab", "version": __version__},
-        "lab": {"id": lab.id, "title": lab.title, "folder": str(lab.folder), "variables": report.plan.values},
+        "lab": _lab(report.lab),
         "target": report.target,
         "engine": report.engine.as_dict() if report.engine else None,
         "started_at": report.started_at,
@@ -70,12 +70,11 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
     }
 
 
-def to_dict_many(plan, results, exit_code: int) -> dict:
+def to_dict_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> dict:
     """Many targets: one section per target (its full report, or why it could not be checked)."""
-    lab = plan.lab
     sections = []
-    for r in results:
-        section = {"label": r.entry.label, "target": r.entry.spec, "exit_code": r.exit_code,
+    for r in runs:
+        section = {"label": r.label, "target": r.spec, "exit_code": r.exit_code,
                    "result": "unreachable" if r.report is None else result_word(r.exit_code),
                    "error": r.error, "duration_s": round(r.seconds, 3)}
         if r.report is not None:
@@ -86,29 +85,17 @@ def to_dict_many(plan, results, exit_code: int) -> dict:
     return {
         "schema": SCHEMA, "version": VERSION, "kind": "targets",
         "tool": {"name": "check-lab", "version": __version__},
-        "lab": {"id": lab.id, "title": lab.title, "folder": str(lab.folder), "variables": plan.values},
+        "lab": _lab(lab),
         "result": result_word(exit_code), "exit_code": exit_code,
-        "summary": {"targets": len(results), "passed": sum(1 for r in results if r.exit_code == 0),
-                    "unreachable": sum(1 for r in results if r.report is None)},
+        "summary": {"targets": len(runs), "passed": sum(1 for r in runs if r.exit_code == 0),
+                    "unreachable": sum(1 for r in runs if r.report is None)},
         "targets": sections,
     }
 
 
-def write_many(plan, results, exit_code: int, path: Path) -> None:
-    atomic_write(Path(path), json.dumps(to_dict_many(plan, results, exit_code), indent=2, default=str) + "\n")
+def render(report: RunReport, exit_code: int) -> str:
+    return json.dumps(to_dict(report, exit_code), indent=2, default=str) + "\n"
 
 
-def write(report: RunReport, exit_code: int, path: Path) -> None:
-    data = json.dumps(to_dict(report, exit_code), indent=2, default=str) + "\n"
-    atomic_write(Path(path), data)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str:
+    return json.dumps(to_dict_many(lab, runs, exit_code), indent=2, default=str) + "\n"

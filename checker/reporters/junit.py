@@ -1,17 +1,15 @@
-"""JUnit XML (`--junit FILE`) for CI: one test case per claim, and one per step in a second suite."""
+"""JUnit XML (`--report junit:FILE`, `--junit FILE`) for CI: one test case per claim, and one per step in a
+second suite."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from checker.reporters.json_report import atomic_write
-from checker.runner import RunReport
+from checker.records import FAIL, NOT_JUDGED, LabInfo, RunReport, TargetRun
 
 
 def build(report: RunReport, exit_code: int) -> JUnitXml:
-    lab = report.plan.lab
+    lab = report.lab
     xml = JUnitXml(f"check-lab {lab.id}")
     for suite in suites(report, exit_code):
         xml.add_testsuite(suite)
@@ -19,7 +17,7 @@ def build(report: RunReport, exit_code: int) -> JUnitXml:
 
 
 def suites(report: RunReport, exit_code: int, label: str | None = None) -> list[TestSuite]:
-    lab = report.plan.lab
+    lab = report.lab
     prefix = f"lab{lab.id}" + (f".{label}" if label else "")
     where = f" [{label}]" if label else ""
     claims = TestSuite(f"check-lab {lab.id} – {lab.title}: claims{where}")
@@ -34,10 +32,10 @@ def suites(report: RunReport, exit_code: int, label: str | None = None) -> list[
     for c in report.claims:
         case = TestCase(c.id, classname=f"{prefix}.claims")
         text = f"expected: {c.expected}\nobserved: {c.observed}" + (f"\nhint: {c.hint}" if c.hint else "")
-        if c.verdict == "fail":
+        if c.verdict == FAIL:
             case.result = [Failure(f"{c.title}: {c.observed}", "claim")]
             case.result[0].text = text
-        elif c.verdict == "error":
+        elif c.verdict == NOT_JUDGED:
             case.result = [Error(c.observed, "not-judged")]
             case.result[0].text = text
         case.system_out = text
@@ -62,25 +60,25 @@ def suites(report: RunReport, exit_code: int, label: str | None = None) -> list[
     return [claims, steps]
 
 
-def write_many(plan, results, exit_code: int, path: Path) -> None:
+def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str:
     """A test suite per target; a target that could not be checked is one errored test case."""
-    xml = JUnitXml(f"check-lab {plan.lab.id}: {len(results)} targets")
-    for r in results:
+    xml = JUnitXml(f"check-lab {lab.id}: {len(runs)} targets")
+    for r in runs:
         if r.report is not None:
-            for suite in suites(r.report, r.exit_code, r.entry.label):
+            for suite in suites(r.report, r.exit_code, r.label):
                 xml.add_testsuite(suite)
             continue
-        suite = TestSuite(f"check-lab {plan.lab.id} – {plan.lab.title}: claims [{r.entry.label}]")
-        suite.add_property("target", r.entry.spec)
-        case = TestCase("reachable", classname=f"lab{plan.lab.id}.{r.entry.label}")
+        suite = TestSuite(f"check-lab {lab.id} – {lab.title}: claims [{r.label}]")
+        suite.add_property("target", r.spec)
+        case = TestCase("reachable", classname=f"lab{lab.id}.{r.label}")
         case.result = [Error(r.error or "unreachable", "unreachable")]
         suite.add_testcase(case)
         xml.add_testsuite(suite)
     xml.update_statistics()
-    atomic_write(Path(path), xml.tostring().decode("utf-8"))
+    return xml.tostring().decode("utf-8")
 
 
-def write(report: RunReport, exit_code: int, path: Path) -> None:
+def render(report: RunReport, exit_code: int) -> str:
     xml = build(report, exit_code)
     xml.update_statistics()
-    atomic_write(Path(path), xml.tostring().decode("utf-8"))
+    return xml.tostring().decode("utf-8")

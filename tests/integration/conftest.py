@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import vagrant
 
-from checker.transport import SSHSettings, SSHTransport
+from checker.targets.ssh import SSHSettings, SSHTransport
 from provision.vagrant import Machine
 from tests.testenv import env as testenv
 

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from provision.cli import main as lab_env
+from checker.labenv import main as lab_env
 from provision.vagrant import Machine, VagrantError
 from tests.integration.conftest import run_check
 from tests.testenv import env as testenv

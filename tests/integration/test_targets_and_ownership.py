@@ -41,14 +41,16 @@ def test_ssh_target_with_identity_and_known_hosts(shared_vm, monkeypatch, tmp_pa
     err = capsys.readouterr().err
     assert code == 3 and "is not in known_hosts: refusing to connect" in err
 
-    # A different key on record: refused.
-    other = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
-    fake = paramiko.RSAKey.generate(2048) if other is None else other
+    # A different key of the same type on record (the machine was re-created): refused as a changed key,
+    # which is told apart from an unknown host.
+    offered = host_key_line(cfg.host, cfg.port).split()[1]
+    fake = {"ssh-rsa": lambda: paramiko.RSAKey.generate(2048),
+            "ecdsa-sha2-nistp256": lambda: paramiko.ECDSAKey.generate()}.get(offered, lambda: paramiko.ECDSAKey.generate())()
     known.write_text(f"[{cfg.host}]:{cfg.port} {fake.get_name()} {fake.get_base64()}\n")
     code = run_check(monkeypatch, shared_vm, "07", "--target", target, "--identity", cfg.key_files[0],
                      "--known-hosts", str(known))
     err = capsys.readouterr().err
-    assert code == 3 and ("does not match known_hosts" in err or "not in known_hosts" in err)
+    assert code == 3 and "does not match known_hosts" in err and "not in known_hosts" not in err
 
     # The right key: the whole lab runs over this target.
     known.write_text(host_key_line(cfg.host, cfg.port))
@@ -102,7 +104,11 @@ def test_names_the_user_owns_stop_the_check_unless_replace(shared_vm, monkeypatc
         ssh.close()
 
 
-def test_ctrl_c_cleans_up_and_exits_130(shared_vm, tmp_path):
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "SIGTERM"),
+                                           (signal.SIGHUP, 129, "SIGHUP")])
+def test_a_signal_cleans_up_and_names_itself(shared_vm, tmp_path, sig, code, word):
+    """Ctrl-C, a cancelled CI job (SIGTERM) or a closed terminal (SIGHUP) mid-run: what the run created is
+    removed, then the exit code names the signal."""
     before = lab_state(shared_vm)
     check_lab = Path(sys.executable).parent / "check-lab"
     proc = subprocess.Popen([str(check_lab), "07", "--json", str(tmp_path / "r.json")], cwd=shared_vm.root,
@@ -117,12 +123,52 @@ def test_ctrl_c_cleans_up_and_exits_130(shared_vm, tmp_path):
         else:
             proc.kill()
             pytest.fail("the containers never started: " + proc.communicate()[0][-3000:])
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         ssh.close()
-    assert proc.returncode == 130, out
-    assert "interrupted" in out
+    assert proc.returncode == code, out
+    assert word in out.splitlines()[-1]
     data = json.loads((tmp_path / "r.json").read_text())
-    assert data["result"] == "interrupted"
+    assert data["result"] == "interrupted" and data["exit_code"] == code
     assert lab_state(shared_vm) == before
+
+
+def container_id(project) -> str:
+    return Machine(project.root).machine_dir()[0].joinpath("id").read_text().strip()
+
+
+@pytest.mark.parametrize("user", ["", "vagrant@"])
+def test_docker_exec_target(shared_vm, monkeypatch, tmp_path, capsys, user):
+    """docker://CONTAINER: the lab runs in the container VM through `docker exec` (as root, or as vagrant)."""
+    before = lab_state(shared_vm)
+    target = f"docker://{user}{container_id(shared_vm)}"
+    report = tmp_path / "r.json"
+    code = run_check(monkeypatch, shared_vm, "07", "--target", target, "--json", str(report))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    assert data["target"] == target and all(c["verdict"] == "pass" for c in data["claims"])
+    assert lab_state(shared_vm) == before
+
+
+def test_docker_exec_target_ends_a_hanging_step_inside_the_container(shared_vm, monkeypatch, tmp_path, capsys):
+    from tests.integration.test_faults import insert_step, lab_with
+
+    folder = lab_with(tmp_path, lambda d: insert_step(d, "pull", {"id": "hang", "title": "A command that hangs",
+                                                                  "run": "sleep 3600", "timeout": 2}))
+    started = time.monotonic()
+    code = run_check(monkeypatch, shared_vm, str(folder), "--target", f"docker://{container_id(shared_vm)}")
+    err = capsys.readouterr().err
+    assert code == 1 and time.monotonic() - started < 60 and "step hang timed-out" in err
+    ssh = shared_vm.ssh()
+    try:
+        assert "sleep 3600" not in ssh.run("ps -eo args").stdout
+    finally:
+        ssh.close()
+
+
+def test_a_missing_or_stopped_container_target_exits_3(shared_vm, monkeypatch, capsys):
+    code = run_check(monkeypatch, shared_vm, "07", "--target", "docker://no-such-container-here")
+    err = capsys.readouterr().err
+    assert code == 3 and "cannot reach docker://no-such-container-here" in err

@@ -14,7 +14,8 @@ TRANSCRIPTS = Path(__file__).resolve().parent.parent / "transcripts"
 
 
 def engines() -> list[str]:
-    return sorted(p.name for p in TRANSCRIPTS.iterdir() if p.is_dir())
+    """The engines with transcripts of lab 07 (tests/transcripts/resources holds the resource kinds' answers)."""
+    return sorted(p.name for p in TRANSCRIPTS.iterdir() if p.is_dir() and p.name != "resources")
 
 
 def transcript(engine: str, scenario: str) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from checker.batch import run_batch
-from checker.transport import LocalTransport
+from checker.targets.local import LocalTransport
 
 
 def test_each_command_keeps_its_own_streams_and_status():

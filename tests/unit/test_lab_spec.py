@@ -47,8 +47,10 @@ def test_find_by_id_number_and_folder_name():
 
 
 def test_unknown_lab_lists_the_known_ones():
-    with pytest.raises(UsageError, match=r"unknown lab .99.; known labs: 00-lab_environment, 01-docker_installation, 07-FS_layering"):
+    known = ", ".join(sorted(p.name for p in LAB07.parent.iterdir() if (p / "lab.yaml").is_file()))
+    with pytest.raises(UsageError) as caught:
         labs.find("99")
+    assert caught.value.message == f"unknown lab '99'; known labs: {known}"
 
 
 def test_malformed_yaml_gives_line_and_column(lab_copy):
@@ -123,3 +125,38 @@ def test_ranges_expand_like_bash():
     assert plan.resources("containers") == ["my_container_1", "my_container_2"]
     stop = next(s for s in lab.steps if s.id == "stop")
     assert plan.command(stop) == "docker stop -t 1 my_container_1 my_container_2"
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d["resources"].update(buckets=["x"]), r"unknown key `buckets` \(allowed: .*volumes"),
+    (lambda d: d["resources"].update(networks=["bridge"]), r"one of Docker's own networks"),
+    (lambda d: d["resources"].update(volumes=[""]), r"`volumes` must list names"),
+    (lambda d: d["claims"][0].update(check="virtual_equals_image_ls"), r"virtual_equals_image_ls needs `with.image`"),
+])
+def test_resources_and_required_options_are_validated(lab_copy, change, message):
+    edit(lab_copy, change)
+    with pytest.raises(LabSpecError, match=message):
+        labs.load(lab_copy)
+
+
+def test_every_resource_kind_can_be_named_in_a_lab(lab_copy):
+    from checker.resources import KINDS
+
+    edit(lab_copy, lambda d: d["resources"].update({key: [f"lab-{key.replace('_', '')}"] for key in KINDS}))
+    lab = labs.load(lab_copy)
+    plan = labs.Plan(lab, lab.values())
+    assert set(plan.all_resources()) == set(KINDS)
+
+
+@pytest.mark.parametrize("folder", sorted(p for p in LAB07.parent.iterdir() if (p / "lab.yaml").is_file()),
+                         ids=lambda p: p.name)
+def test_every_lab_loads_and_says_what_to_do(folder):
+    """Each lab of the repository (whatever labs there are): valid, every claim with a hint."""
+    lab = labs.load(folder)
+    assert lab.claims and lab.steps and lab.title
+    for claim in lab.claims:
+        assert claim.hint, f"{lab.id}: claim {claim.id} has no hint"
+    plan = labs.Plan(lab, lab.values())
+    for step in lab.steps:
+        assert plan.command(step)
+    assert len(plan.claims) == len(lab.claims)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from checker.errors import UsageError
-from checker.multi import combined_exit_code, load_targets, TargetResult, TargetEntry
+from checker.exitcodes import for_targets
 from checker.targets import TargetOptions
-from checker.transport import SSHTransport
+from checker.targets.file import load_targets
+from checker.targets.ssh import SSHTransport
 
 OPTS = TargetOptions(known_hosts="/tmp/kh", connect_timeout=3)
 
@@ -44,7 +45,7 @@ def test_an_openssh_config_file(tmp_path):
 
 @pytest.mark.parametrize("text,message", [
     ("", "no targets in it"),
-    ("alice = ftp://x\n", "is not ssh://"),
+    ("alice = ftp://x\n", "'ftp://x' is not a target"),
     ("alice = ssh://a@b:22 colour=red\n", "unexpected 'colour=red'"),
     ("alice = ssh://a@b:22\nalice = ssh://c@d:22\n", "the label 'alice' is used twice"),
 ])
@@ -56,9 +57,7 @@ def test_bad_target_files(tmp_path, text, message):
 
 
 def test_combined_exit_code():
-    def result(code):
-        return TargetResult(TargetEntry("x", "x", lambda: None), None, None, code, 0.0)
-
-    assert combined_exit_code([result(0), result(0)]) == 0
-    assert combined_exit_code([result(0), result(1)]) == 1
-    assert combined_exit_code([result(1), result(3), result(0)]) == 3
+    assert for_targets([0, 0]) == 0
+    assert for_targets([0, 1]) == 1
+    assert for_targets([1, 3, 0]) == 3
+    assert for_targets([1, 143, 3]) == 143

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from checker.transport import MAX_OUTPUT, LocalTransport
+from checker.targets.local import LocalTransport
+from checker.transport import MAX_OUTPUT
 
 
 def test_streams_and_status():

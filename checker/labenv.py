@@ -8,8 +8,11 @@
 Settings: flags > LAB_* environment variables > `.lab-env` beside the Vagrantfile > defaults; the same
 names the Vagrantfile reads (`--registry-mirror` is LAB_REGISTRY_MIRROR, and so on).
 
-Exit codes: 0 done, 1 a provisioning step failed, 2 usage error, 3 Vagrant or the machine failed,
-130 interrupted.
+Exit codes (checker/exitcodes.py, shared with check-lab): 0 done, 1 a provisioning step failed, 2 usage
+error, 3 Vagrant or the machine failed, 130 interrupted.
+
+The Vagrant boundary itself is provision/ (python-vagrant, the guest provisioner); this CLI drives it and
+reaches the machine through the checker's Vagrant target.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from checker.exitcodes import ExitStatus, for_provisioning
 from provision.guest import OPTIONS
-
-EXIT_OK, EXIT_STEP, EXIT_USAGE, EXIT_VAGRANT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # Settings of the machine itself (the Vagrantfile reads them), beside the guest provisioner's OPTIONS.
 VM_SETTINGS = {
@@ -37,7 +39,7 @@ PROVIDERS = ("virtualbox", "libvirt", "docker")
 
 
 class UsageError(Exception):
-    pass
+    """lab-env's own usage errors (exit 2)."""
 
 
 def read_lab_env(root: Path) -> dict[str, str]:
@@ -101,7 +103,8 @@ class App:
     def __init__(self, args: argparse.Namespace):
         from rich.console import Console
 
-        from provision.vagrant import Machine, find_root
+        from provision.machines import find_root
+        from provision.vagrant import Machine
 
         self.args = args
         self.console = Console(highlight=False, no_color=args.no_color or None)
@@ -149,14 +152,14 @@ class App:
             raise
         self.say(f"machine up in {time.monotonic() - started:.1f}s; provisioning")
         code = self.provision()
-        if code == EXIT_OK:
+        if code == ExitStatus.OK:
             self.say("ready: run `check-lab 07`", "bold green")
         return code
 
     def transport(self):
-        from checker.targets import VagrantTransport
+        from checker.targets.vagrant import VagrantTransport
 
-        return VagrantTransport(self.machine)
+        return VagrantTransport(self.machine, env=self.settings)
 
     def provision(self) -> int:
         from provision.remote import provision
@@ -178,12 +181,12 @@ class App:
         failed = result.failed
         if failed:
             print(f"lab-env: provisioning step {failed.step} failed: {failed.detail}", file=sys.stderr)
-            return EXIT_STEP
+            return for_provisioning(failed_step=True)
         changed = sum(1 for o in result.outcomes if o.status == "changed")
         calls = len(result.package_manager_calls)
         self.say(f"provisioned in {seconds:.2f}s: {changed} step(s) changed, "
                  f"{len(result.outcomes) - changed} unchanged, package manager called {calls} time(s)")
-        return EXIT_OK
+        return ExitStatus.OK
 
     def status(self) -> int:
         state, provider = self.machine.state()
@@ -192,7 +195,7 @@ class App:
         if cached:
             cfg = cached[0]
             self.say(f"  ssh: {cfg.user}@{cfg.host}:{cfg.port} (cached for check-lab)", "dim")
-        return EXIT_OK
+        return ExitStatus.OK
 
     def ssh_config(self) -> int:
         cfg = self.machine.ssh_config()
@@ -200,7 +203,7 @@ class App:
                  f"  Port {cfg.port}", "  UserKnownHostsFile /dev/null", "  StrictHostKeyChecking no",
                  "  IdentitiesOnly yes"] + [f"  IdentityFile {k}" for k in cfg.key_files]
         print("\n".join(lines))
-        return EXIT_OK
+        return ExitStatus.OK
 
     def destroy(self) -> int:
         if not self.args.force:
@@ -208,14 +211,15 @@ class App:
                 raise UsageError("destroy removes the machine and everything in it: add --force to confirm")
             if input(f"Destroy the {self.machine.label}? [y/N] ").strip().lower() not in ("y", "yes"):
                 self.say("kept")
-                return EXIT_OK
+                return ExitStatus.OK
         self.machine.destroy()
         self.say("destroyed")
-        return EXIT_OK
+        return ExitStatus.OK
 
 
 def main(argv: list[str] | None = None) -> int:
     from checker.errors import CheckLabError
+    from provision.remote import ProvisionError
     from provision.vagrant import VagrantError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -225,16 +229,19 @@ def main(argv: list[str] | None = None) -> int:
         return {"up": app.up, "provision": app.provision, "status": app.status, "ssh-config": app.ssh_config,
                 "destroy": app.destroy}[args.command]()
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        return exc.code if isinstance(exc.code, int) else ExitStatus.USAGE
     except UsageError as exc:
         print(f"lab-env: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (VagrantError, CheckLabError) as exc:
+        return ExitStatus.USAGE
+    except CheckLabError as exc:
         print(f"lab-env: {exc}", file=sys.stderr)
-        return EXIT_VAGRANT
+        return exc.exit_code
+    except (VagrantError, ProvisionError) as exc:
+        print(f"lab-env: {exc}", file=sys.stderr)
+        return ExitStatus.TARGET
     except KeyboardInterrupt:
         print("lab-env: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitStatus.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,0 +1,229 @@
+"""Records: what a command answered, what a run found, what a claim concluded.
+
+Plain data, no machinery: this module imports nothing of the transports, the runner or the lab loader,
+so facts, claims and reporters (which import only records) can be read, tested and reused on their own,
+e.g. on a report written elsewhere.
+
+The verdict vocabulary of a claim:
+  pass        it holds on the machine in front of us
+  fail        it does not
+  error       not judged: the evidence is missing (a step failed, a fact could not be gathered); the
+              report says why and what to do. Spelled "error" in the JSON report (version 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PASS, FAIL, NOT_JUDGED = "pass", "fail", "error"
+VERDICTS = (PASS, FAIL, NOT_JUDGED)
+VERDICT_WORDS = {PASS: "holds", FAIL: "fails", NOT_JUDGED: "not judged"}
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+@dataclass(frozen=True)
+class Result:
+    """One command's answer: exit status (None if it timed out), both streams, how long it took."""
+
+    exit_status: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def first_error_line(self) -> str:
+        """The line that says what went wrong: the last one naming an error, else the last one."""
+        import re
+
+        for text in (self.stderr, self.stdout):
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            if lines:
+                telling = [ln for ln in lines if re.search(r"error|denied|failed|cannot|no such|not found", ln, re.I)]
+                line = (telling or lines)[-1]
+                return line if len(line) < 300 else line[:297] + "..."
+        return f"exit status {self.exit_status}"
+
+
+# ------------------------------------------------------------------------------------------------ the engine
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The Docker engine a run met (from `docker info`, the client's version, the user's environment)."""
+
+    server_version: str
+    storage_driver: str
+    docker_root_dir: str
+    driver_status: tuple[tuple[str, str], ...] = ()
+    operating_system: str = ""
+    kernel: str = ""
+    cgroup_version: str = ""
+    client_version: str = ""
+    buildx: bool = False
+    buildkit_env: str | None = None  # DOCKER_BUILDKIT in the target user's environment
+
+    @classmethod
+    def from_info(cls, info: dict, client_version: str = "", buildx: bool = False,
+                  buildkit_env: str | None = None) -> "Engine":
+        return cls(
+            server_version=str(info.get("ServerVersion", "")),
+            storage_driver=str(info.get("Driver", "")),
+            docker_root_dir=str(info.get("DockerRootDir", "/var/lib/docker")),
+            driver_status=tuple(tuple(map(str, pair)) for pair in info.get("DriverStatus") or []),
+            operating_system=str(info.get("OperatingSystem", "")),
+            kernel=str(info.get("KernelVersion", "")),
+            cgroup_version=str(info.get("CgroupVersion", "")),
+            client_version=client_version,
+            buildx=buildx,
+            buildkit_env=buildkit_env,
+        )
+
+    @property
+    def containerd_store(self) -> bool:
+        return any("io.containerd.snapshotter" in value for _key, value in self.driver_status)
+
+    @property
+    def image_store(self) -> str:
+        return "containerd" if self.containerd_store else self.storage_driver
+
+    @property
+    def builder(self) -> str:
+        """The builder `docker build` uses by default for this user: legacy or buildkit."""
+        if self.buildkit_env in ("0", "false"):
+            return "legacy"
+        if self.buildkit_env in ("1", "true"):
+            return "buildkit"
+        major = int(self.client_version.split(".")[0]) if self.client_version[:1].isdigit() else 0
+        # Since Docker 23 the CLI builds with BuildKit (through buildx) unless told otherwise.
+        return "buildkit" if major >= 23 and self.buildx else "legacy"
+
+    def describe(self) -> str:
+        store = "containerd image store" if self.containerd_store else f"{self.storage_driver} storage driver"
+        return f"Docker {self.server_version}, {store}, {self.builder} builder"
+
+    def as_dict(self) -> dict:
+        return {"server_version": self.server_version, "client_version": self.client_version,
+                "storage_driver": self.storage_driver, "image_store": self.image_store,
+                "containerd_image_store": self.containerd_store, "builder": self.builder, "buildx": self.buildx,
+                "docker_root_dir": self.docker_root_dir, "operating_system": self.operating_system,
+                "kernel": self.kernel, "cgroup_version": self.cgroup_version}
+
+
+# ------------------------------------------------------------------------------------------------ steps
+
+
+@dataclass
+class StepFact:
+    """A step of the lab as it ran: its command, what it answered, and its output parsed."""
+
+    step_id: str
+    title: str
+    command: str
+    status: str = "not-run"  # passed | failed | timed-out | not-run | skipped (observe mode)
+    result: Result | None = None
+    parsed: Any = None
+    error: str | None = None
+    unreadable: bool = False  # its output did not parse
+
+
+# ------------------------------------------------------------------------------------------------ claims
+
+
+@dataclass
+class Verdict:
+    """What a check concludes: whether the claim holds, what was expected and observed, a hint."""
+
+    ok: bool
+    expected: str
+    observed: str
+    hint: str | None = None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class ClaimResult:
+    id: str
+    title: str
+    verdict: str  # pass | fail | error (not judged)
+    expected: str
+    observed: str
+    hint: str
+    details: dict
+    points: float
+    max_points: float
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == PASS
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """The lab a report is about, as the report needs it (no lab loader behind it)."""
+
+    id: str
+    title: str
+    folder: str
+    variables: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.id} – {self.title}"
+
+
+@dataclass
+class RunReport:
+    """Everything one run of a lab on one target found."""
+
+    lab: LabInfo
+    target: str
+    started_at: str
+    engine: Engine | None = None
+    steps: list[StepFact] = field(default_factory=list)
+    claims: list[ClaimResult] = field(default_factory=list)
+    statements: list[ClaimResult] = field(default_factory=list)  # the lab's text on this engine
+    notes: list[str] = field(default_factory=list)  # what cleanup did or could not do
+    duration: float = 0.0
+    interrupted: bool = False
+    signal: str | None = None  # the signal that ended the run early (SIGINT, SIGTERM, SIGHUP)
+    error: str | None = None  # the target failed mid-run
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.claims) and all(c.passed for c in self.claims) and not self.error and not self.interrupted
+
+    @property
+    def differences(self) -> list[ClaimResult]:
+        """The lab's statements that do not hold as written on this engine (judged ones only)."""
+        return [s for s in self.statements if s.verdict == FAIL]
+
+    @property
+    def score(self) -> tuple[float, float]:
+        return sum(c.points for c in self.claims), sum(c.max_points for c in self.claims)
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(1 for c in self.claims if c.verdict == v) for v in VERDICTS}
+
+
+@dataclass
+class TargetRun:
+    """One target of many (`--targets`): its report, or why it could not be checked at all."""
+
+    label: str
+    spec: str
+    report: RunReport | None
+    error: str | None  # the target could not be checked (unreachable, not ready)
+    exit_code: int
+    seconds: float

@@ -1,0 +1,87 @@
+"""The table of targets: where a lab runs, chosen by the scheme of `--target SPEC` (as in testinfra's
+BACKENDS). The same table reads the lines of a targets file and writes the help text.
+
+A new kind of target is one module here with `open_target(spec, options) -> Transport` (and, if it can,
+`parse(spec)` that validates without connecting) plus one line in BACKENDS. Modules are imported only
+when a target of theirs is opened: `check-lab --help` imports none of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from checker.errors import UsageError
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    spec: str | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+    accept_new_host_key: bool = False
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Backend:
+    scheme: str
+    forms: str  # how a spec of this kind is written
+    what: str  # one line for the help text
+    module: str
+
+    def matches(self, spec: str) -> bool:
+        return spec == self.scheme or spec.startswith(self.scheme + ":")
+
+
+BACKENDS: dict[str, Backend] = {
+    "vagrant": Backend("vagrant", "vagrant[:NAME] | vagrant:PATH[#NAME]",
+                       "the Vagrant machine of this folder (the default), or of the folder PATH", "checker.targets.vagrant"),
+    "ssh": Backend("ssh", "ssh://USER@HOST[:PORT]", "any SSH server (host key checked against known_hosts)",
+                   "checker.targets.ssh"),
+    "docker": Backend("docker", "docker://[USER@]CONTAINER",
+                      "a running container with a Docker CLI, through docker exec", "checker.targets.docker"),
+    "local": Backend("local", "local", "this machine", "checker.targets.local"),
+}
+DEFAULT = "vagrant"
+
+
+def backend_for(spec: str) -> Backend:
+    for backend in BACKENDS.values():
+        if backend.matches(spec):
+            return backend
+    raise UsageError(f"unknown target {spec!r}: use {forms_text(' or ')}")
+
+
+def forms_text(sep: str = ", ") -> str:
+    return sep.join(b.forms for b in BACKENDS.values())
+
+
+def help_text() -> str:
+    """For `--target`'s help: every kind of target, from the table."""
+    return "; ".join(f"{b.forms}: {b.what}" for b in BACKENDS.values())
+
+
+def validate(spec: str) -> Backend:
+    """The backend of `spec`, after checking the spec's form (nothing is contacted)."""
+    backend = backend_for(spec)
+    module = importlib.import_module(backend.module)
+    if hasattr(module, "parse"):
+        module.parse(spec)
+    return backend
+
+
+def open_target(opts: TargetOptions):
+    """The Transport for `--target` (default: the Vagrant machine of this folder)."""
+    spec = opts.spec or DEFAULT
+    backend = backend_for(spec)
+    return importlib.import_module(backend.module).open_target(spec, opts)
+
+
+def open_quickly(opts: TargetOptions):
+    """The Transport, if it can be had without asking anything slow (e.g. Vagrant, when the machine's SSH
+    settings are cached); else None, and open_target later. Lets a run connect while the lab loads."""
+    spec = opts.spec or DEFAULT
+    module = importlib.import_module(backend_for(spec).module)
+    quick = getattr(module, "open_quickly", None)
+    return quick(spec, opts) if quick is not None else module.open_target(spec, opts)
