@@ -180,16 +180,24 @@ class Runner:
                              or ref in assessment.stale_pulls]
 
     def _repair(self, assessment) -> None:
-        """What an interrupted run left: its resources removed, what it had set aside put back, its state
-        file gone (one round trip, plus one per resource put back)."""
-        commands = [kind.remove([name]) for kind, name in assessment.leftovers]
-        commands += [KINDS["pulls"].remove([ref]) for ref in assessment.stale_pulls]
-        results = run_batch(self.t, commands + [shlex.join(["rm", "-f", self.state_rel])], timeout=600)
-        for (kind, name), res in zip(assessment.leftovers, results):
-            self.notes.append(f"removed {kind.noun} {name} (left over by an interrupted check-lab run)" if res.ok
-                              else f"could not remove {kind.noun} {name}: {res.first_error_line()}")
-        for ref in assessment.stale_pulls:
-            self.notes.append(f"removed image {ref} (pulled by an interrupted check-lab run)")
+        """What an interrupted run left: its resources removed (in cleanup order: containers before their
+        images), what it had set aside put back, its state file gone. One round trip, plus one per resource
+        put back."""
+        groups: dict[str, tuple[Kind, list[str]]] = {}
+        for kind, name in assessment.leftovers:
+            groups.setdefault(kind.key, (kind, []))[1].append(name)
+        if assessment.stale_pulls:
+            groups["pulls"] = (KINDS["pulls"], list(assessment.stale_pulls))
+        ordered = sorted(groups.values(), key=lambda kn: kn[0].cleanup_order)
+        results = run_batch(self.t, [kind.remove(names) for kind, names in ordered]
+                            + [shlex.join(["rm", "-f", self.state_rel])], timeout=600)
+        for (kind, names), res in zip(ordered, results):
+            gone = set(res.stdout.split())
+            why = "pulled by" if kind.key == "pulls" else "left over by"
+            for name in names:
+                self.notes.append(f"removed {kind.noun} {name} ({why} an interrupted check-lab run)" if name in gone
+                                  else f"could not remove {kind.noun} {name} left by an interrupted check-lab run: "
+                                       f"{res.first_error_line() if res.stderr.strip() else 'it is in use'}")
         for kind, name, backup in assessment.restore:
             res = self.sh(kind.put_back(name, backup), timeout=60)
             self.notes.append(f"put your {kind.noun} {name} back (an interrupted check-lab run had set it aside)"
