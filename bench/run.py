@@ -132,7 +132,7 @@ def startup_profile(project: Project) -> dict[str, float]:
         if len(match.group(2)) <= 1:  # top-level imports only
             package = match.group(3).split(".")[0]
             tops[package] = tops.get(package, 0) + int(match.group(1))
-    for package, micro in sorted(tops.items(), key=lambda kv: -kv[1])[:6]:
+    for package, micro in sorted(tops.items(), key=lambda kv: -kv[1])[:3]:
         out[f"import {package} (before connecting)"] = micro / 1e6
     probe = ("import time, sys; sys.modules.setdefault('invoke', None); import paramiko; "
              "from provision.machines import MachineData; from pathlib import Path; "
