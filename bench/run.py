@@ -60,9 +60,10 @@ class Project:
         (self.root / "provision").mkdir()
         for name in ("guest.py", "boxes.json"):
             shutil.copy2(REPO / "provision" / name, self.root / "provision" / name)
+        shutil.copytree(REPO / "provision" / "container-vm", self.root / "provision" / "container-vm")
         (self.root / ".lab-env").write_text("".join(f"{k}={v}\n" for k, v in lab_settings.items()))
         self.env = {**os.environ, "DOCKER_HOST": settings["docker_host"], "NO_COLOR": "1",
-                    "VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1"}
+                    "VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1", "DOCKER_BUILDKIT": "0"}
 
     def run(self, *argv: str, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
         return timed(list(argv), self.root, self.env, check)

@@ -96,7 +96,7 @@ def evaluate(claim_specs, facts: Facts) -> list[ClaimResult]:
                     kwargs[param] = spec.args.get(param, default)
                 verdict = chk.fn(facts, **kwargs)
         except MissingFact as exc:
-            results.append(ClaimResult(spec.id, spec.title, NOT_JUDGED, "", f"not judged: {exc}",
+            results.append(ClaimResult(spec.id, spec.title, NOT_JUDGED, spec.title, f"not judged: {exc}",
                                        exc.what_to_do or "fix what stopped the run (see the failed step above), "
                                                          "then run again",
                                        {}, 0.0, spec.points))

@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--observe", action="store_true",
                    help="run no lab step: judge the state the student left (their images and containers); "
                         "nothing on the target is changed")
+    p.add_argument("--watch", action="store_true",
+                   help="you do the lab in your own terminal; the checker follows the engine's events and ticks "
+                        "each claim as it holds (changes nothing; Ctrl-C when you are done)")
+    p.add_argument("--watch-timeout", type=float, metavar="SECONDS",
+                   help="with --watch: stop watching after this long, and judge what was seen")
     p.add_argument("--replace", action="store_true",
                    help="if the lab's containers or images exist already, set them aside during the check and "
                         "put them back afterwards (without it, the check stops)")
@@ -157,6 +162,10 @@ def run_check(args) -> int:
         raise UsageError("--connect-timeout must be positive and --lock-wait not negative")
     requests = report_requests(args)
     record_path = _output_path(args.record, "--record")
+    if args.watch and (args.targets or args.replace or args.observe):
+        raise UsageError("--watch follows one machine and changes nothing: leave out --targets, --replace, --observe")
+    if args.watch_timeout is not None and (not args.watch or args.watch_timeout <= 0):
+        raise UsageError("--watch-timeout goes with --watch, and must be positive")
     options = targets.TargetOptions(args.target, args.identity, args.known_hosts, args.accept_new_host_key,
                                     args.connect_timeout)
     transport = None
@@ -190,6 +199,17 @@ def run_check(args) -> int:
     from checker.runner import Runner
 
     console = ConsoleReporter(_console(args), verbose=args.verbose)
+    if args.watch:
+        from checker.reporters.console import WatchView
+        from checker.watch import Watch
+
+        report = Watch(plan, transport, WatchView(console.console), timeout=args.watch_timeout).run()
+        code = for_run(report)
+        console.render(report, code)
+        reporters.write_single(requests, report, code)
+        if code != ExitStatus.OK:
+            print(f"check-lab: {why_not(report)}", file=sys.stderr)
+        return code
     if record_path:
         from checker.transcript import RecordingTransport
 
@@ -245,7 +265,9 @@ def why_not(report) -> str:
         return f"{how}; what the run had created is cleaned up"
     if report.error:
         return report.error
-    failed_step = next((s for s in report.steps if s.status in ("failed", "timed-out")), None)
+    looked_only = any(s.status == "skipped" for s in report.steps)  # observe or watch: nothing was run
+    failed_step = None if looked_only else next((s for s in report.steps if s.status in ("failed", "timed-out")),
+                                                 None)
     not_judged = [c.id for c in report.claims if c.verdict == "error"]
     failed = [c.id for c in report.claims if c.verdict == "fail"]
     parts = []
@@ -254,7 +276,8 @@ def why_not(report) -> str:
     if failed:
         parts.append(f"{len(failed)} of {len(report.claims)} claims failed: {', '.join(failed)}")
     if not_judged:
-        parts.append(f"{len(not_judged)} claim(s) not judged")
+        parts.append(f"{len(not_judged)} claim(s) not judged" + (f": {', '.join(not_judged)}" if looked_only or
+                                                                   not failed_step else ""))
     return "; ".join(parts) or "no claims to check"
 
 

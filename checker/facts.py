@@ -127,6 +127,52 @@ class LayerStore:
     path: str
 
 
+EVENTS_KEPT = 256  # the engine keeps its last 256 events in memory (moby's events buffer)
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    name: str
+    action: str  # create, start, die, kill, stop, destroy, …
+    image: str
+    time: float
+    exit_code: int | None = None
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerEvents:
+    """What the engine's event log still says about containers (`docker events --until now`): which were
+    created from which image, started, stopped and removed, also after they are gone (`--rm`)."""
+
+    events: tuple[ContainerEvent, ...]
+    since: float | None = None  # None: everything the engine still holds
+    truncated: bool = False  # the log was full: older events may have been dropped
+
+    def of(self, name: str) -> list[ContainerEvent]:
+        """The events of the latest container of that name (from its last `create` on)."""
+        mine = [e for e in self.events if e.name == name]
+        creates = [i for i, e in enumerate(mine) if e.action == "create"]
+        return mine[creates[-1]:] if creates else mine
+
+    def started(self, name: str) -> ContainerEvent | None:
+        return next((e for e in self.of(name) if e.action == "start"), None)
+
+    def died(self, name: str) -> ContainerEvent | None:
+        return next((e for e in reversed(self.of(name)) if e.action == "die"), None)
+
+    def destroyed(self, name: str) -> bool:
+        return any(e.action == "destroy" for e in self.of(name))
+
+    def image_of(self, name: str) -> str | None:
+        return next((e.image for e in self.of(name) if e.action == "create" and e.image), None)
+
+    def running(self, name: str) -> bool:
+        """Started, and no die since (as far as the log goes)."""
+        last = [e for e in self.of(name) if e.action in ("start", "die")]
+        return bool(last) and last[-1].action == "start"
+
+
 def chain_ids(diff_ids: tuple[str, ...] | list[str]) -> list[str]:
     """OCI chain IDs of a layer stack: how snapshotters name the snapshot of each layer."""
     import hashlib
@@ -147,6 +193,7 @@ class Facts:
     resources: dict[str, list[str]] = field(default_factory=dict)  # the lab's names, expanded
     files_total: int = 0  # bytes of the lab files uploaded (the build context)
     observe: bool = False  # observe mode: no lab step changed anything; facts come from the state left
+    present_before: set = field(default_factory=set)  # images the lab pulls that were on the engine before
     steps: dict[str, StepFact] = field(default_factory=dict)
     gathered: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)

@@ -29,6 +29,9 @@ LAB_FILE = "lab.yaml"
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
 RANGE_RE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+# Values the runner knows only once it runs (probe arguments may use them): when the run started, by the
+# target's clock (empty in observe mode: everything the engine still holds).
+RUNTIME = {"run.started": ""}
 DEFAULT_TIMEOUT = 120.0
 
 
@@ -85,6 +88,19 @@ class Step:
     may_fail: bool = False
     after: tuple[Probe, ...] = ()
     observe: bool = False  # also run in observe mode: the command only looks (ls, docker ps, history, ...)
+    course: str | None = None  # the course's command as printed, where `run` must differ from it
+    departs: str | None = None  # what differs from the course's command, and why
+    addition: str | None = None  # why the checker adds a step the course does not have
+
+
+@dataclass(frozen=True)
+class LabFile:
+    """A file of the lab, uploaded to the run's work folder: `source` (in the lab folder) as `dest`, with
+    `replace` (old text -> new, rendered with the lab's variables) applied to the uploaded copy only."""
+
+    source: str
+    dest: str
+    replace: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,7 @@ class ClaimSpec:
     args: dict
     hint: str
     points: float = 1.0
+    addition: str | None = None  # a claim beyond the course's text, and why
 
 
 @dataclass(frozen=True)
@@ -104,12 +121,13 @@ class Lab:
     folder: Path
     description: str
     variables: dict[str, Variable]
-    files: tuple[str, ...]
+    files: tuple[LabFile, ...]
     resources: dict[str, tuple[str, ...]]
     steps: tuple[Step, ...]
     claims: tuple[ClaimSpec, ...]
     statements: tuple[ClaimSpec, ...] = ()  # sentences of the lab's text (title), checked as written
     needs_docker: bool = True  # False: a Docker engine the user cannot reach is a finding, not a target error
+    course: dict = field(default_factory=dict)  # where the lab comes from: repository, commit, folder, files
 
     @property
     def name(self) -> str:
@@ -127,7 +145,7 @@ class Lab:
 
     def context(self, values: dict[str, Any]) -> dict[str, Any]:
         """What templates may refer to: the variables, and `resources.KIND` (lists of names)."""
-        ctx = dict(values)
+        ctx = {**RUNTIME, **values}
         for kind in KINDS:
             expanded: list[str] = []
             for name in self.resources.get(kind, ()):
@@ -323,6 +341,23 @@ def _safe_file(folder: Path, name: str, spec: _Spec) -> str:
     return rel.as_posix()
 
 
+def _lab_file(folder: Path, entry: Any, spec: _Spec) -> LabFile:
+    """`name`, or `{from: PATH, to: NAME, replace: {OLD: NEW}}`."""
+    if isinstance(entry, str):
+        rel = _safe_file(folder, entry, spec)
+        return LabFile(rel, rel)
+    fspec = _Spec(entry, "files", spec.path)
+    fspec.only({"from", "to", "replace"})
+    source = _safe_file(folder, fspec.get("from", str, required=True), spec)
+    dest = fspec.get("to", str, source)
+    if Path(dest).is_absolute() or ".." in Path(dest).parts or not dest.strip():
+        raise fspec.fail(f"`to: {dest}` must be a name inside the run's work folder")
+    replace = fspec.get("replace", dict, {}) or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in replace.items()):
+        raise fspec.fail("`replace` maps text to text")
+    return LabFile(source, Path(dest).as_posix(), tuple(replace.items()))
+
+
 def load(folder: Path) -> Lab:
     from checker import parsers, probes  # the registries the spec refers to (with checks, resources)
 
@@ -330,7 +365,7 @@ def load(folder: Path) -> Lab:
     path = folder / LAB_FILE
     top = _Spec(_load_yaml(path), "top level", path)
     top.only({"schema", "id", "title", "description", "variables", "files", "resources", "steps", "claims",
-              "statements", "needs_docker"})
+              "statements", "needs_docker", "course"})
     schema = top.get("schema", int, required=True)
     if schema != SCHEMA:
         raise top.fail(f"schema {schema} is not supported (this check-lab reads schema {SCHEMA})")
@@ -354,7 +389,11 @@ def load(folder: Path) -> Lab:
         except UsageError as exc:
             raise spec.fail(exc.message) from None
 
-    files = tuple(_safe_file(folder, f, top) for f in (top.get("files", list, []) or []))
+    files = tuple(_lab_file(folder, f, top) for f in (top.get("files", list, []) or []))
+    course = _Spec(top.get("course", dict, {}) or {}, "course", path)
+    course.only({"repository", "commit", "folder", "files"})
+    for rel in (course.get("files", dict, {}) or {}):
+        _safe_file(folder, rel, course)
 
     resources: dict[str, tuple[str, ...]] = {}
     res = _Spec(top.get("resources", dict, {}) or {}, "resources", path)
@@ -369,7 +408,7 @@ def load(folder: Path) -> Lab:
                 raise res.fail(f"`{key}`: {problem}")
         resources[key] = tuple(names)
 
-    known_names = set(variables) | {f"resources.{k}" for k in KINDS}
+    known_names = set(variables) | {f"resources.{k}" for k in KINDS} | set(RUNTIME)
 
     def check_templates(text: str, spec: _Spec) -> None:
         for match in TEMPLATE_RE.finditer(text):
@@ -385,7 +424,8 @@ def load(folder: Path) -> Lab:
     fact_names: set[str] = set()
     for i, raw in enumerate(top.get("steps", list, required=True)):
         spec = _Spec(raw, f"steps[{i}]", path)
-        spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after", "observe"})
+        spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after", "observe", "course",
+                   "departs", "addition"})
         sid = spec.get("id", str, required=True)
         spec.where = f"step {sid!r}"
         if not ID_RE.match(sid):
@@ -422,15 +462,24 @@ def load(folder: Path) -> Lab:
             if observe not in (True, False, "only"):
                 raise pspec.fail("observe is true, false or only")
             after.append(Probe(kind, as_name, args, observe))
+        if ("course" in spec.data) != ("departs" in spec.data):
+            raise spec.fail("`course:` (the command as the course prints it) and `departs:` (how and why this "
+                            "step differs) go together")
         steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
-                          parse, spec.get("may_fail", bool, False), tuple(after), spec.get("observe", bool, False)))
+                          parse, spec.get("may_fail", bool, False), tuple(after), spec.get("observe", bool, False),
+                          spec.get("course", str, None), spec.get("departs", str, None),
+                          spec.get("addition", str, None)))
 
     facts_known = seen | fact_names | {"engine"}  # the engine is gathered before any step
     claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, known_names)
     statements = _checks(top.get("statements", list, []), "statements", path, facts_known, known_names)
 
+    for f in files:
+        for old, new in f.replace:
+            check_templates(new, top)
     return Lab(lab_id, title, folder.resolve(), top.get("description", str, "").strip(), variables, files,
-               resources, tuple(steps), claim_specs, statements, top.get("needs_docker", bool, True))
+               resources, tuple(steps), claim_specs, statements, top.get("needs_docker", bool, True),
+               dict(course.data))
 
 
 def _checks(items: list, section: str, path: Path, facts_known: set[str], known_names: set[str]) -> tuple[ClaimSpec, ...]:
@@ -444,7 +493,7 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], known_
     title_key = "title" if section == "claims" else "text"
     for i, raw in enumerate(items):
         spec = _Spec(raw, f"{section}[{i}]", path)
-        spec.only({"id", title_key, "check", "with", "expect", "hint", "points"} if section == "claims"
+        spec.only({"id", title_key, "check", "with", "expect", "hint", "points", "addition"} if section == "claims"
                   else {"id", title_key, "check", "with", "expect"})
         cid = spec.get("id", str, required=True)
         spec.where = f"{section[:-1]} {cid!r}"
@@ -475,7 +524,8 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], known_
         if points < 0:
             raise spec.fail("points must not be negative")
         specs.append(ClaimSpec(cid, spec.get(title_key, str, cid if section == "claims" else ...), check, args,
-                               spec.get("hint", str, "") if section == "claims" else "", float(points)))
+                               spec.get("hint", str, "") if section == "claims" else "", float(points),
+                               spec.get("addition", str, None) if section == "claims" else None))
     return tuple(specs)
 
 
@@ -517,8 +567,8 @@ class Plan:
     def command(self, step: Step) -> str:
         return render(step.run, self.context, shell=True)
 
-    def probe_args(self, probe: Probe) -> dict:
-        return render_value(probe.args, self.context)
+    def probe_args(self, probe: Probe, runtime: dict | None = None) -> dict:
+        return render_value(probe.args, {**self.context, **(runtime or {})})
 
     def resources(self, kind: str) -> list[str]:
         return list(self.context.get(f"resources.{kind}", []))
@@ -538,7 +588,7 @@ class Plan:
             chk = checks[spec.check]
             args = dict(spec.args) if chk.validate else {**chk.options, **spec.args}
             out.append(ClaimSpec(spec.id, spec.title, spec.check, render_value(args, self.context), spec.hint,
-                                 spec.points))
+                                 spec.points, spec.addition))
         return out
 
     @property
@@ -549,5 +599,36 @@ class Plan:
     def statements(self) -> list[ClaimSpec]:
         return self._rendered(self.lab.statements)
 
+    def file_bytes(self, f: LabFile) -> bytes:
+        """The content uploaded for `f`: the lab's file, with its replacements rendered and applied."""
+        data = (self.lab.folder / f.source).read_bytes()
+        for old, new in f.replace:
+            data = data.replace(old.encode(), render(new, self.context).encode())
+        return data
+
+    def departures(self) -> list[dict]:
+        """Where the steps differ from the course's text, and what the checker adds to it."""
+        out = []
+        for step in self.lab.steps:
+            if step.departs:
+                out.append({"step": step.id, "kind": "departs", "course": step.course.strip(),
+                            "here": self.command(step).strip(), "why": self._text(step.departs)})
+            if step.addition:
+                out.append({"step": step.id, "kind": "addition", "course": None, "here": self.command(step).strip(),
+                            "why": self._text(step.addition)})
+        for f in self.lab.files:
+            if f.replace and self.file_bytes(f) != (self.lab.folder / f.source).read_bytes():
+                out.append({"step": None, "kind": "file", "course": f.source, "here": f.dest,
+                            "why": "the uploaded copy differs from the course's file: "
+                                   + "; ".join(f"{old!r} -> {render(new, self.context)!r}" for old, new in f.replace)})
+        for claim in self.lab.claims:
+            if claim.addition:
+                out.append({"claim": claim.id, "kind": "addition", "why": self._text(claim.addition)})
+        return out
+
+    def _text(self, text: str) -> str:
+        return " ".join(render(text, self.context).split())
+
     def info(self) -> LabInfo:
-        return LabInfo(self.lab.id, self.lab.title, str(self.lab.folder), dict(self.values))
+        return LabInfo(self.lab.id, self.lab.title, str(self.lab.folder), dict(self.values),
+                       tuple(self.departures()))

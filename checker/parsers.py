@@ -152,6 +152,17 @@ def parse_lines(text: str) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
+def parse_ls_long(text: str) -> list[str]:
+    """`ls -l` (and `ls`): the names listed, without the `total N` line."""
+    names = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or (fields[0] == "total" and len(fields) == 2):
+            continue
+        names.append(fields[-1] if len(fields) >= 9 else line.strip())
+    return names
+
+
 @dataclass(frozen=True)
 class DuEntry:
     size: float
@@ -207,6 +218,7 @@ PARSERS = {
     "docker_build": parse_build,
     "table": parse_table,
     "lines": parse_lines,
+    "ls_long": parse_ls_long,
     "du": parse_du,
     "json_lines": parse_json_lines,
     "key_values": parse_key_values,

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from checker.facts import Container, HistoryRow, Image, LayerStore
+from checker.facts import EVENTS_KEPT, Container, ContainerEvent, ContainerEvents, HistoryRow, Image, LayerStore
 from checker.records import Engine, Result
 
 
@@ -175,6 +175,52 @@ def _container_disk_build(args: dict, engine: Engine | None) -> tuple[list[str],
     return ["sh", "-c", script], True
 
 
+def _events_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
+    # What the engine still holds, up to now (without --until, `docker events` would wait for new ones).
+    since = str(args.get("since") or 0)
+    # --until now to the nanosecond: a whole second would leave out what happened in the current one.
+    script = f"docker events --since {shlex.quote(since)} --until \"$(date +%s.%N)\" --format '{{{{json .}}}}'"
+    return ["sh", "-c", script], False
+
+
+def _events_parse(result: Result, args: dict) -> ContainerEvents:
+    if result.exit_status != 0:
+        raise ProbeError(result.first_error_line())
+    wanted = set(_names(args))
+    events, lines = [], 0
+    for item in _json_lines(result):
+        lines += 1
+        if item.get("Type") != "container":
+            continue
+        attrs = (item.get("Actor") or {}).get("Attributes") or {}
+        name = str(attrs.get("name", ""))
+        if name not in wanted:
+            continue
+        code = attrs.get("exitCode")
+        events.append(ContainerEvent(name, str(item.get("Action") or item.get("status") or ""),
+                                     str(attrs.get("image") or item.get("from") or ""),
+                                     int(item.get("timeNano") or 0) / 1e9 or float(item.get("time") or 0),
+                                     int(code) if str(code or "").lstrip("-").isdigit() else None,
+                                     str((item.get("Actor") or {}).get("ID") or item.get("id") or "")))
+    return ContainerEvents(tuple(events), float(args["since"]) if str(args.get("since") or "").strip() else None,
+                           truncated=lines >= EVENTS_KEPT)
+
+
+def _logs_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
+    # The newest container from that image (what `docker run IMAGE` left, named or not).
+    script = (f"c=$(docker ps -a -q --filter ancestor={shlex.quote(str(args['image']))} | head -n 1); "
+              '[ -n "$c" ] || exit 3; docker logs "$c"')
+    return ["sh", "-c", script], False
+
+
+def _logs_parse(result: Result, args: dict) -> Result | None:
+    if result.exit_status == 3:
+        return None  # no such container (any more)
+    if result.exit_status != 0:
+        raise ProbeError(result.first_error_line())
+    return result
+
+
 def _names(args: dict) -> list[str]:
     names = args["names"]
     return [names] if isinstance(names, str) else [str(n) for n in names]
@@ -195,5 +241,7 @@ PROBES: dict[str, ProbeDef] = {
     "disk": ProbeDef("disk", (), ("path",), _disk_build, _disk_parse, timeout=300.0),
     "engine": ProbeDef("engine", (), (), _engine_build, _engine_parse),
     "layer_store": ProbeDef("layer_store", (), (), _layer_store_build, _layer_store_parse),
+    "logs": ProbeDef("logs", ("image",), (), _logs_build, _logs_parse),
+    "container_events": ProbeDef("container_events", ("names",), ("since",), _events_build, _events_parse),
     "container_disk": ProbeDef("container_disk", ("names",), (), _container_disk_build, _disk_parse, timeout=300.0),
 }

@@ -176,6 +176,9 @@ class LabInfo:
     title: str
     folder: str
     variables: dict = field(default_factory=dict)
+    # Where this run departs from the course's text: steps that cannot run as printed (with the course's
+    # command and why), files changed on upload, and steps or claims the checker adds.
+    departures: tuple[dict, ...] = ()
 
     @property
     def name(self) -> str:
@@ -199,6 +202,8 @@ class RunReport:
     signal: str | None = None  # the signal that ended the run early (SIGINT, SIGTERM, SIGHUP)
     error: str | None = None  # the target failed mid-run
     timings: dict[str, float] = field(default_factory=dict)
+    # Observe mode: a hash of the engine's containers, images, volumes and networks before and after the run.
+    fingerprint: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -215,6 +220,18 @@ class RunReport:
 
     def counts(self) -> dict[str, int]:
         return {v: sum(1 for c in self.claims if c.verdict == v) for v in VERDICTS}
+
+
+def departures_run(lab: LabInfo, steps: list[StepFact]) -> LabInfo:
+    """The lab's departures from the course's text that concern this run: those of steps it ran (observe
+    mode and --watch run only the steps that look), of files it uploaded, and of claims."""
+    from dataclasses import replace
+
+    ran = {s.step_id for s in steps if s.status not in ("skipped", "not-run")}
+    uploaded = all(s.status != "skipped" for s in steps)
+    keep = tuple(d for d in lab.departures
+                 if (d.get("step") in ran) or ("claim" in d) or (d["kind"] == "file" and uploaded))
+    return replace(lab, departures=keep)
 
 
 @dataclass

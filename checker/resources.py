@@ -24,7 +24,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from checker.records import Result
 
@@ -98,7 +98,7 @@ class Kind:
     def parse(self, res: Result, names: list[str]) -> dict[str, Found]:
         raise NotImplementedError
 
-    def remove(self, names: list[str]) -> str:
+    def remove(self, names: list[str], since: float | None = None) -> str:
         raise NotImplementedError
 
     def backup_name(self, name: str) -> str:
@@ -147,14 +147,22 @@ class Images(_Inspected):
     can_set_aside = True
     created_is_creation = False  # Created is when the image was built; a tag can come much later
 
-    def names_of(self, item: dict) -> list[str]:
-        tags = list(item.get("RepoTags") or [])
-        return tags + [_short_ref(t) for t in tags]
+    def parse(self, res: Result, names: list[str]) -> dict[str, Found]:
+        if not res.ok and not _missing_only(res):
+            raise ResourceError(f"docker image inspect failed: {res.first_error_line()}")
+        found: dict[str, Found] = {}
+        for item in _json_lines(res, "docker image inspect"):
+            tags = {normal_ref(t) for t in item.get("RepoTags") or []}
+            for name in names:
+                if normal_ref(name) in tags:
+                    found[name] = Found(name, epoch(str(item.get("Created") or "")), str(item.get("Id", "")))
+        return found
 
-    def remove(self, names: list[str]) -> str:
-        # Children before parents (my-image before my-base-image); docker says what it untagged.
-        return (f"docker rmi {quote(*reversed(names))} 2>/dev/null | sed -n 's/^Untagged: //p' | "
-                f"grep -x -F {' '.join('-e ' + shlex.quote(n) for n in names)} || true")
+    def remove(self, names: list[str], since: float | None = None) -> str:
+        # Children before parents (my-image before my-base-image); print those that were there and are gone.
+        return (f"e=; for n in {quote(*reversed(names))}; do docker image inspect \"$n\" >/dev/null 2>&1 && "
+                'e="$e $n"; done; [ -z "$e" ] || docker rmi $e >/dev/null 2>&1; for n in $e; do '
+                'docker image inspect "$n" >/dev/null 2>&1 || echo "$n"; done; true')
 
     def backup_name(self, ref: str) -> str:
         repo, _, tag = ref.rpartition(":")
@@ -188,7 +196,7 @@ class Containers(_Inspected):
     def names_of(self, item: dict) -> list[str]:
         return [str(item.get("Name", "")).lstrip("/")]
 
-    def remove(self, names: list[str]) -> str:
+    def remove(self, names: list[str], since: float | None = None) -> str:
         return f"docker rm -f {quote(*names)} 2>/dev/null || true"
 
     def set_aside(self, name: str, backup: str) -> str:
@@ -198,12 +206,48 @@ class Containers(_Inspected):
         return shlex.join(["docker", "rename", backup, name])
 
 
+class UnnamedContainers(Kind):
+    """Containers the lab's commands start without a name (`docker run hello-world`), listed by their image.
+    They never clash with anything; those created since the run started are the run's, and go afterwards
+    (the student's older ones from the same image stay)."""
+
+    key, noun = "unnamed_containers", "container"
+    what_removed = "the containers the lab started without a name"
+    cleanup_order = 11
+    guards = False
+
+    def find(self, names: list[str]) -> str:
+        return (f"for i in {quote(*names)}; do docker ps -a --no-trunc --filter \"ancestor=$i\" "
+                "--format \"$i|{{.ID}}|{{.CreatedAt}}\"; done")
+
+    def parse(self, res: Result, names: list[str]) -> dict[str, Found]:
+        if not res.ok:
+            raise ResourceError(f"docker ps failed: {res.first_error_line()}")
+        found: dict[str, Found] = {}
+        for line in res.stdout.splitlines():
+            image, _, rest = line.partition("|")
+            cid, _, created = rest.partition("|")
+            when = epoch(created.strip())
+            if image in names and cid and (image not in found or (when or 0) > (found[image].created or 0)):
+                found[image] = Found(image, when, cid)  # the newest container of each image
+        return found
+
+    def remove(self, names: list[str], since: float | None = None) -> str:
+        if since is None:
+            return "true"  # without a start time nothing can be told apart: remove nothing
+        after = datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return (f"for i in {quote(*names)}; do TZ=UTC docker ps -a --no-trunc --filter \"ancestor=$i\" "
+                "--format '{{.ID}} {{.CreatedAt}}' | awk -v after=" + shlex.quote(after) +
+                " '(substr($2 \" \" $3, 1, 19)) >= after {print $1}' | while read -r id; do "
+                'docker rm -f "$id" >/dev/null && echo "$i"; done; done | sort -u')
+
+
 class Volumes(_Inspected):
     key, noun, command = "volumes", "volume", "volume"
     what_removed = "the lab's volumes"
     cleanup_order = 40  # after the containers that use them
 
-    def remove(self, names: list[str]) -> str:
+    def remove(self, names: list[str], since: float | None = None) -> str:
         # Only those that exist (`volume rm` of a missing one fails the whole call on old engines).
         return (f"for v in {quote(*names)}; do docker volume inspect \"$v\" >/dev/null 2>&1 || continue; "
                 'docker volume rm "$v"; done')
@@ -217,7 +261,7 @@ class Networks(_Inspected):
     what_removed = "the lab's networks"
     cleanup_order = 45
 
-    def remove(self, names: list[str]) -> str:
+    def remove(self, names: list[str], since: float | None = None) -> str:
         return (f"for n in {quote(*names)}; do docker network inspect \"$n\" >/dev/null 2>&1 || continue; "
                 'docker network rm "$n"; done')
 
@@ -255,7 +299,7 @@ class ComposeProjects(Kind):
                 found[parts[0]] = Found(parts[0], epoch(parts[4].strip()) if len(parts) > 4 else None)
         return found
 
-    def remove(self, names: list[str]) -> str:
+    def remove(self, names: list[str], since: float | None = None) -> str:
         return (f"for p in {quote(*names)}; do f=\"label={COMPOSE_LABEL}=$p\"; "
                 'c=$(docker ps -aq --filter "$f"); n=$(docker network ls -q --filter "$f"); '
                 'v=$(docker volume ls -q --filter "$f"); [ -n "$c$n$v" ] || continue; '
@@ -281,7 +325,7 @@ class Services(_Inspected):
     def names_of(self, item: dict) -> list[str]:
         return [str((item.get("Spec") or {}).get("Name", ""))]
 
-    def remove(self, names: list[str]) -> str:
+    def remove(self, names: list[str], since: float | None = None) -> str:
         return f"docker service rm {quote(*names)} 2>/dev/null || true"
 
 
@@ -312,7 +356,7 @@ class Stacks(Kind):
                 found[name] = Found(name, epoch(created.strip()))
         return found
 
-    def remove(self, names: list[str]) -> str:
+    def remove(self, names: list[str], since: float | None = None) -> str:
         # `docker stack rm` returns before the stack's containers are gone and leaves its volumes: wait for the
         # containers (up to 30 s), then remove the volumes too.
         return (f"for s in {quote(*names)}; do f=\"label={STACK_LABEL}=$s\"; "
@@ -346,23 +390,25 @@ class SwarmMembership(Kind):
         created = epoch(str(cluster.get("CreatedAt") or "")) if swarm.get("ControlAvailable") else None
         return {name: Found(name, created, str(swarm.get("NodeID", ""))) for name in names}
 
-    def remove(self, names: list[str]) -> str:
+    def remove(self, names: list[str], since: float | None = None) -> str:
         # Leaving also takes the bridge swarm made for its containers (docker_gwbridge), unless it is in use.
         return (f"s=$(docker info --format '{{{{.Swarm.LocalNodeState}}}}'); case \"$s\" in active|pending|locked) "
                 f"docker swarm leave --force >/dev/null && printf '%s\\n' {quote(*names)} && "
                 "{ docker network rm docker_gwbridge >/dev/null 2>&1 || true; };; esac")
 
 
-def _short_ref(ref: str) -> str:
-    """docker.io/library/ubuntu:18.04 -> ubuntu:18.04 (how a lab names it)."""
+def normal_ref(ref: str) -> str:
+    """An image reference as Docker reads it: docker.io/library/ubuntu:18.04 and ubuntu:18.04 are the same,
+    and hello-world is hello-world:latest."""
     for prefix in ("docker.io/library/", "docker.io/"):
         if ref.startswith(prefix):
-            return ref[len(prefix):]
-    return ref
+            ref = ref[len(prefix):]
+    last = ref.rsplit("/", 1)[-1]
+    return ref if (":" in last or "@" in last) else f"{ref}:latest"
 
 
 KINDS: dict[str, Kind] = {kind.key: kind for kind in (
-    Images(), Containers(), Pulls(), Volumes(), Networks(), ComposeProjects(), Services(), Stacks(),
+    Images(), Containers(), Pulls(), UnnamedContainers(), Volumes(), Networks(), ComposeProjects(), Services(), Stacks(),
     SwarmMembership(),
 )}
 
@@ -400,9 +446,14 @@ def assess(found: dict[str, dict[str, Found]], stale: dict | None) -> Assessment
     for key, names in found.items():
         kind = KINDS[key]
         out.existing[key] = sorted(names)
-        if not kind.guards:
+        if key == "pulls":
             out.pulls_present |= set(names)
             out.stale_pulls += [ref for ref in names if stale and ref in stale.get("pulled", [])]
+            continue
+        if not kind.guards:  # never in the way; an interrupted run's own (made since it started) go
+            if started is not None:
+                out.leftovers += [(kind, name) for name, item in names.items()
+                                  if item.created is None or item.created >= started - 1]
             continue
         for name, item in names.items():
             made_since = (not kind.created_is_creation or item.created is None or started is None

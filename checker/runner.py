@@ -28,11 +28,17 @@ from checker.facts import Facts
 from checker.lab import Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
-from checker.records import Result, RunReport, StepFact
+from checker.records import Result, RunReport, StepFact, departures_run
 from checker.resources import KINDS, Kind, ResourceError, assess
 from checker.transport import Transport, process_started_at
 
 STATE_DIR = ".check-lab"  # under the target user's home: marks a run in progress
+# Observe mode proves it changed nothing: a hash of the engine's containers (and their states), images,
+# volumes and networks, taken before and after.
+FINGERPRINT = ("{ docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Image}} {{.State}}' && "
+               "docker image ls -a --no-trunc --format '{{.ID}} {{.Repository}}:{{.Tag}}' && "
+               "docker volume ls --format '{{.Name}}' && docker network ls --no-trunc --format '{{.ID}} {{.Name}}'; } "
+               "| LC_ALL=C sort | sha256sum | cut -c1-64")
 
 
 class Events(Protocol):
@@ -101,6 +107,8 @@ class Runner:
         self.existing: dict[str, list[str]] = {}  # the lab's names that existed before this run
         self.notes: list[str] = []
         self.cleanup_armed = False
+        self.fingerprint_before: str | None = None
+        self.stale_started: float | None = None
 
     # -- helpers
 
@@ -129,7 +137,7 @@ class Runner:
         who, info, stale, *answers = run_batch(self.t, [
             "id -u && date +%s && printf '%s\\n' \"$HOME\"",
             PROBES["engine"].build({}, None)[0],
-            ["cat", self.state_rel],
+            ["cat", self.state_rel] if not self.observe else FINGERPRINT,
             *[kind.find(names) for kind, names in kinds],
         ], timeout=60)
         lines = who.stdout.split()
@@ -147,12 +155,14 @@ class Runner:
             self.facts.problems["engine"] = f"{exc} ({docker_hint(f'{exc}{chr(10)}{info.stderr}')})"
             return
         if self.observe:  # the lab's names are the student's work here: look, change nothing
+            self.fingerprint_before = stale.stdout.strip() if stale.ok else None
             return
         try:
             found = {kind.key: kind.parse(res, names) for (kind, names), res in zip(kinds, answers)}
         except ResourceError as exc:
             raise TargetError(f"{exc} (on {self.t.description})") from None
         stale_run = _json_or_none(stale.stdout) if stale.ok else None
+        self.stale_started = stale_run.get("started") if stale_run else None
         assessment = assess(found, stale_run)
         if stale_run is not None:
             self._repair(assessment)
@@ -178,6 +188,7 @@ class Runner:
         pulls = self.plan.resources("pulls")
         self.pulled_by_us = [ref for ref in pulls if ref not in assessment.pulls_present
                              or ref in assessment.stale_pulls]
+        self.facts.present_before = {ref for ref in pulls if ref not in self.pulled_by_us}
 
     def _repair(self, assessment) -> None:
         """What an interrupted run left: its resources removed (in cleanup order: containers before their
@@ -189,7 +200,8 @@ class Runner:
         if assessment.stale_pulls:
             groups["pulls"] = (KINDS["pulls"], list(assessment.stale_pulls))
         ordered = sorted(groups.values(), key=lambda kn: kn[0].cleanup_order)
-        results = run_batch(self.t, [kind.remove(names) for kind, names in ordered]
+        since = float(self.stale_started) - 1 if self.stale_started is not None else None
+        results = run_batch(self.t, [kind.remove(names, since) for kind, names in ordered]
                             + [shlex.join(["rm", "-f", self.state_rel])], timeout=600)
         for (kind, names), res in zip(ordered, results):
             gone = set(res.stdout.split())
@@ -233,14 +245,13 @@ class Runner:
     def upload(self) -> None:
         """Record the run on the target, make the work folder, and upload the lab's files into it (SFTP)."""
         if self.observe:  # nothing is uploaded; the lab's files are what a student's COPY took, roughly
-            self.facts.files_total = sum((self.lab.folder / rel).stat().st_size for rel in self.lab.files)
+            self.facts.files_total = sum(len(self.plan.file_bytes(f)) for f in self.lab.files)
             return
-        files = [(self.lab.folder / rel, rel) for rel in self.lab.files]
-        self.events.phase(f"uploading {len(files)} lab file(s)")
+        self.events.phase(f"uploading {len(self.lab.files)} lab file(s)")
         state = {"lab": self.lab.id, "started": self.remote_now, "pulled": self.pulled_by_us,
                  "moved": self.moved, "existing": self.existing, "by": f"{getpass.getuser()}@{socket.gethostname()}"}
         who = f"check-lab {self.lab.id} of {state['by']}, started {self.remote_now}"
-        subdirs = sorted({str(Path(rel).parent) for _, rel in files if str(Path(rel).parent) != "."})
+        subdirs = sorted({str(Path(f.dest).parent) for f in self.lab.files if str(Path(f.dest).parent) != "."})
         record, made = run_batch(self.t, [
             f"mkdir -p {STATE_DIR} && printf '%s\\n' {shlex.quote(who)} > {STATE_DIR}/lock.info && "
             f"printf '%s\\n' {shlex.quote(json.dumps(state))} > {shlex.quote(self.state_rel)}",
@@ -254,12 +265,25 @@ class Runner:
         if not record.ok:
             self._disk_full(STATE_DIR)
             raise TargetError(f"cannot write ~/{self.state_rel} on the target: {record.first_error_line()}")
-        try:
-            self.t.put_files([(local, f"{self.workdir}/{rel}") for local, rel in files])
-        except TargetError:
-            self._disk_full(shlex.quote(self.workdir))
-            raise
-        self.facts.files_total = sum(local.stat().st_size for local, _ in files)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="check-lab-upload-") as staging:
+            pairs = []
+            for f in self.lab.files:
+                local = self.lab.folder / f.source
+                data = self.plan.file_bytes(f)
+                if data != local.read_bytes():  # a rendered copy (e.g. another base image), same mode
+                    copy = Path(staging) / f.dest.replace("/", "_")
+                    copy.write_bytes(data)
+                    copy.chmod(local.stat().st_mode & 0o777)
+                    local = copy
+                pairs.append((local, f"{self.workdir}/{f.dest}"))
+            try:
+                self.t.put_files(pairs)
+            except TargetError:
+                self._disk_full(shlex.quote(self.workdir))
+                raise
+        self.facts.files_total = sum(len(self.plan.file_bytes(f)) for f in self.lab.files)
 
     def _disk_full(self, where: str) -> None:
         """Say so if the file system at `where` (a shell word) on the target is full."""
@@ -274,79 +298,130 @@ class Runner:
         return self.step_timeouts.get(step.id, step.timeout * self.timeout_factor)
 
     def run_steps(self) -> None:
+        if self.observe:
+            self.observe_pass()
+            return
         steps = self.lab.steps
         for step in steps:
             self.facts.steps[step.id] = StepFact(step.id, step.title, self.display(step))
         for i, step in enumerate(steps, 1):
             fact = self.facts.steps[step.id]
-            if self.observe and not step.observe:
-                fact.status = "skipped"  # it would change the machine; its probes look at the state instead
-                self.gather(step)
-                self.events.step_finished(i, len(steps), fact)
-                continue
             self.events.step_started(i, len(steps), step.title, fact.command)
-            script = self.plan.command(step)
-            if step.sudo:
-                script = self.root_wrap(script)
-            cd = f"cd {shlex.quote(self.workdir)} || exit 1\n" if self.workdir else ""
-            wrapped = f"{cd}export DOCKER_CLI_HINTS=false\nset -e\n{script}"
-            result = self.sh(wrapped, timeout=self.timeout_for(step))
-            fact.result = result
-            if result.timed_out:
-                fact.status, fact.error = "timed-out", f"no answer within {self.timeout_for(step):.0f}s"
-            elif result.exit_status != 0 and not step.may_fail:
-                fact.status, fact.error = "failed", result.first_error_line()
-                hint = step_hint(result.stderr + result.stdout)
-                if hint:
-                    fact.error += f" ({hint})"
-            else:
-                fact.status = "passed"
-                if result.exit_status != 0:
-                    fact.error = result.first_error_line()
-            if step.parse and not result.timed_out:
-                try:
-                    text = result.stdout + ("\n" + result.stderr if step.parse in BOTH_STREAMS else "")
-                    fact.parsed = PARSERS[step.parse](text)
-                except (ValueError, KeyError) as exc:
-                    fact.error, fact.unreadable = f"unreadable output ({exc})", True
-                    if fact.status == "passed":
-                        fact.status = "failed"
+            fact.result = self.sh(self._wrapped(step), timeout=self.timeout_for(step))
+            self._judge_step(step, fact)
             self.gather(step)
             self.events.step_finished(i, len(steps), fact)
-            # A failed step stops the lab; observe mode only looks, so it goes on and judges what is there.
-            if fact.status != "passed" and not self.observe:
+            if fact.status != "passed":  # a failed step stops the lab
                 break
+
+    def observe_pass(self) -> None:
+        """Observe mode: every step that only looks, and every probe, in one round trip (they change nothing,
+        so none waits for another); a step that would change the machine is `skipped`, its probes look at
+        the state instead. `--watch` repeats this whenever the engine reports a change."""
+        steps = self.lab.steps
+        facts = self.facts
+        facts.steps = {step.id: StepFact(step.id, step.title, self.display(step)) for step in steps}
+        facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
+        facts.problems = {}
+        commands: list[str] = []
+        plan: list[tuple] = []
+        for step in steps:
+            if step.observe:
+                plan.append(("step", step, None))
+                commands.append(self._wrapped(step))
+            for probe, pdef, args, command in self._probes(step):
+                if command is None:
+                    facts.gathered[probe.name] = None
+                    continue
+                plan.append(("probe", probe, (pdef, args)))
+                commands.append(command)
+        timeout = max([self.timeout_for(s) for s in steps if s.observe] + [120.0]) * 2
+        for (what, item, extra), res in zip(plan, run_batch(self.t, commands, timeout)):
+            if what == "step":
+                fact = facts.steps[item.id]
+                fact.result = res
+                self._judge_step(item, fact)
+            else:
+                self._take_probe(item, *extra, res)
+        for i, step in enumerate(steps, 1):
+            fact = facts.steps[step.id]
+            if not step.observe:
+                fact.status = "skipped"  # it would change the machine
+            self.events.step_finished(i, len(steps), fact)
+
+    def _wrapped(self, step: Step) -> str:
+        script = self.plan.command(step)
+        if step.sudo:
+            script = self.root_wrap(script)
+        # In the run's work folder, which the lab's commands know as $LAB_DIR.
+        cd = (f"cd {shlex.quote(self.workdir)} || exit 1\nexport LAB_DIR={shlex.quote(self.workdir)}\n"
+              if self.workdir else "")
+        return f"{cd}export DOCKER_CLI_HINTS=false\nset -e\n{script}"
+
+    def _judge_step(self, step: Step, fact: StepFact) -> None:
+        """A step's status from its result, and its output parsed."""
+        result = fact.result
+        if result.timed_out:
+            fact.status, fact.error = "timed-out", f"no answer within {self.timeout_for(step):.0f}s"
+        elif result.exit_status != 0 and not step.may_fail:
+            fact.status, fact.error = "failed", result.first_error_line()
+            hint = step_hint(result.stderr + result.stdout)
+            if hint:
+                fact.error += f" ({hint})"
+        else:
+            fact.status = "passed"
+            if result.exit_status != 0:
+                fact.error = result.first_error_line()
+        if step.parse and not result.timed_out:
+            try:
+                text = result.stdout + ("\n" + result.stderr if step.parse in BOTH_STREAMS else "")
+                fact.parsed = PARSERS[step.parse](text)
+            except (ValueError, KeyError) as exc:
+                fact.error, fact.unreadable = f"unreadable output ({exc})", True
+                if fact.status == "passed":
+                    fact.status = "failed"
 
     def display(self, step: Step) -> str:
         command = self.plan.command(step)
         return f"sudo {command}" if step.sudo and "\n" not in command else command
 
-    def gather(self, step: Step) -> None:
-        """The step's probes, all in one round trip."""
-        planned = []
+    def _probes(self, step: Step):
+        """The step's probes for this mode: (probe, its definition, its arguments, command or None)."""
         for probe in step.after:
             if (self.observe and not probe.observe) or (not self.observe and probe.observe == "only"):
                 continue
             pdef = PROBES[probe.kind]
-            args = self.plan.probe_args(probe)
+            args = self.plan.probe_args(probe, {"run.started": "" if self.observe else str(self.remote_now)})
             built = pdef.build(args, self.facts.engine)
             if built is None:  # nothing to gather on this engine
-                self.facts.gathered[probe.name] = None
+                yield probe, pdef, args, None
                 continue
             argv, needs_root = built
             command = shlex.join(argv)
-            planned.append((probe, pdef, args, self.root_wrap(command) if needs_root else command))
+            yield probe, pdef, args, self.root_wrap(command) if needs_root else command
+
+    def _take_probe(self, probe, pdef, args, res: Result) -> None:
+        if res.timed_out:
+            self.facts.problems[probe.name] = "it gave no answer in time"
+            return
+        try:
+            self.facts.gathered[probe.name] = pdef.parse(res, args)
+        except ProbeError as exc:
+            self.facts.problems[probe.name] = str(exc)
+
+    def gather(self, step: Step) -> None:
+        """The step's probes, all in one round trip."""
+        planned = []
+        for probe, pdef, args, command in self._probes(step):
+            if command is None:
+                self.facts.gathered[probe.name] = None
+            else:
+                planned.append((probe, pdef, args, command))
         if not planned:
             return
         timeout = sum(pdef.timeout for _p, pdef, _a, _c in planned) * self.timeout_factor
-        for (probe, pdef, args, command), res in zip(planned, run_batch(self.t, [c for *_x, c in planned], timeout)):
-            if res.timed_out:
-                self.facts.problems[probe.name] = f"{command} gave no answer in time"
-                continue
-            try:
-                self.facts.gathered[probe.name] = pdef.parse(res, args)
-            except ProbeError as exc:
-                self.facts.problems[probe.name] = str(exc)
+        for (probe, pdef, args, _command), res in zip(planned, run_batch(self.t, [c for *_x, c in planned], timeout)):
+            self._take_probe(probe, pdef, args, res)
 
     # -- cleanup
 
@@ -359,7 +434,7 @@ class Runner:
         commands: dict[str, str] = {}
         for kind, names in kinds:
             names = self.pulled_by_us if kind.key == "pulls" else names
-            commands[kind.key] = kind.remove(names) if names else "true"
+            commands[kind.key] = kind.remove(names, self.remote_now - 1) if names else "true"
         if self.facts.engine is not None and self.facts.engine.builder == "buildkit":
             commands["cache"] = _prune_build_cache(self.remote_now - 1)
         commands["files"] = shlex.join(["rm", "-rf", *([self.workdir] if self.workdir else []), self.state_rel])
@@ -407,10 +482,15 @@ class Runner:
                 except TargetError as exc:
                     report.notes.append(f"cleanup failed: {exc}")
                     report.error = report.error or str(exc)
+            if self.observe and self.fingerprint_before and not report.error and not report.interrupted:
+                after = self.sh(FINGERPRINT, timeout=60)
+                report.fingerprint = {"before": self.fingerprint_before,
+                                      "after": after.stdout.strip() if after.ok else None}
         finally:
             self.t.close()
         report.target = self.t.description
         report.steps = list(self.facts.steps.values())
+        report.lab = departures_run(report.lab, report.steps)
         born, first = process_started_at(), getattr(self.t, "first_exec_at", None)
         if born is not None and first is not None:
             report.timings["first_command_s"] = round(first - born, 3)

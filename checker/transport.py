@@ -45,6 +45,35 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class Stream(Protocol):
+    """A command whose output is read as it comes (`docker events`): `read(timeout)` gives the complete
+    lines that arrived within `timeout` seconds ([] if none), or None once the command has ended."""
+
+    def read(self, timeout: float) -> list[str] | None: ...
+
+    def close(self) -> None: ...
+
+
+class LineBuffer:
+    """Bytes in, complete lines out."""
+
+    def __init__(self) -> None:
+        self.partial = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        self.partial += data
+        *lines, self.partial = self.partial.split(b"\n")
+        return [decode(line) for line in lines]
+
+
+def streamed(command: Command) -> str:
+    """A command that ends when the one reading it goes away: it runs in the background, and closing its
+    stdin (which the reader holds open) ends it; when it ends by itself, so does this."""
+    # (A background job's stdin is /dev/null: the reader's stdin is kept on fd 3 for it.)
+    return (f"exec 3<&0; ( {to_script(command)}\n) </dev/null & p=$!; ( cat <&3 >/dev/null; kill $p 2>/dev/null ) & "
+            "exec 3<&-; wait $p")
+
+
 def to_script(command: Command) -> str:
     return command if isinstance(command, str) else shlex.join(command)
 

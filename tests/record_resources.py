@@ -28,6 +28,7 @@ NAMES = {
     "images": ["cl-rec-image:1.0", "cl-rec-missing:1.0"],
     "pulls": ["ubuntu:18.04", "cl-rec-missing:2.0"],
     "containers": ["cl_rec_container", "cl_rec_missing"],
+    "unnamed_containers": ["hello-world", "cl-rec-missing-image"],
     "volumes": ["cl-rec-volume", "cl-rec-missing-volume"],
     "networks": ["cl-rec-network", "cl-rec-missing-network"],
     "compose_projects": ["clrecproject", "clrecmissing"],
@@ -53,6 +54,7 @@ SETUP = [
     "docker pull -q ubuntu:18.04 >/dev/null",
     "docker tag ubuntu:18.04 cl-rec-image:1.0",
     "docker run -d --name cl_rec_container ubuntu:18.04 sleep 600 >/dev/null",
+    "docker run hello-world >/dev/null",
     "docker volume create cl-rec-volume >/dev/null",
     "docker network create cl-rec-network >/dev/null",
     "command -v docker-compose >/dev/null || (sudo -n apt-get update -qq && "
@@ -89,6 +91,7 @@ def main(argv: list[str]) -> int:
             raise SystemExit(f"record_resources: {command[:80]}… failed: {res.stderr[-500:]}")
 
     had_base = t.run("docker image inspect ubuntu:18.04 >/dev/null 2>&1", timeout=60).ok
+    started = int(t.run("date +%s", timeout=30).stdout.strip())
     try:
         for command in SETUP:
             run(command.replace("{compose}", shlex.quote(COMPOSE)))
@@ -100,15 +103,16 @@ def main(argv: list[str]) -> int:
         run("sleep 3")
         for key, kind in KINDS.items():
             run(kind.find(NAMES[key]), f"{key}:find")
-        for key in ("stacks", "services", "compose_projects", "containers", "images", "volumes", "networks",
-                    "swarm"):
-            run(KINDS[key].remove(NAMES[key]), f"{key}:remove")
+        for key in ("stacks", "services", "compose_projects", "containers", "unnamed_containers", "images", "volumes",
+                    "networks", "swarm"):
+            run(KINDS[key].remove(NAMES[key], started - 1), f"{key}:remove")
             if key == "stacks":
                 run("sleep 5")
             run(KINDS[key].find(NAMES[key]), f"{key}:find:after-remove")
         run(KINDS["containers"].set_aside("cl_rec_container", "x"), "containers:set-aside:missing")
     finally:
-        t.run(UNDO + ("" if had_base else "; docker rmi ubuntu:18.04 >/dev/null 2>&1; true"), timeout=120)
+        t.run(UNDO + "; docker rmi hello-world >/dev/null 2>&1"
+              + ("" if had_base else "; docker rmi ubuntu:18.04 >/dev/null 2>&1") + "; true", timeout=120)
         t.close()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.name}.json").write_text(json.dumps({"engine": args.name, "calls": calls}, indent=1) + "\n")

@@ -3,8 +3,9 @@
     python -m tests.record_transcripts NAME [--target SPEC]
 
 Runs lab 07 and each broken variant (tests/variants.py) against a running lab machine (default: the
-Vagrant machine of this folder, e.g. after `scripts/run-lab`) and writes every remote command and its
-answer to tests/transcripts/NAME/SCENARIO.json. NAME says which engine, e.g. e1-bookworm-docker20.
+Vagrant machine of this folder, e.g. after `scripts/run-lab`), then lets a scripted student type the
+course's commands (tests/student.py) and records `--observe` after them; every remote command and its
+answer goes to tests/transcripts/NAME/SCENARIO.json. NAME says which engine, e.g. e1-bookworm-docker20.
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ def main(argv: list[str]) -> int:
         for scenario, lab in scenarios.items():
             code = check_lab([lab, *target, "--record", str(out / f"{scenario}.json"), "--no-color"])
             print(f"{scenario}: exit {code}", file=sys.stderr)
+    # The course's own commands typed by a student, then observe mode on what they left.
+    from checker.targets import TargetOptions, open_target
+    from tests.student import Student, course_commands
+    from tests.variants import LAB07
+
+    ssh = open_target(TargetOptions(args.target))
+    try:
+        student = Student(ssh)
+        student.clone(LAB07, "labs/07-FS_layering")
+        typed = student.do(course_commands(LAB07 / "course" / "README.md"))
+        print(f"student: exit {typed.exit_status}", file=sys.stderr)
+        code = check_lab(["07", *target, "--observe", "--record", str(out / "observe.json"), "--no-color"])
+        print(f"observe: exit {code}", file=sys.stderr)
+        ssh.run("docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04", timeout=120)
+        student.forget()
+    finally:
+        ssh.close()
     return 0
 
 

@@ -117,3 +117,34 @@ def container_removed(facts: Facts, after: list[Container], name: str) -> Verdic
     left = [c.name for c in after if c.name == name]
     return Verdict(not left, f"after `docker rm`, {name} is gone", "still there" if left else "gone",
                    f"remove it: docker rm {name}")
+
+
+@check("pulled_when_missing", refs={"run": "run", "image": "image"}, options={"ref": None})
+def pulled_when_missing(facts: Facts, run: StepFact, image, ref: str) -> Verdict:
+    """`docker run IMAGE` with the image not on the engine: the daemon says it cannot find it locally, pulls
+    it from the registry layer by layer, then runs it. If the image was there already (or in observe mode),
+    the claim is judged from the stored image (it came from a registry), and says so."""
+    from checker.facts import MissingFact
+
+    if image is None:
+        said = run.result.first_error_line() if run.result is not None else "observe mode did not run it"
+        if run.result is None:
+            raise MissingFact(f"the image {ref} is not on the engine", what_to_do=f"run `docker run {ref}` first")
+        return Verdict(False, f"the daemon does not find {ref} locally, pulls it from the registry, then runs it",
+                       f"{ref} is not on the engine: the pull failed ({said})",
+                       f"the registry (or the machine's registry mirror) must be reachable to pull {ref}")
+    from_registry = bool(image.digests)
+    stored = f"{ref} is stored with {len(image.layers)} layer(s), from a registry: " + \
+        (f"yes ({image.digests[0]})" if from_registry else "no")
+    if run.result is None or ref in facts.present_before:
+        why = "observe mode did not run it" if run.result is None else "it was on the engine before the run"
+        return Verdict(from_registry, f"{ref} came from a registry", f"{stored} (judged from the stored image: {why})",
+                       f"run `docker run {ref}` with the engine able to reach the registry")
+    text = run.result.stdout + "\n" + run.result.stderr
+    missing = re.search(rf"Unable to find image '{re.escape(ref)}(:latest)?' locally", text) is not None
+    layers = re.findall(r"^([0-9a-f]{12}): (?:Pull complete|Download complete)", text, re.M)
+    ok = missing and len(set(layers)) >= 1 and from_registry
+    observed = (f"{'it said' if missing else 'it did not say'} it could not find {ref} locally; "
+                f"{len(set(layers))} layer(s) pulled; {stored}")
+    return Verdict(ok, f"the daemon does not find {ref} locally, pulls it from the registry, then runs it",
+                   observed, f"the registry (or the machine's registry mirror) must be reachable to pull {ref}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from checker.checks import check, size_option
-from checker.facts import Container, Facts, HistoryRow, Image, LayerStore, MissingFact, chain_ids
+from checker.facts import Container, ContainerEvents, Facts, HistoryRow, Image, LayerStore, MissingFact, chain_ids
 from checker.parsers import DuEntry
 from checker.records import StepFact, Verdict
 from checker.units import human
@@ -46,26 +46,26 @@ def _containerd(facts: Facts) -> bool:
 def layers_pulled_separately(facts: Facts, pull: StepFact, image: Image | None) -> Verdict:
     image = _need_image(image, "pulled")
     n = len(image.layers)
-    if pull.status == "skipped":
-        # Observe mode: the pull's output is gone; what it leaves is an image from a registry, in layers.
+    out = pull.parsed if pull.status != "skipped" else None
+    already = out is not None and not out.order and bool(out.status) and "up to date" in out.status.lower()
+    if out is None or already:
+        # Observe mode (the pull's output is gone), or the image was on the engine already (nothing to pull,
+        # so no layer lines): what a pull leaves is an image from a registry, stored as its layers.
+        why = ("observe mode did not pull" if out is None else
+               f"it was on the engine already, so the pull said: {out.status}")
         expected = f"{_name(image)} came from a registry and is stored as its layers, each on its own"
         observed = (f"{n} layer(s); from a registry: {'yes (' + image.digests[0] + ')' if image.digests else 'no'}"
-                    " (judged from the image: observe mode did not pull)")
+                    f" (judged from the stored image: {why})")
         return Verdict(n > 0 and bool(image.digests), expected, observed,
-                       f"pull it with `docker pull {_name(image)}`", {"layers": list(image.layers)})
-    out = pull.parsed
+                       f"pull it with `docker pull {_name(image)}`",
+                       {"layers": list(image.layers), "judged_from": "stored image"})
     # The classic store ends each layer's line with "Pull complete" (or "Already exists"); the containerd
     # image store unpacks later and ends each with "Download complete".
     done = ("Pull complete", "Already exists") + (("Download complete",) if _containerd(facts) else ())
     reported = out.with_status(*done)
     expected = f"one line per layer: {n} layer(s) of {_name(image)}, each reported on its own ({' / '.join(done)})"
     observed = f"{len(reported)} layer(s) reported separately" + (f" ({', '.join(reported)})" if reported else "")
-    hint = None
-    if not reported and out.status and "up to date" in out.status.lower():
-        observed += f"; the pull said: {out.status}"
-        hint = (f"{_name(image)} was already on the engine, so nothing was downloaded: remove it "
-                f"(docker rmi {_name(image)}) and run the check again to watch the layers arrive")
-    return Verdict(len(reported) == n and n > 0, expected, observed, hint,
+    return Verdict(len(reported) == n and n > 0, expected, observed, None,
                    {"layers": list(image.layers), "reported": reported})
 
 
@@ -206,30 +206,89 @@ def image_sizes_equal(facts: Facts, base: Image | None, image: Image | None, pul
 # ------------------------------------------------------------------------------------------------ containers
 
 
-@check("containers_running", refs={"containers": "running", "image": "my_image"}, options={"names": LAB_CONTAINERS})
-def containers_running(facts: Facts, containers: list[Container], image: Image | None, names: list[str]) -> Verdict:
+EVENTS = "container_events"  # the fact with the engine's event log of the lab's containers, if gathered
+GONE_HINT = ("run `check-lab 07 --observe` before you stop the containers (`--rm` removes them as they stop), "
+             "or let `check-lab 07 --watch` follow you while you do the lab")
+
+
+def _events(facts: Facts, name: str, image: Image | None = None) -> ContainerEvents | None:
+    """The event log of the lab's containers; in observe mode only what happened since `image` (the one the
+    containers run) was made: older events are of earlier containers of the same names."""
+    value = facts.gathered.get(name)
+    if not isinstance(value, ContainerEvents):
+        return None
+    if facts.observe and image is not None:
+        from checker.resources import epoch
+
+        made = epoch(image.created)
+        if made is not None:
+            kept = tuple(e for e in value.events if e.time >= made - 1)
+            value = ContainerEvents(kept, value.since, value.truncated)
+    return value
+
+
+def _from_image(image: Image, ref: str) -> bool:
+    return ref in image.tags or ref == image.id or f"{ref}:latest" in image.tags or image.id.endswith(ref)
+
+
+@check("containers_running", refs={"containers": "running", "image": "my_image"},
+       options={"names": LAB_CONTAINERS, "events": EVENTS})
+def containers_running(facts: Facts, containers: list[Container], image: Image | None, names: list[str],
+                       events: str) -> Verdict:
     image = _need_image(image, "lab's")
     names, by_name = _lab_containers(names, containers)
-    missing = [n for n in names if n not in by_name]
-    # Observe mode looks after the lab ended, and the lab ends by stopping them: they must have run.
+    log = _events(facts, events, image)
+    # Observe mode looks after the lab ended, and the lab ends by stopping them: they must have run. A container
+    # already removed (`--rm`) is judged from the engine's event log.
     done = (lambda c: c.running or c.ever_started) if facts.observe else (lambda c: c.running)
-    stopped = [n for n in names if n in by_name and not done(by_name[n])]
-    other = [n for n in names if n in by_name and by_name[n].image_id != image.id]
-    running = len(names) - len(missing) - len(stopped)
+    ran, missing, stopped, other, notes = [], [], [], [], []
+    for n in names:
+        c = by_name.get(n)
+        if c is not None:
+            (ran if done(c) else stopped).append(n)
+            if c.image_id != image.id:
+                other.append(n)
+            if not done(c):
+                notes.append(f"{n} ({c.status}, exit {c.exit_code})")
+            continue
+        started = log.started(n) if log else None
+        if started is None:
+            missing.append(n)
+            continue
+        died = log.died(n)
+        if facts.observe or (died is None or died.time > started.time + 2):
+            ran.append(n)  # it ran (and, in observe mode, may have been stopped and removed since)
+        else:
+            stopped.append(n)
+            notes.append(f"{n} (ended at once, exit {died.exit_code}{', removed by --rm' if log.destroyed(n) else ''})")
+        if log.image_of(n) and not _from_image(image, log.image_of(n)):
+            other.append(n)
     verb = "started (running or stopped since)" if facts.observe else "running"
     expected = f"{len(names)} containers ({', '.join(names)}) {verb} from {_name(image)}"
-    observed = f"{running} of {len(names)} {verb.split(' ')[0]}"
+    observed = f"{len(ran)} of {len(names)} {verb.split(' ')[0]}"
+    if facts.observe and any(n not in by_name for n in ran):
+        observed += " (removed since: judged from the engine's event log)"
     if missing:
         observed += f"; missing: {', '.join(missing)}"
-    if stopped:
-        observed += "; not running: " + ", ".join(f"{n} ({by_name[n].status}, exit {by_name[n].exit_code})"
-                                                 for n in stopped)
+    if notes:
+        observed += "; not running: " + ", ".join(notes)
     if other:
         observed += f"; from another image: {', '.join(other)}"
     hint = None
     if stopped:
         hint = "a container with `bash` needs -it (docker run -dit) or it exits at once; see `docker logs NAME`"
+    elif other:
+        hint = f"start every container from {_name(image)}"
     return Verdict(not (missing or stopped or other) and bool(names), expected, observed, hint)
+
+
+def _present(facts: Facts, names: list[str], by_name: dict[str, Container], what: str) -> None:
+    """The containers must still exist for their sizes to be measured; if the lab's stop removed them
+    (`--rm`), the evidence is gone: not judged, and the student is told how to keep it."""
+    gone = [n for n in names if n not in by_name]
+    if gone and facts.observe and len(gone) == len(names):
+        raise MissingFact(f"{what} of removed containers cannot be measured: {', '.join(gone)} no longer exist",
+                          what_to_do=GONE_HINT)
 
 
 @check("writable_layer_small", refs={"containers": "running", "image": "my_image", "image_history": "image_history"},
@@ -240,6 +299,7 @@ def writable_layer_small(facts: Facts, containers: list[Container], image: Image
     image = _need_image(image, "lab's")
     limit = size_option(max_writable)
     names, by_name = _lab_containers(names, containers)
+    _present(facts, names, by_name, "the writable layers")
     if _containerd(facts):
         # containerd store: the virtual size is the unpacked snapshots (in file-system blocks) plus the
         # container's own writable and init snapshots.
@@ -284,6 +344,7 @@ def container_dirs_small(facts: Facts, du: StepFact, containers: list[Container]
                          max_dir: str | int, names: list[str]) -> Verdict:
     image = _need_image(image, "lab's")
     limit = min(size_option(max_dir), image.size / 100)
+    _present(facts, *_lab_containers(names, containers), "the directories")
     sizes = _dir_sizes(names, du.parsed or [], containers)
     root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
     missing = [n for n, s in sizes.items() if s is None]
@@ -310,6 +371,7 @@ def disk_formula(facts: Facts, containers: list[Container], du: StepFact, image:
     image = _need_image(image, "lab's")
     overhead = size_option(layer_overhead)
     names, by_name = _lab_containers(names, containers)
+    _present(facts, names, by_name, "the disk use")
     n = len(names)
     writable = sum((by_name[x].size_rw or 0) for x in names if x in by_name)
     dirs = sum(s for s in _dir_sizes(names, du.parsed or [], containers).values() if s)
@@ -338,20 +400,36 @@ def disk_formula(facts: Facts, containers: list[Container], du: StepFact, image:
                    {**numbers, "growth": growth, "writable": writable, "dirs": dirs, "allowed": allowed})
 
 
-@check("containers_stopped", refs={"containers": "stopped"}, options={"names": LAB_CONTAINERS})
-def containers_stopped(facts: Facts, containers: list[Container], names: list[str]) -> Verdict:
+@check("containers_stopped", refs={"containers": "stopped"},
+       options={"names": LAB_CONTAINERS, "events": EVENTS, "image": "my_image"})
+def containers_stopped(facts: Facts, containers: list[Container], names: list[str], events: str,
+                       image: str) -> Verdict:
     names, by_name = _lab_containers(names, containers)
+    image_fact = facts.gathered.get(image)
+    if facts.observe and not isinstance(image_fact, Image) and not by_name:
+        raise MissingFact("the lab's image and containers are not there (yet)")
+    log = _events(facts, events, image_fact if isinstance(image_fact, Image) else None)
     running = [n for n in names if n in by_name and by_name[n].running]
-    gone = [n for n in names if n not in by_name]
-    stopped = len(names) - len(running) - len(gone)
-    expected = f"none of the {len(names)} containers runs after `docker stop` (they still exist, stopped)"
-    statuses = sorted({f"{c.status}, exit {c.exit_code}" for n, c in by_name.items() if n in names and not c.running})
-    observed = f"{stopped} of {len(names)} stopped" + (f" ({'; '.join(statuses)})" if statuses else "")
+    stopped = [n for n in names if n in by_name and not by_name[n].running]
+    # Gone: stopped and removed (`docker run --rm`) if the event log saw it die; else it never ran here.
+    removed = [n for n in names if n not in by_name and log is not None and log.died(n) is not None]
+    never = [n for n in names if n not in by_name and n not in removed]
+    expected = f"none of the {len(names)} containers runs after `docker stop`"
+    statuses = sorted({f"{c.status}, exit {c.exit_code}" for n, c in by_name.items() if n in stopped})
+    observed = f"{len(stopped) + len(removed)} of {len(names)} stopped"
+    if statuses:
+        observed += f" ({'; '.join(statuses)})"
+    if removed:
+        codes = sorted({str(log.died(n).exit_code) for n in removed})
+        observed += f"; {len(removed)} stopped (exit {', '.join(codes)}) and removed by --rm (the engine's event log)"
     if running:
         observed += f"; still running: {', '.join(running)}"
-    if gone:
-        observed += f"; removed: {', '.join(gone)}"
+    if never:
+        if log is not None and log.truncated and facts.observe:
+            raise MissingFact(f"{', '.join(never)} no longer exist and the engine's event log (its last 256 events) "
+                              "no longer mentions them", what_to_do=GONE_HINT)
+        observed += f"; never ran here: {', '.join(never)}"
     hint = None
     if running:
         hint = "stop them by name: docker stop " + " ".join(names)
-    return Verdict(not running and not gone and bool(names), expected, observed, hint)
+    return Verdict(not running and not never and bool(names), expected, observed, hint)

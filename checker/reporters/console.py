@@ -178,7 +178,38 @@ class ConsoleReporter:
                     c.print(Text.assemble(("  ≠ ", "magenta"), (st.title, ""), ("\n    here: ", "dim"),
                                           (st.observed, "magenta")))
             else:
-                c.print(Text(" The lab's text holds as written on this engine.", style="dim"))
+                unjudged = [st for st in report.statements if st.verdict == "error"]
+                if not unjudged:
+                    c.print(Text(" The lab's text holds as written on this engine.", style="dim"))
+                elif len(unjudged) < len(report.statements):
+                    c.print(Text(f" The lab's text holds as written here for the {len(report.statements) - len(unjudged)}"
+                                 f" sentence(s) judged ({', '.join(st.id for st in unjudged)}: not judged here).",
+                                 style="dim"))
+                else:
+                    c.print(Text(f" The lab's text was not judged here ({', '.join(st.id for st in unjudged)}).",
+                                 style="dim"))
+        departures = report.lab.departures
+        if departures:
+            c.print()
+            c.print(Text(" Where this run departs from the course's text:", style="bold"))
+            for d in departures:
+                if d["kind"] == "departs":
+                    course = d["course"].replace("\n", " ⏎ ")
+                    c.print(Text.assemble(("  ≠ ", "cyan"), (f"{d['step']}: ", "bold"), (d["why"], ""),
+                                          ("\n    the course: ", "dim"), (course, "dim")))
+                elif d["kind"] == "addition":
+                    what = d.get("step") or d.get("claim")
+                    c.print(Text.assemble(("  + ", "cyan"), (f"{what} (an addition): ", "bold"), (d["why"], "")))
+                else:
+                    c.print(Text.assemble(("  ≠ ", "cyan"), (f"{d['here']}: ", "bold"), (d["why"], "")))
+        if report.fingerprint:
+            fp = report.fingerprint
+            same = fp["before"] == fp["after"]
+            c.print(Text(f" · observe mode changed nothing: the engine's containers, images, volumes and networks "
+                         f"hash to {fp['before'][:16]}… before and after" if same else
+                         f" · the engine changed during the run (by someone else: observe mode runs nothing that "
+                         f"changes it): {fp['before'][:16]}… before, {(fp['after'] or '?')[:16]}… after",
+                         style="dim" if same else "yellow"))
         for note in report.notes:
             c.print(Text(f" · {note}", style="dim"))
         if report.error:
@@ -219,3 +250,76 @@ def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str:
     reporter.header(lab.name, f"{len(runs)} targets")
     reporter.render_many(runs, exit_code, max((r.seconds for r in runs), default=0.0))
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------ --watch
+
+
+class WatchView:
+    """The live checklist of `--watch`: each claim ticked as it holds, the next step of the lab, and the hint
+    of a claim that went wrong. On a terminal it redraws in place (rich Live); otherwise it prints a line
+    per change."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.live = None
+        self.shown: dict[str, str] = {}
+        self.last_next: str | None = None
+        self.lab = ""
+
+    def watching(self, lab_name: str, target: str) -> None:
+        self.lab = lab_name
+        self.console.print(Text.assemble(("check-lab ", "bold"), (lab_name, "bold cyan"), " (watching) on ",
+                                         (target, "cyan")))
+        self.console.print(Text(" do the lab in your own terminal (vagrant ssh); Ctrl-C when you are done",
+                                style="dim"))
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(Text(""), console=self.console, refresh_per_second=8, transient=False)
+            self.live.start()
+
+    def _mark(self, cid: str, state, reached: set[str]) -> tuple[str, str, str]:
+        if state.ticked:
+            return "✓", "green", "holds"
+        if state.latest is not None and cid in reached:
+            return "✗", "red", "does not hold (yet)"
+        return "·", "dim", "waiting"
+
+    def update(self, states, titles, next_step, reached, seconds) -> None:
+        if self.live is not None:
+            table = Table(box=None, show_header=False, pad_edge=False)
+            table.add_column(no_wrap=True)
+            table.add_column()
+            for cid, state in states.items():
+                mark, style, _word = self._mark(cid, state, reached)
+                body = Text(titles[cid], style="" if mark != "·" else "dim")
+                if mark == "✗" and state.latest.hint:
+                    body.append(f"\n  {state.latest.observed}\n  hint: {state.latest.hint}", style="yellow")
+                table.add_row(Text(f" {mark}", style=style), body)
+            footer = Text(f"\n next: {next_step}" if next_step else "\n every claim holds", style="bold")
+            footer.append(f"   ({seconds:.0f}s)", style="dim")
+            from rich.console import Group
+
+            self.live.update(Group(table, footer))
+            return
+        for cid, state in states.items():
+            mark, _style, word = self._mark(cid, state, reached)
+            if self.shown.get(cid) != mark and not (mark == "·" and cid not in self.shown):
+                detail = f" – {state.latest.observed}" if mark == "✗" else ""
+                self.console.print(f" {mark} {cid} {word} ({seconds:.1f}s){detail}")
+            self.shown[cid] = mark
+        if next_step != self.last_next and next_step:
+            self.console.print(Text(f"   next: {next_step.splitlines()[0]}", style="dim"))
+        self.last_next = next_step
+
+    @_quiet_on_closed_pipe
+    def note(self, text: str) -> None:
+        self.console.print(Text(f" · {text}", style="yellow"))
+
+    closed_pipe = False
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None

@@ -64,6 +64,9 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
              "judged": st.verdict != "error", "here": st.observed}
             for st in report.statements
         ],
+        "departures": [dict(d) for d in report.lab.departures],
+        "fingerprint": (None if report.fingerprint is None else
+                        {**report.fingerprint, "unchanged": report.fingerprint["before"] == report.fingerprint["after"]}),
         "notes": list(report.notes),
         "timings": dict(report.timings),
         "error": report.error,

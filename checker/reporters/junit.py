@@ -27,6 +27,8 @@ def suites(report: RunReport, exit_code: int, label: str | None = None) -> list[
     points, max_points = report.score
     claims.add_property("score", f"{points:g}/{max_points:g}")
     claims.add_property("exit_code", str(exit_code))
+    for i, d in enumerate(report.lab.departures, 1):
+        claims.add_property(f"departs-from-course.{i}", f"{d.get('step') or d.get('claim') or d.get('here')}: {d['why']}")
     for st in report.differences:
         claims.add_property(f"lab-vs-engine.{st.id}", f"{st.title} | here: {st.observed}")
     for c in report.claims:

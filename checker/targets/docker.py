@@ -54,6 +54,10 @@ class DockerExecTransport(ProcessTransport):
                    f"else {child}; fi")
         return self._exec("/bin/sh", "-c", wrapper)
 
+    def stream_argv(self, script: str) -> list[str]:
+        self._check()
+        return self._exec("/bin/sh", "-c", script, interactive=True)
+
     def _check(self) -> None:
         """Once: the container exists and runs (a one-line reason otherwise)."""
         if self._checked:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from checker.records import Result
-from checker.transport import PID_MARK, Command, LineCallback, Sink, decode, to_script
+from checker.transport import PID_MARK, Command, LineBuffer, LineCallback, Sink, decode, streamed, to_script
 
 
 class ProcessTransport:
@@ -94,6 +94,14 @@ class ProcessTransport:
             self.end_remote(pid)
         kill_group(proc)
 
+    def open_stream(self, command: Command) -> "ProcessStream":
+        return ProcessStream(subprocess.Popen(self.stream_argv(streamed(command)), stdin=subprocess.PIPE,
+                                              cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                              start_new_session=True), self)
+
+    def stream_argv(self, script: str) -> list[str]:
+        return ["/bin/sh", "-c", script]
+
     # -- files and the lock: through a process too
 
     def put_files(self, files: Sequence[tuple[Path, str]]) -> None:
@@ -122,6 +130,40 @@ def kill_group(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
+
+
+class ProcessStream:
+    def __init__(self, proc: subprocess.Popen, owner: ProcessTransport):
+        self.proc, self.owner, self.lines = proc, owner, LineBuffer()
+
+    def read(self, timeout: float) -> list[str] | None:
+        if self.proc.stdout is None:
+            return None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return []
+        data = os.read(self.proc.stdout.fileno(), 65536)
+        if not data:
+            self.close()
+            return None
+        return self.lines.feed(data)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()  # ends the command, also where it runs elsewhere (docker exec)
+            except OSError:
+                pass
+            self.proc.stdin = None
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            kill_group(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+            self.proc.stdout = None
 
 
 class HeldLock:

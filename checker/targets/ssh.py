@@ -22,7 +22,8 @@ from typing import Callable, Sequence
 from checker.errors import TargetError, UsageError
 from checker.records import Result
 from checker.targets.ssh_shell import SessionShell, ShellBroken
-from checker.transport import PID_MARK, Command, LineCallback, Sink, decode, file_mode, to_script
+from checker.transport import (PID_MARK, Command, LineBuffer, LineCallback, Sink, decode, file_mode, streamed,
+                               to_script)
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,22 @@ class SSHTransport:
                 select.select([chan], [], [], min(0.5, max(0.0, deadline - time.monotonic())))
         return timed_out, err_head
 
+    def open_stream(self, command: Command) -> "SSHStream":
+        """A command on a channel of its own, read as its output comes (it ends when the channel closes)."""
+        chan = self.open_channel()
+        chan.exec_command(f"exec /bin/sh -c {shlex.quote(streamed(command))}")
+        return SSHStream(chan)
+
+    def reconnect(self) -> None:
+        """Drop the connection and open a new one (the shell, the lock and streams go with the old one)."""
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:
+                pass
+        self._client, self._shell, self._lock_chan = None, None, None
+        self.client  # noqa: B018
+
     def kill(self, pid: int) -> None:
         """End a timed-out command and all it started (its process group); as root if we may."""
         # The login shell's kill, else procps' /bin/kill as root: it must be given `--` before a negative pid
@@ -378,6 +395,30 @@ class SSHTransport:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class SSHStream:
+    def __init__(self, chan):
+        self.chan, self.lines = chan, LineBuffer()
+
+    def read(self, timeout: float) -> list[str] | None:
+        if self.chan.recv_ready():
+            return self.lines.feed(self.chan.recv(65536))
+        if self.chan.exit_status_ready() or self.chan.closed or self.chan.eof_received:
+            return None
+        select.select([self.chan], [], [], timeout)
+        if self.chan.recv_ready():
+            return self.lines.feed(self.chan.recv(65536))
+        if self.chan.exit_status_ready() or self.chan.closed or self.chan.eof_received:
+            return None
+        return []
+
+    def close(self) -> None:
+        try:
+            self.chan.shutdown_write()  # ends the command (see checker.transport.streamed)
+            self.chan.close()
+        except Exception:
+            pass
 
 
 class _UnknownHost:

@@ -42,6 +42,7 @@ class VagrantProject:
         (root / "provision").mkdir(exist_ok=True)
         for name in ("guest.py", "boxes.json"):  # what the Vagrantfile reads
             shutil.copy2(REPO / "provision" / name, root / "provision" / name)
+        shutil.copytree(REPO / "provision" / "container-vm", root / "provision" / "container-vm", dirs_exist_ok=True)
         settings = {**testenv.lab_settings(lab_env), **(extra or {})}
         (root / ".lab-env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         self.env = {**os.environ, **testenv.VAGRANT_OFFLINE, "DOCKER_HOST": lab_env["docker_host"]}

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 
 ENGINES = {
     "e1": ({}, set(), ("overlay2", "legacy")),
-    "e2": ({"LAB_DOCKER_IMAGE": "trixie"}, {"build-steps", "history-ids"}, ("overlay2", "buildkit")),
-    "e3": ({"LAB_DOCKER_IMAGE": "trixie", "LAB_IMAGE_STORE": "containerd"},
+    "e2": (testenv.vm_settings("trixie"), {"build-steps", "history-ids"}, ("overlay2", "buildkit")),
+    "e3": ({**testenv.vm_settings("trixie"), "LAB_IMAGE_STORE": "containerd"},
            {"pull-complete-lines", "layers-in-overlay2", "build-steps", "history-ids", "same-size-field",
             "writable-0b", "virtual-is-image-size"}, ("containerd", "buildkit")),
 }
@@ -28,13 +28,12 @@ ENGINES = {
 
 @pytest.fixture(scope="module")
 def trixie_image(lab_env):
-    return testenv.ensure_vm_images(lab_env, "trixie")
+    return testenv.ensure_container_vm(lab_env, "trixie")
 
 
 @pytest.mark.parametrize("name", sorted(ENGINES))
 def test_all_claims_hold_on_each_engine(name, project_factory, monkeypatch, capsys, trixie_image):
     extra, differences, (store, builder) = ENGINES[name]
-    extra = {k: (trixie_image if v == "trixie" else v) for k, v in extra.items()}
     project = project_factory(name, extra)
     project.up()
     verdicts = []

@@ -65,7 +65,8 @@ def test_up_then_check_then_noop_provision(project_factory, monkeypatch, capsys)
 
 def test_install_path_through_the_apt_proxy(project_factory, monkeypatch, capsys, lab_env):
     # A VM without Docker and without a route out: the classroom apt-cacher-ng is its only way to packages.
-    project = project_factory("install", {"LAB_DOCKER_IMAGE": testenv.VM_BASE_IMAGE, "LAB_VM_ISOLATED": "1"})
+    testenv.ensure_container_vm(lab_env, testenv.SUITE, packages="none")
+    project = project_factory("install", {**testenv.vm_settings(testenv.SUITE, "none"), "LAB_VM_ISOLATED": "1"})
     log = testenv.RUN / "apt-cacher-ng" / "apt-cacher.log"
     before = log.read_text() if log.exists() else ""
     code = run_lab_env(monkeypatch, project, "up", "--provider", "docker", "--apt-proxy", lab_env["apt_proxy"])
@@ -84,7 +85,7 @@ def test_install_path_through_the_apt_proxy(project_factory, monkeypatch, capsys
 def test_recreated_machine_is_never_reached_with_stale_settings(project_factory, monkeypatch, capsys):
     project = project_factory("recreate")
     project.up()
-    assert run_check(monkeypatch, project, "07", "--set", "containers=1") == 0
+    assert run_check(monkeypatch, project, "00") == 0
     machine = Machine(project.root)
     assert machine.cached_ssh_config() is not None
     cache_file = machine.machine_dir()[0] / "check-lab-ssh.json"
@@ -100,7 +101,7 @@ def test_recreated_machine_is_never_reached_with_stale_settings(project_factory,
     assert machine.cached_ssh_config() is None
 
     capsys.readouterr()
-    assert run_check(monkeypatch, project, "07", "--set", "containers=1") == 0
+    assert run_check(monkeypatch, project, "00") == 0
     capsys.readouterr()
     fresh = json.loads(cache_file.read_text())
     assert fresh["valid_for"]["id"] == second_id
@@ -110,7 +111,7 @@ def test_recreated_machine_is_never_reached_with_stale_settings(project_factory,
 def test_cached_settings_of_a_halted_machine_fall_back_to_vagrant(project_factory, monkeypatch, capsys):
     project = project_factory("halted")
     project.up()
-    assert run_check(monkeypatch, project, "07", "--set", "containers=1") == 0
+    assert run_check(monkeypatch, project, "00") == 0
     project.vagrant.halt()
     capsys.readouterr()
     code = run_check(monkeypatch, project, "07")

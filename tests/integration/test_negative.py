@@ -49,7 +49,10 @@ def test_broken_lab_variant_fails_on_its_claims(variant, shared_vm, monkeypatch,
     assert lab_state(shared_vm) == before
 
 
-def test_base_image_already_present_fails_the_pull_claim_and_is_kept(shared_vm, monkeypatch, tmp_path, capsys):
+def test_base_image_already_present_is_judged_from_the_stored_image_and_kept(shared_vm, monkeypatch, tmp_path,
+                                                                             capsys):
+    """A student who did the lab by hand first (or whose other containers use ubuntu:18.04) is not failed for
+    it: the pull has nothing to download, so the claim is judged from the stored image, and says so."""
     ssh = shared_vm.ssh()
     assert ssh.run("docker pull -q ubuntu:18.04", timeout=300).ok
     before = lab_state(shared_vm)
@@ -57,11 +60,9 @@ def test_base_image_already_present_fails_the_pull_claim_and_is_kept(shared_vm, 
     try:
         code = run_check(monkeypatch, shared_vm, "07", "--json", str(report))
         out = capsys.readouterr().out
-        assert code == 1, out
-        got = verdicts(report)
-        assert got["layers-pulled-separately"] == "fail"
-        assert [c for c, v in got.items() if v != "pass"] == ["layers-pulled-separately"]
-        assert "already on the engine" in out
+        assert code == 0, out
+        pulled = {c["id"]: c for c in json.loads(report.read_text())["claims"]}["layers-pulled-separately"]
+        assert "judged from the stored image" in pulled["observed"] and "already" in pulled["observed"]
         # The user's image is not the checker's to remove.
         assert lab_state(shared_vm) == before
     finally:
@@ -72,7 +73,7 @@ def test_base_image_already_present_fails_the_pull_claim_and_is_kept(shared_vm, 
 def test_stop_that_does_not_finish_fails_containers_stopped(shared_vm, monkeypatch, tmp_path, capsys):
     before = lab_state(shared_vm)
     report = tmp_path / "r.json"
-    code = run_check(monkeypatch, shared_vm, "07", "--set", "stop_timeout=60", "--timeout", "stop=2",
+    code = run_check(monkeypatch, shared_vm, "07", "--timeout", "stop=2",
                      "--json", str(report))
     out = capsys.readouterr().out
     assert code == 1, out

@@ -4,7 +4,11 @@ What it runs, all started here by hand (no systemd), all tracked by PID files un
 - a Docker engine for the container VMs, on a bridge of its own (no NAT, no iptables rules, no forwarding);
 - Debian's `docker-registry` on that bridge, holding the stand-in `library/ubuntu:18.04`; the VMs' engines
   use it as their registry mirror, so the lab's literal `docker pull ubuntu:18.04` works offline;
-- the container-VM images, built offline from a Debian rootfs made by debootstrap.
+- the container VM of the repository (provision/container-vm/Dockerfile, what the Vagrantfile builds), built
+  once here from a Debian rootfs made by debootstrap instead of Ubuntu 24.04, through the apt proxy, and kept
+  in the engine's build cache (a stopped "keeper" container holds the image, so `vagrant destroy`, which
+  removes the image a machine was built from, leaves it alone);
+- stand-ins for the images the labs pull (test fixtures, labelled so).
 
 Caches (kept by `stop`): the rootfs tarball, the engine's data (images) and the registry's storage, under STATE.
 """
@@ -45,21 +49,19 @@ DEBIAN_MIRROR = os.environ.get("CHECK_LAB_DEBIAN_MIRROR", "http://deb.debian.org
 DOCKER_PACKAGES = {"bookworm": "docker.io iptables", "trixie": "docker.io docker-cli docker-buildx iptables"}
 
 
+def vm_settings(suite: str = SUITE, packages: str | None = None) -> dict[str, str]:
+    """The LAB_* settings that make the Vagrantfile build the container VM from a Debian suite here
+    (packages: the Docker packages baked in; "none": none, the provisioner installs Docker)."""
+    return {"LAB_VM_BASE": rootfs_image(suite), "LAB_VM_PACKAGES": packages or DOCKER_PACKAGES[suite],
+            "LAB_APT_PROXY": APT_PROXY}
+
+
 def rootfs_image(suite: str = SUITE) -> str:
     return f"check-lab/rootfs:{suite}"
 
 
-def vm_base_image(suite: str = SUITE) -> str:
-    return f"check-lab/vm-base:{suite}"
-
-
-def vm_image(suite: str = SUITE) -> str:
-    return f"check-lab/vm:{suite}"
-
-
 ROOTFS_IMAGE = rootfs_image()
-VM_BASE_IMAGE = vm_base_image()
-VM_DOCKER_IMAGE = vm_image()
+CONTAINER_VM = REPO / "provision" / "container-vm"
 NO_SSHD_IMAGE = f"check-lab/no-sshd:{SUITE}"  # a "VM" that never answers SSH (boot timeout tests)
 STANDIN_REF = "library/ubuntu:18.04"
 
@@ -75,6 +77,7 @@ NEEDED = {
     "ip": "iproute2",
     "vagrant": "vagrant",
     "apt-cacher-ng": "apt-cacher-ng",
+    "gcc": "gcc",
 }
 
 
@@ -170,7 +173,9 @@ def load_settings() -> dict:
 
 
 # Vagrant would otherwise ask HashiCorp's servers for news and box updates: no traffic leaves the test network.
-VAGRANT_OFFLINE = {"VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1"}
+# Builds on this machine's engine (Docker 20.10, maybe driven by a newer CLI without buildx) use the classic
+# builder, Vagrant's build of the container VM included.
+VAGRANT_OFFLINE = {"VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1", "DOCKER_BUILDKIT": "0"}
 
 
 def docker_env(settings: dict) -> dict:
@@ -181,7 +186,7 @@ def docker_env(settings: dict) -> dict:
 def lab_settings(settings: dict) -> dict[str, str]:
     """The LAB_* settings the Vagrantfile and the provisioner read, pointing at this environment."""
     return {
-        "LAB_DOCKER_IMAGE": VM_DOCKER_IMAGE,
+        **vm_settings(SUITE),
         "LAB_REGISTRY_MIRROR": f"http://{REGISTRY_ADDR}",
         "LAB_INSECURE_REGISTRY": REGISTRY_ADDR,
         "LAB_VM_ISOLATED": "1",
@@ -189,7 +194,7 @@ def lab_settings(settings: dict) -> dict[str, str]:
 
 
 def export_lines(settings: dict) -> str:
-    lines = [f"export DOCKER_HOST={settings['docker_host']}"]
+    lines = [f"export DOCKER_HOST={settings['docker_host']}", "export DOCKER_BUILDKIT=0"]
     lines += [f"export {k}={v}" for k, v in lab_settings(settings).items()]
     return "\n".join(lines)
 
@@ -200,7 +205,7 @@ def describe(settings: dict) -> str:
     lab_env = f"\n  settings for `vagrant up`: {LAB_ENV_FILE}" if settings.get("lab_env_file") else (
         "\n  set the LAB_* variables of `python3 -m tests.testenv env` before `vagrant up`")
     return (f"test environment ready: engine {settings['docker_host']}, registry mirror http://{REGISTRY_ADDR},"
-            f" VM image {VM_DOCKER_IMAGE}{where}{lab_env}\n"
+            f" container VM from {rootfs_image(SUITE)}{where}{lab_env}\n"
             f"  now: vagrant up --provider=docker && check-lab 07")
 
 
@@ -385,8 +390,17 @@ def ensure_rootfs_image(settings: dict, suite: str) -> Path:
     return full
 
 
-def ensure_standin(settings: dict) -> None:
-    """The stand-in base image of the labs (from the bookworm rootfs), pushed to the mirror."""
+def push_standin(settings: dict, ref: str, context: Path) -> None:
+    """Build a stand-in and push it to the mirror as `ref` (library/NAME:TAG), unless it is there already."""
+    mirror_ref = f"{REGISTRY_ADDR}/{ref}"
+    build(settings, mirror_ref, context)
+    if not mirror_has(ref, image_digest(settings, mirror_ref)):
+        log(f"pushing the stand-in {ref} to the mirror")
+        run(["docker", "push", mirror_ref], env=docker_env(settings))
+
+
+def ensure_standins(settings: dict) -> None:
+    """The stand-ins for the images the labs pull (test fixtures, labelled so), in the mirror."""
     full = ensure_rootfs_image(settings, SUITE)
     ctx = CACHE / "standin-context"
     ctx.mkdir(parents=True, exist_ok=True)
@@ -396,31 +410,51 @@ def ensure_standin(settings: dict) -> None:
     if not target.exists() or target.stat().st_ino != trimmed.stat().st_ino:
         target.unlink(missing_ok=True)
         os.link(trimmed, target)
-    mirror_ref = f"{REGISTRY_ADDR}/{STANDIN_REF}"
-    build(settings, mirror_ref, ctx)
-    if not mirror_has(STANDIN_REF, image_digest(settings, mirror_ref)):
-        log(f"pushing the stand-in {STANDIN_REF} to the mirror")
-        run(["docker", "push", mirror_ref], env=docker_env(settings))
+    push_standin(settings, STANDIN_REF, ctx)
+
+    # hello-world: one static binary printing hello-world's text, compiled here with Debian's gcc.
+    hello = CACHE / "standin-hello-world"
+    hello.mkdir(parents=True, exist_ok=True)
+    source = IMAGES / "standin-hello-world"
+    shutil.copy2(source / "Dockerfile", hello / "Dockerfile")
+    binary = hello / "hello"
+    if not binary.exists() or binary.stat().st_mtime < (source / "hello.c").stat().st_mtime:
+        run(["gcc", "-static", "-Os", "-s", "-o", str(binary), str(source / "hello.c")])
+    push_standin(settings, "library/hello-world:latest", hello)
 
 
-def ensure_vm_images(settings: dict, suite: str = SUITE) -> str:
-    """The container-VM images of a Debian suite (without and with Docker); returns the one with Docker."""
+def ensure_container_vm(settings: dict, suite: str = SUITE, packages: str | None = None) -> str:
+    """Build provision/container-vm/Dockerfile as the Vagrantfile will (same arguments, so Vagrant's own
+    build finds every layer in the cache), and keep the image with a stopped keeper container; its ID."""
     ensure_rootfs_image(settings, suite)
-    base_ctx = CACHE / f"vm-base-context-{suite}"
-    if base_ctx.exists():
-        shutil.rmtree(base_ctx)
-    shutil.copytree(IMAGES / "vm-base", base_ctx)
-    shutil.copy2(vagrant_public_key(), base_ctx / "vagrant.pub")
-    build(settings, vm_base_image(suite), base_ctx, network_host=True, build_args={"ROOTFS": rootfs_image(suite)})
-    build(settings, vm_image(suite), IMAGES / "vm-docker", network_host=True,
-          build_args={"BASE": vm_base_image(suite), "PACKAGES": DOCKER_PACKAGES[suite]})
-    return vm_image(suite)
+    vm = vm_settings(suite, packages)
+    args = {"BASE": vm["LAB_VM_BASE"], "DOCKER_PACKAGES": "" if vm["LAB_VM_PACKAGES"] == "none" else
+            vm["LAB_VM_PACKAGES"], "VAGRANT_PUBKEYS": vagrant_public_keys(), "APT_PROXY": vm["LAB_APT_PROXY"]}
+    argv = ["docker", "build", "-q"]
+    for key, value in args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    log(f"building the container VM from {vm['LAB_VM_BASE']} ({vm['LAB_VM_PACKAGES']})")
+    image = run(argv + [str(CONTAINER_VM)], env=docker_env(settings)).stdout.strip().splitlines()[-1]
+    keeper = f"check-lab-keep-vm-{suite}-{hashlib.sha256(vm['LAB_VM_PACKAGES'].encode()).hexdigest()[:8]}"
+    held = run(["docker", "container", "inspect", "--format", "{{.Image}}", keeper], env=docker_env(settings),
+               check=False).stdout.strip()
+    if held != image:
+        run(["docker", "rm", "-f", keeper], env=docker_env(settings), check=False)
+        run(["docker", "create", "--name", keeper, "--label", "check-lab.testenv=keeper", image, "true"],
+            env=docker_env(settings))
+    return image
 
 
 def ensure_images(settings: dict) -> None:
-    ensure_standin(settings)
-    ensure_vm_images(settings, SUITE)
+    ensure_standins(settings)
+    ensure_container_vm(settings, SUITE)
     build(settings, NO_SSHD_IMAGE, IMAGES / "no-sshd", build_args={"ROOTFS": ROOTFS_IMAGE})
+
+
+def vagrant_public_keys() -> str:
+    """Vagrant's insecure public key(s), as the Vagrantfile reads them from Vagrant's installation."""
+    folder = vagrant_public_key().parent
+    return "\n".join(p.read_text().strip() for p in sorted(folder.glob("vagrant.pub*")))
 
 
 def vagrant_public_key() -> Path:
@@ -514,8 +548,7 @@ def start() -> dict:
     host = ensure_dockerd()
     ensure_registry()
     ensure_apt_proxy()
-    settings = {"docker_host": host, "registry": REGISTRY_ADDR, "vm_image": VM_DOCKER_IMAGE,
-                "vm_base_image": VM_BASE_IMAGE, "no_sshd_image": NO_SSHD_IMAGE, "apt_proxy": APT_PROXY,
+    settings = {"docker_host": host, "registry": REGISTRY_ADDR, "no_sshd_image": NO_SSHD_IMAGE, "apt_proxy": APT_PROXY,
                 "bridge": BRIDGE, "host_ip": HOST_IP}
     ensure_images(settings)
     settings["lab_env_file"] = write_lab_env(settings)

@@ -32,7 +32,9 @@ def test_lab_07_loads():
     lab = labs.load(LAB07)
     assert lab.id == "07" and lab.title == "FS layering"
     assert [c.id for c in lab.claims][:2] == ["layers-pulled-separately", "layers-stored-in-driver-dir"]
-    assert lab.files == ("Dockerfile-my-base-image", "Dockerfile-my-image", "hello.sh")
+    assert [(f.source, f.dest) for f in lab.files] == [
+        ("course/Dockerfile-my-base-image", "Dockerfile-my-base-image"), ("course/Dockerfile-my-image", "Dockerfile-my-image"),
+        ("course/hello.sh", "hello.sh"), ("course/README.md", "README.md")]
     plan = labs.Plan(lab, lab.values())
     assert plan.resources("containers") == [f"my_container_{i}" for i in range(1, 6)]
     assert plan.resources("pulls") == ["ubuntu:18.04"]
@@ -73,7 +75,7 @@ def test_malformed_yaml_gives_line_and_column(lab_copy):
     (lambda d: d.pop("steps"), r"missing `steps`"),
     (lambda d: d["claims"][0].update({"with": {"pull": "no-such-step"}}), r"no step or fact named 'no-such-step'"),
     (lambda d: d["claims"][0].update({"with": {"bogus": 1}}), r"`with.bogus` is not a parameter"),
-    (lambda d: d["variables"]["containers"].update(default="five"), r"must be a whole number"),
+    (lambda d: d["variables"].update(n={"type": "int", "default": "five"}), r"must be a whole number"),
     (lambda d: d["steps"][0].update(sudo="yes"), r"`sudo` must be a bool"),
     (lambda d: d.update(files=["missing.txt"]), r"file 'missing.txt' does not exist"),
     (lambda d: d.update(files=["../lab.yaml"]), r"outside the lab folder"),
@@ -94,8 +96,10 @@ def test_symlink_leaving_the_lab_folder_is_refused(lab_copy, tmp_path):
         labs.load(lab_copy)
 
 
-def test_set_overrides_are_checked():
-    lab = labs.load(LAB07)
+def test_set_overrides_are_checked(lab_copy):
+    edit(lab_copy, lambda d: d["variables"].update(
+        containers={"type": "int", "default": 5, "min": 1, "max": 20, "description": "how many"}))
+    lab = labs.load(lab_copy)
     assert lab.values(labs.parse_sets(["containers=3"]))["containers"] == 3
     for bad, message in [
         (["containers"], r"expected KEY=VALUE"),
@@ -121,10 +125,29 @@ def test_ranges_expand_like_bash():
     assert labs.expand_ranges("c_{1..3}") == ["c_1", "c_2", "c_3"]
     assert labs.expand_ranges("plain") == ["plain"]
     lab = labs.load(LAB07)
-    plan = labs.Plan(lab, lab.values({"containers": "2"}))
-    assert plan.resources("containers") == ["my_container_1", "my_container_2"]
-    stop = next(s for s in lab.steps if s.id == "stop")
-    assert plan.command(stop) == "docker stop -t 1 my_container_1 my_container_2"
+    plan = labs.Plan(lab, lab.values())
+    assert plan.resources("containers") == [f"my_container_{i}" for i in range(1, 6)]
+
+
+def test_the_uploaded_copy_of_a_course_file_follows_the_variables():
+    lab = labs.load(LAB07)
+    base = next(f for f in lab.files if f.dest == "Dockerfile-my-base-image")
+    on_disk = (LAB07 / base.source).read_bytes()
+    assert labs.Plan(lab, lab.values()).file_bytes(base) == on_disk  # the course's own, byte for byte
+    other = labs.Plan(lab, lab.values({"base_image": "debian:12"}))
+    assert other.file_bytes(base) == on_disk.replace(b"FROM ubuntu:18.04", b"FROM debian:12")
+    assert (LAB07 / base.source).read_bytes() == on_disk  # nothing changed on disk
+    assert any(d["kind"] == "file" for d in other.departures())
+    assert not any(d["kind"] == "file" for d in labs.Plan(lab, lab.values()).departures())
+
+
+def test_steps_that_differ_from_the_course_say_how_and_why():
+    plan = labs.Plan(labs.load(LAB07), labs.load(LAB07).values())
+    departs = {d["step"]: d for d in plan.departures() if d["kind"] == "departs"}
+    assert departs["stop"]["course"] == "docker stop $(docker ps -q)"
+    assert departs["stop"]["here"].startswith("docker stop my_container_1")
+    assert "every container on the machine" in departs["stop"]["why"]
+    assert {d["step"] for d in plan.departures() if d["kind"] == "addition"} == {"ps-size"}
 
 
 @pytest.mark.parametrize("change,message", [

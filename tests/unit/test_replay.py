@@ -17,7 +17,8 @@ def test_replayed_run_gives_the_recorded_verdicts(engine, scenario, tmp_path):
     failing = {c.id for c in report.claims if c.verdict != "pass"}
     expected = set() if scenario == "pass" else VARIANTS[scenario][1]
     assert failing == expected, [(c.id, c.verdict, c.observed) for c in report.claims]
-    assert all(s.status == "passed" for s in report.steps)
+    if scenario != "exits-at-once":  # (its containers are gone by the time `du` lists their directories)
+        assert all(s.status == "passed" for s in report.steps)
     assert len(report.claims) == 10
     for claim in report.claims:
         assert claim.expected and claim.observed
@@ -33,7 +34,7 @@ def test_every_engine_has_a_passing_transcript():
 def test_observed_values_of_a_passing_run(tmp_path):
     report = replay("e1-bookworm-docker20", "pass", tmp_path)
     claims = {c.id: c for c in report.claims}
-    assert claims["layers-pulled-separately"].details["reported"] == ["7bbecadea345", "ba78ade2a87b", "32966b0d9489"]
+    assert len(claims["layers-pulled-separately"].details["reported"]) == 3
     assert len(claims["base-layers-shared"].details["base_layers"]) == 4
     sizes = claims["image-sizes-equal"].details["sizes"]
     assert sizes["image"] == sizes["base"] == sizes["pulled"] + claims["image-sizes-equal"].details["files"]
@@ -99,17 +100,26 @@ def test_replay_does_not_depend_on_this_machine(tmp_path, monkeypatch):
     assert report.passed
 
 
-def test_observe_mode_judges_the_state_left_by_hand(tmp_path):
-    """Recorded after the lab was done by hand with its literal commands (containers stopped at the end)."""
-    report = replay("e1-bookworm-docker20", "observe", tmp_path)
-    assert report.passed, [(c.id, c.verdict, c.observed) for c in report.claims]
+@pytest.mark.parametrize("engine", engines())
+def test_observe_mode_after_the_courses_own_steps(engine, tmp_path):
+    """Recorded after a scripted student typed the course's commands, `--rm` and its stop included: every
+    claim is judged from what the engine still holds (the images, its event log), except the sizes of the
+    containers the stop removed, which are not judged, with the reason and what to do."""
+    report = replay(engine, "observe", tmp_path)
+    verdicts = {c.id: c.verdict for c in report.claims}
+    gone = {"container-writable-layer-small", "container-dirs-small", "disk-total-formula"}
+    assert {cid for cid, v in verdicts.items() if v != "pass"} == gone
+    assert {verdicts[cid] for cid in gone} == {"error"}
+    claims = {c.id: c for c in report.claims}
+    for cid in gone:
+        assert "--watch" in claims[cid].hint and "no longer exist" in claims[cid].observed
+    assert "event log" in claims["five-containers-running"].observed
+    assert "removed by --rm" in claims["containers-stopped"].observed
+    assert "judged from the stored image" in claims["layers-pulled-separately"].observed
     steps = {s.step_id: s.status for s in report.steps}
     assert {k for k, v in steps.items() if v == "skipped"} == {"pull", "build-base", "build-image", "run", "stop"}
-    claims = {c.id: c for c in report.claims}
-    assert "judged from the image" in claims["layers-pulled-separately"].observed
-    assert "observe mode" in claims["disk-total-formula"].observed
-    assert claims["five-containers-running"].observed == "5 of 5 started"
     assert report.notes == []  # nothing was removed: it is the student's work
+    assert report.fingerprint and report.fingerprint["before"] == report.fingerprint["after"]
     # Statements that need a step's own output are not judged in observe mode, never "wrong".
     judged = {s.id for s in report.statements if s.verdict != "error"}
     assert "pull-complete-lines" not in judged and "build-steps" not in judged
