@@ -151,6 +151,61 @@ def startup_profile(project: Project) -> dict[str, float]:
     return out
 
 
+def watch_figures(project: Project) -> dict[str, float]:
+    """`--watch` while a scripted student types lab 07: how long after the evidence each claim is ticked
+    (the containers' sizes after the fifth `docker run` returns, the stop after `docker stop` returns);
+    then an idle watch: the share of a core it uses when nothing happens."""
+    from checker.targets import TargetOptions, open_target
+    from tests.student import Student, course_commands
+    from tests.variants import LAB07
+
+    out: dict[str, float] = {}
+    report = project.root / "watch.json"
+    watch = subprocess.Popen([str(BIN / "check-lab"), "07", "--watch", "--watch-timeout", "300", "--json",
+                              str(report)], cwd=project.root, env=project.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    while "Ctrl-C when you are done" not in (watch.stdout.readline() or "Ctrl-C when you are done"):
+        pass
+    os.chdir(project.root)
+    ssh = open_target(TargetOptions())
+    student = Student(ssh)
+    student.clone(LAB07, "labs/07-FS_layering")
+    # The course's commands, with the time each one returned (by the VM's clock, which the watch shares).
+    stamped = []
+    for command in course_commands(LAB07 / "course" / "README.md"):
+        stamped += [command, "date +%s.%N >&2" if command != "sudo su" else "true"]
+    typed = student.do(stamped)
+    watch.communicate(timeout=120)
+    times = [float(x) for x in typed.stderr.split() if re.fullmatch(r"\d+\.\d+", x)]
+    commands = [c for c in course_commands(LAB07 / "course" / "README.md") if c != "sudo su"]
+    returned = dict(zip(commands, times))
+    data = json.loads(report.read_text())["timings"]
+    start = data["watch_started_at"]
+    run_done = next(t for c, t in returned.items() if c.startswith("docker run"))
+    stop_done = next(t for c, t in returned.items() if c.startswith("docker stop"))
+    out["watch_tick_after_run_s"] = start + data["ticked.container-writable-layer-small"] - run_done
+    out["watch_tick_after_stop_s"] = start + data["ticked.containers-stopped"] - stop_done
+    ssh.run("docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04", timeout=120)
+    student.forget()
+    ssh.close()
+    # Idle: a watch with nothing happening, for 20 s after its first look.
+    watch = subprocess.Popen([str(BIN / "check-lab"), "07", "--watch", "--watch-timeout", "40"], cwd=project.root,
+                             env=project.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while "Ctrl-C when you are done" not in (watch.stdout.readline() or "Ctrl-C when you are done"):
+        pass
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{watch.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before, t0 = cpu(), time.monotonic()
+    time.sleep(20)
+    out["watch_idle_cpu_share"] = (cpu() - before) / (time.monotonic() - t0)
+    watch.send_signal(2)
+    watch.communicate(timeout=60)
+    return out
+
+
 def libvirt_up(settings: dict, testenv) -> float:
     """`lab-env up` of a libvirt VM from the offline box, timed; then destroyed."""
     testenv.ensure_libvirt()
@@ -241,6 +296,7 @@ def main(argv: list[str]) -> int:
         figures["import_checker_s"] = total_us / 1e6
         figures["peak_rss_mb"] = peak_kb / 1024
         profile = startup_profile(project)
+        figures.update(watch_figures(project))
     finally:
         project.destroy()
     if args.libvirt:
@@ -269,6 +325,10 @@ def main(argv: list[str]) -> int:
         ("import checker (python -X importtime)", f"{figures['import_checker_s']:.3f} s", ""),
         ("import for `check-lab --help`", f"{figures['help_import_s']:.3f} s", "goal ≤ 0.1 s"),
         ("peak memory of a check-lab run", f"{figures['peak_rss_mb']:.0f} MB", ""),
+        ("--watch: claim ticked after the evidence (run)", f"{figures['watch_tick_after_run_s']:.2f} s", "goal ≤ 1 s"),
+        ("--watch: claim ticked after the evidence (stop)", f"{figures['watch_tick_after_stop_s']:.2f} s",
+         "goal ≤ 1 s"),
+        ("--watch idle: share of a core", f"{figures['watch_idle_cpu_share'] * 100:.2f} %", "goal < 2 %"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\nbenchmark, medians of {args.reps} (side by side, alternating):")

@@ -101,6 +101,12 @@ def evaluate(claim_specs, facts: Facts) -> list[ClaimResult]:
                                                          "then run again",
                                        {}, 0.0, spec.points))
             continue
+        except Exception as exc:  # a bug in a check must not cost the run its report
+            results.append(ClaimResult(spec.id, spec.title, NOT_JUDGED, spec.title,
+                                       f"not judged: the check {spec.check} failed ({type(exc).__name__}: {exc})",
+                                       "this is a bug of check-lab: please report it, with the JSON report",
+                                       {}, 0.0, spec.points))
+            continue
         results.append(ClaimResult(
             spec.id, spec.title, PASS if verdict.ok else FAIL, verdict.expected, verdict.observed,
             "" if verdict.ok else (verdict.hint or spec.hint), verdict.details,

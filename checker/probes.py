@@ -131,14 +131,16 @@ def _engine_parse(result: Result, args: dict) -> Engine:
                             buildkit_env=env)
 
 
+# containerd's socket: a system containerd's, or the one dockerd started itself (no system service).
+CTR = ("for a in /run/containerd/containerd.sock /run/docker/containerd/containerd.sock; do "
+       "[ -S \"$a\" ] && break; done; c=\"ctr --address $a\"; ")
+
+
 def _layer_store_build(args: dict, engine: Engine | None) -> tuple[list[str], bool] | None:
     if engine is None or not engine.containerd_store:
         return None  # the classic store's layer directories are what the lab itself lists
-    # containerd's socket: a system containerd's, or the one dockerd started itself (no system service);
-    # the overlayfs snapshotter says where its root is.
-    script = ("for a in /run/containerd/containerd.sock /run/docker/containerd/containerd.sock; do "
-              "[ -S \"$a\" ] && break; done; c=\"ctr --address $a\"; "
-              "root=$($c plugins ls -d id==overlayfs | awk '$1 == \"root\" {print $2}'); "
+    # The overlayfs snapshotter says where its root is.
+    script = (CTR + "root=$($c plugins ls -d id==overlayfs | awk '$1 == \"root\" {print $2}'); "
               f"$c -n moby snapshots --snapshotter overlayfs ls && echo {SECTION} && ls \"$root/snapshots\" && "
               f"echo {SECTION} && echo \"$root/snapshots\"")
     return ["sh", "-c", script], True
@@ -160,10 +162,19 @@ def _layer_store_parse(result: Result, args: dict) -> LayerStore:
 
 
 def _container_disk_build(args: dict, engine: Engine | None) -> tuple[list[str], bool] | None:
-    # What each container holds on disk: its writable layer, its -init layer, its own directory.
-    if engine is not None and engine.containerd_store:
-        return None  # its containers' snapshots are not directories of the engine's own
+    # What each container holds on disk: its writable layer, its -init layer, its own directory. The
+    # classic store names them in `docker inspect`; the containerd store mounts the container's snapshot
+    # (upper: its writable layer; the first lower: its -init layer), which `ctr snapshots mounts` shows.
     names = " ".join(shlex.quote(n) for n in _names(args))
+    if engine is not None and engine.containerd_store:
+        script = (CTR + "root=$(docker info -f '{{.DockerRootDir}}'); "
+                  f"for n in {names}; do id=$(docker container inspect -f '{{{{.Id}}}}' \"$n\" 2>/dev/null) || continue; "
+                  'm=$($c -n moby snapshots mounts /x "$id" 2>/dev/null) || continue; '
+                  "up=$(printf '%s' \"$m\" | sed -n 's/.*upperdir=\\([^,]*\\).*/\\1/p'); "
+                  "low=$(printf '%s' \"$m\" | sed -n 's/.*lowerdir=\\([^:,]*\\).*/\\1/p'); "
+                  'dirname "$up"; dirname "$low"; echo "$root/containers/$id"; '
+                  "done | xargs -r du -sxc --block-size=1 | tail -n 1")
+        return ["sh", "-c", script], True
     script = ("root=$(docker info -f '{{.DockerRootDir}}'); "
               f"for n in {names}; do "
               "set -- $(docker container inspect -f '{{.GraphDriver.Data.UpperDir}} {{.Id}}' \"$n\" 2>/dev/null) "

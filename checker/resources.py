@@ -160,9 +160,16 @@ class Images(_Inspected):
 
     def remove(self, names: list[str], since: float | None = None) -> str:
         # Children before parents (my-image before my-base-image); print those that were there and are gone.
-        return (f"e=; for n in {quote(*reversed(names))}; do docker image inspect \"$n\" >/dev/null 2>&1 && "
-                'e="$e $n"; done; [ -z "$e" ] || docker rmi $e >/dev/null 2>&1; for n in $e; do '
-                'docker image inspect "$n" >/dev/null 2>&1 || echo "$n"; done; true')
+        script = (f"e=; for n in {quote(*reversed(names))}; do docker image inspect \"$n\" >/dev/null 2>&1 && "
+                  'e="$e $n"; done; [ -z "$e" ] || docker rmi $e >/dev/null 2>&1; for n in $e; do '
+                  'docker image inspect "$n" >/dev/null 2>&1 || echo "$n"; done')
+        if since is not None and self.key == "images":
+            # A build ended half-way (Ctrl-C) leaves an untagged image made since the run started: it goes too.
+            after = datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            script += ("; TZ=UTC docker image ls --no-trunc --filter dangling=true --format '{{.ID}} {{.CreatedAt}}' "
+                       "| awk -v after=" + shlex.quote(after) + " '(substr($2 \" \" $3, 1, 19)) >= after {print $1}' "
+                       "| xargs -r docker rmi >/dev/null 2>&1")
+        return script + "; true"
 
     def backup_name(self, ref: str) -> str:
         repo, _, tag = ref.rpartition(":")

@@ -110,7 +110,7 @@ class Watch:
     def _resume(self, why: str):
         """The event stream ended (the engine restarted, or the connection dropped): open it again while the
         machine allows, up to reconnect_for seconds; a one-line TargetError if it does not come back."""
-        self.view.note(f"the event stream ended ({why}); waiting for the engine to answer again")
+        self.view.note(f"lost the engine's events ({why}); waiting for the machine to answer again")
         deadline = time.monotonic() + self.reconnect_for
         last = "no answer"
         while time.monotonic() < deadline:
@@ -137,33 +137,41 @@ class Watch:
         report = RunReport(info, self.t.description, datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            notes=self.runner.notes)
         self.started = time.monotonic()
+        report.timings["watch_started_at"] = round(time.time(), 3)  # ticked.* are seconds after it
         stream = None
         ended_by = "every claim holds"
         try:
             self.runner.preflight()
             report.engine = self.runner.facts.engine
-            self.view.watching(info.name, self.t.description)
-            stream = self._open_stream()
-            self.look()
+            try:
+                stream = self._open_stream()
+                self.look()
+            except TargetError as exc:
+                stream = self._resume(exc.message)
+                self.look()
+            self.view.watching(info.name, self.t.description)  # once the first look is done
             while not all(st.ticked for st in self.states.values()):
                 if self.timeout is not None and time.monotonic() - self.started >= self.timeout:
                     ended_by = f"--watch-timeout ({self.timeout:g}s)"
                     break
-                lines = stream.read(1.0)
-                if lines is None:
-                    stream.close()
-                    stream = self._resume("docker events stopped")
+                try:
+                    lines = stream.read(1.0)
+                    if lines is None:
+                        raise TargetError("docker events stopped")
+                    if not lines:
+                        continue
+                    # A burst of events (a build, five `docker run`): look once it settles (at most 1 s on).
+                    burst_end = time.monotonic() + 1.0
+                    while time.monotonic() < burst_end:
+                        more = stream.read(self.settle)
+                        if not more:
+                            break
                     self.look()
-                    continue
-                if not lines:
-                    continue
-                # A burst of events (a build, five `docker run`): look once it settles (at most 1 s on).
-                burst_end = time.monotonic() + 1.0
-                while time.monotonic() < burst_end:
-                    more = stream.read(self.settle)
-                    if not more:
-                        break
-                self.look()
+                except TargetError as exc:
+                    # The engine restarted, or the connection dropped: resume where the machine allows.
+                    stream.close()
+                    stream = self._resume(exc.message)
+                    self.look()
         except KeyboardInterrupt as exc:
             name = getattr(exc, "signal", "SIGINT")
             if name == "SIGINT":
@@ -171,7 +179,7 @@ class Watch:
             else:
                 report.interrupted, report.signal = True, name
         except TargetError as exc:
-            report.error = str(exc)
+            report.error, ended_by = str(exc), "the machine was lost"
         finally:
             if stream is not None:
                 stream.close()
@@ -213,12 +221,12 @@ def claim_steps(plan: Plan) -> dict[str, int]:
             producer[probe.name] = i
     out = {}
     for spec in plan.claims:
-        names: list[str] = []
-        for value in spec.args.values():
-            if isinstance(value, str):
-                names.append(value.split(".")[0].split("[")[0])
         chk = checks.registry()[spec.check]
-        names += [spec.args.get(k, default) for k, default in chk.refs.items()]
+        # The facts it reads: its refs; a check that reads its own `with:` (the matcher, table_rows) names
+        # them there. (Options that name further facts, e.g. the event log, are second sources.)
+        names: list[str] = [spec.args.get(k, default) for k, default in chk.refs.items()]
+        if chk.validate is not None:
+            names += [v.split(".")[0].split("[")[0] for v in spec.args.values() if isinstance(v, str)]
         indexes = [producer[n] for n in names if isinstance(n, str) and n in producer]
         index = max(indexes) if indexes else 0
         while index > 0 and lab.steps[index].observe:

@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         print(f"student: exit {typed.exit_status}", file=sys.stderr)
         code = check_lab(["07", *target, "--observe", "--record", str(out / "observe.json"), "--no-color"])
         print(f"observe: exit {code}", file=sys.stderr)
-        ssh.run("docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04", timeout=120)
+        ssh.run("docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04; docker builder prune -af", timeout=120)
         student.forget()
     finally:
         ssh.close()

@@ -47,12 +47,18 @@ def layers_pulled_separately(facts: Facts, pull: StepFact, image: Image | None) 
     image = _need_image(image, "pulled")
     n = len(image.layers)
     out = pull.parsed if pull.status != "skipped" else None
-    already = out is not None and not out.order and bool(out.status) and "up to date" in out.status.lower()
-    if out is None or already:
-        # Observe mode (the pull's output is gone), or the image was on the engine already (nothing to pull,
-        # so no layer lines): what a pull leaves is an image from a registry, stored as its layers.
-        why = ("observe mode did not pull" if out is None else
-               f"it was on the engine already, so the pull said: {out.status}")
+    if out is None or not out.order:
+        # Observe mode (the pull's output is gone), or nothing to download: the image was on the engine
+        # already, or its layers were (the containerd store keeps them after the image goes, e.g. for the
+        # build cache of builds done by hand), so the pull printed no layer lines. What a pull leaves is an
+        # image from a registry, stored as its layers: judged from that.
+        if out is None:
+            why = "observe mode did not pull"
+        elif out.status and "up to date" in out.status.lower():
+            why = f"it was on the engine already, so the pull said: {out.status}"
+        else:
+            why = "the engine had its layers already, so the pull printed no layer lines" + \
+                (f" (it said: {out.status})" if out.status else "")
         expected = f"{_name(image)} came from a registry and is stored as its layers, each on its own"
         observed = (f"{n} layer(s); from a registry: {'yes (' + image.digests[0] + ')' if image.digests else 'no'}"
                     f" (judged from the stored image: {why})")
@@ -282,13 +288,27 @@ def containers_running(facts: Facts, containers: list[Container], image: Image |
     return Verdict(not (missing or stopped or other) and bool(names), expected, observed, hint)
 
 
-def _present(facts: Facts, names: list[str], by_name: dict[str, Container], what: str) -> None:
-    """The containers must still exist for their sizes to be measured; if the lab's stop removed them
-    (`--rm`), the evidence is gone: not judged, and the student is told how to keep it."""
+def _present(facts: Facts, names: list[str], by_name: dict[str, Container], what: str) -> dict[str, Container]:
+    """The lab's containers whose sizes can be measured: running ones (observe mode: any still there).
+    None of them: not judged, and the student is told why (the lab's stop removed them, with `--rm`; or
+    they do not keep running, which five-containers-running says)."""
+    there = {n: c for n, c in by_name.items() if n in names and (facts.observe or c.running)}
+    if there:
+        return there
     gone = [n for n in names if n not in by_name]
-    if gone and facts.observe and len(gone) == len(names):
-        raise MissingFact(f"{what} of removed containers cannot be measured: {', '.join(gone)} no longer exist",
+    if facts.observe:
+        raise MissingFact(f"{what} of removed containers cannot be measured: {', '.join(gone or names)} no longer exist",
                           what_to_do=GONE_HINT)
+    raise MissingFact(f"{what} cannot be measured: none of {', '.join(names)} runs",
+                      what_to_do="see five-containers-running: the containers must keep running")
+
+
+def _measured(names: list[str], by_name: dict[str, Container], image: Image) -> tuple[list[str], list[str]]:
+    """The lab's containers to measure (there, from the lab's image), and a note on the others, whose
+    absence or other image is the business of the claim that the containers run."""
+    measured = [n for n in names if n in by_name and by_name[n].image_id == image.id]
+    others = [f"{n}: {'not running' if n not in by_name else 'from another image'}" for n in names if n not in measured]
+    return measured, others
 
 
 @check("writable_layer_small", refs={"containers": "running", "image": "my_image", "image_history": "image_history"},
@@ -299,7 +319,7 @@ def writable_layer_small(facts: Facts, containers: list[Container], image: Image
     image = _need_image(image, "lab's")
     limit = size_option(max_writable)
     names, by_name = _lab_containers(names, containers)
-    _present(facts, names, by_name, "the writable layers")
+    by_name = _present(facts, names, by_name, "the writable layers")
     if _containerd(facts):
         # containerd store: the virtual size is the unpacked snapshots (in file-system blocks) plus the
         # container's own writable and init snapshots.
@@ -307,9 +327,10 @@ def writable_layer_small(facts: Facts, containers: list[Container], image: Image
     else:
         image_size, allowance = image.size, 0
     rows, bad = [], []
-    for name in names:
-        c = by_name.get(name)
-        if c is None or c.size_rw is None or c.size_root_fs is None:
+    measured, others = _measured(names, by_name, image)
+    for name in measured:
+        c = by_name[name]
+        if c.size_rw is None or c.size_root_fs is None:
             bad.append(f"{name}: no size")
             continue
         virtual_ok = 0 <= c.size_root_fs - c.size_rw - image_size <= allowance
@@ -325,11 +346,13 @@ def writable_layer_small(facts: Facts, containers: list[Container], image: Image
                 f"virtual {', '.join(f'{v:,} B' for v in virtuals) or '?'}")
     if bad:
         observed += "; " + "; ".join(bad)
+    if others:
+        observed += f" (not measured: {', '.join(others)}; see five-containers-running)"
     hint = None
     if bad:
         hint = ("a container's writable layer holds only what it changed: something in these containers writes "
                 "files (check the image's ENTRYPOINT/CMD and `docker diff NAME`)")
-    return Verdict(not bad and bool(names), expected, observed, hint, {"containers": rows})
+    return Verdict(not bad and bool(measured), expected, observed, hint, {"containers": rows})
 
 
 def _dir_sizes(names: list[str], du: list[DuEntry], containers: list[Container]) -> dict[str, float | None]:
@@ -344,8 +367,10 @@ def container_dirs_small(facts: Facts, du: StepFact, containers: list[Container]
                          max_dir: str | int, names: list[str]) -> Verdict:
     image = _need_image(image, "lab's")
     limit = min(size_option(max_dir), image.size / 100)
-    _present(facts, *_lab_containers(names, containers), "the directories")
-    sizes = _dir_sizes(names, du.parsed or [], containers)
+    names, by_name = _lab_containers(names, containers)
+    by_name = _present(facts, names, by_name, "the directories")
+    absent = [n for n in names if n not in by_name]  # the business of five-containers-running
+    sizes = _dir_sizes([n for n in names if n in by_name], du.parsed or [], list(by_name.values()))
     root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
     missing = [n for n, s in sizes.items() if s is None]
     big = [f"{n} {human(s)}" for n, s in sizes.items() if s is not None and s > limit]
@@ -356,6 +381,8 @@ def container_dirs_small(facts: Facts, du: StepFact, containers: list[Container]
         observed += f"; no directory listed for {', '.join(missing)}"
     if big:
         observed += f"; too big: {', '.join(big)}"
+    if absent:
+        observed += f" (not there: {', '.join(absent)}; see five-containers-running)"
     hint = None
     if big:
         hint = "a container directory holds the container's log and config: a container printing a lot grows it"
@@ -371,15 +398,20 @@ def disk_formula(facts: Facts, containers: list[Container], du: StepFact, image:
     image = _need_image(image, "lab's")
     overhead = size_option(layer_overhead)
     names, by_name = _lab_containers(names, containers)
-    _present(facts, names, by_name, "the disk use")
+    by_name = _present(facts, names, by_name, "the disk use")
+    names = [x for x in names if x in by_name]  # the absent ones are the business of five-containers-running
     n = len(names)
     writable = sum((by_name[x].size_rw or 0) for x in names if x in by_name)
-    dirs = sum(s for s in _dir_sizes(names, du.parsed or [], containers).values() if s)
+    dirs = sum(s for s in _dir_sizes(names, du.parsed or [], list(by_name.values())).values() if s)
     allowed = writable + dirs + n * overhead
     root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
     if facts.observe:
         # No "before" to compare with: add up what each container has on disk of its own instead.
         growth = facts.get(own_disk)
+        if growth is None:
+            raise MissingFact("the containerd image store keeps the containers' snapshots outside the engine's "
+                              "folders, so observe mode cannot add up what each container holds on disk",
+                              what_to_do="run `check-lab 07`: it measures the disk before and after the containers")
         measured = (f"the {n} containers' own layers and directories hold {human(growth)} ({growth:,} B) "
                     "(du -sx; observe mode)")
         numbers = {"own": growth}
@@ -428,8 +460,8 @@ def containers_stopped(facts: Facts, containers: list[Container], names: list[st
         if log is not None and log.truncated and facts.observe:
             raise MissingFact(f"{', '.join(never)} no longer exist and the engine's event log (its last 256 events) "
                               "no longer mentions them", what_to_do=GONE_HINT)
-        observed += f"; never ran here: {', '.join(never)}"
+        observed += f"; never ran here: {', '.join(never)} (see five-containers-running)"
     hint = None
     if running:
         hint = "stop them by name: docker stop " + " ".join(names)
-    return Verdict(not running and not never and bool(names), expected, observed, hint)
+    return Verdict(not running and bool(stopped or removed), expected, observed, hint)

@@ -278,6 +278,8 @@ class WatchView:
 
             self.live = Live(Text(""), console=self.console, refresh_per_second=8, transient=False)
             self.live.start()
+        if getattr(self, "latest", None):
+            self.update(*self.latest)
 
     def _mark(self, cid: str, state, reached: set[str]) -> tuple[str, str, str]:
         if state.ticked:
@@ -287,6 +289,9 @@ class WatchView:
         return "·", "dim", "waiting"
 
     def update(self, states, titles, next_step, reached, seconds) -> None:
+        self.latest = (states, titles, next_step, reached, seconds)
+        if not self.lab:
+            return  # the first look: shown once watching() has said what is watched
         if self.live is not None:
             table = Table(box=None, show_header=False, pad_edge=False)
             table.add_column(no_wrap=True)

@@ -1,4 +1,5 @@
-"""Grading a class: observe mode on work done by hand, many targets at once, scores, labs 00 and 01."""
+"""Grading a class: many targets at once, scores, labs 00 and 01 (observe mode on lab 07 done by hand is in
+test_student.py)."""
 
 from __future__ import annotations
 
@@ -9,91 +10,10 @@ import pytest
 
 from tests.integration.conftest import run_check
 from tests.integration.test_negative import lab_state
-from tests.variants import LAB07, VARIANTS
+from tests.testenv import env as testenv
+from tests.variants import LAB07
 
 pytestmark = pytest.mark.integration
-
-LITERAL_LAB = """set -e
-cd ~/lab07
-docker pull ubuntu:18.04
-sudo ls /var/lib/docker/overlay2
-docker build -t my-base-image:1.0 -f Dockerfile-my-base-image .
-docker build -t my-image:1.0 -f Dockerfile-my-image .
-docker image ls
-docker history my-base-image:1.0
-docker history my-image:1.0
-for i in 1 2 3 4 5; do docker run -dit --name my_container_$i my-image:1.0 bash; done
-docker ps
-docker ps -s
-sudo ls /var/lib/docker/containers
-sudo sh -c 'du -sh /var/lib/docker/containers/*'
-docker stop $(docker ps -q)
-"""
-
-
-def do_the_lab_by_hand(vm, dockerfile_my_image: str | None = None) -> None:
-    """What a student does: copy the lab's files, type its commands (the literal ones)."""
-    ssh = vm.ssh()
-    try:
-        assert ssh.run("rm -rf ~/lab07 && mkdir ~/lab07").ok
-        ssh.put_files([(LAB07 / name, f"{ssh.run('echo $HOME').stdout.strip()}/lab07/{name}")
-                       for name in ("Dockerfile-my-base-image", "Dockerfile-my-image", "hello.sh")])
-        if dockerfile_my_image:
-            res = ssh.run(f"cat > ~/lab07/Dockerfile-my-image <<'EOF'\n{dockerfile_my_image}EOF")
-            assert res.ok, res.stderr
-        res = ssh.run(LITERAL_LAB, timeout=600)
-        assert res.ok, res.stderr
-    finally:
-        ssh.close()
-
-
-def undo_the_lab(vm) -> None:
-    ssh = vm.ssh()
-    ssh.run("docker rm -f my_container_1 my_container_2 my_container_3 my_container_4 my_container_5; "
-            "docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04; rm -rf ~/lab07", timeout=120)
-    ssh.close()
-
-
-def home_listing(vm) -> str:
-    ssh = vm.ssh()
-    try:
-        return ssh.run("ls -la ~ ~/.check-lab 2>&1; find /tmp -maxdepth 1 -name 'check-lab*'").stdout
-    finally:
-        ssh.close()
-
-
-def test_observe_mode_judges_what_the_student_did_and_changes_nothing(project_factory, monkeypatch, capsys):
-    vm = project_factory("observe")
-    vm.up()
-    do_the_lab_by_hand(vm)
-    before, home_before = lab_state(vm), home_listing(vm)
-    report = vm.root / "r.json"
-    code = run_check(monkeypatch, vm, "07", "--observe", "--json", str(report))
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "(observe mode)" in out
-    data = json.loads(report.read_text())
-    assert all(c["verdict"] == "pass" for c in data["claims"]), data["claims"]
-    steps = {s["id"]: s["status"] for s in data["steps"]}
-    assert steps["pull"] == steps["build-base"] == steps["run"] == steps["stop"] == "skipped"
-    assert steps["history-image"] == steps["ps-size"] == "passed"
-    pulled = {c["id"]: c for c in data["claims"]}["layers-pulled-separately"]["observed"]
-    assert "judged from the image" in pulled
-    # Nothing on the target changed: the student's containers and images, and their home folder.
-    assert lab_state(vm) == before
-    assert home_listing(vm) == home_before
-    assert data["notes"] == []
-
-    # Done wrong: my-image built with an extra RUN layer.
-    undo_the_lab(vm)
-    do_the_lab_by_hand(vm, VARIANTS["extra-run-layer"][0])
-    code = run_check(monkeypatch, vm, "07", "--observe", "--json", str(report))
-    err = capsys.readouterr().err
-    assert code == 1
-    failing = {c["id"] for c in json.loads(report.read_text())["claims"] if c["verdict"] != "pass"}
-    assert failing == {"cmd-layer-empty", "image-sizes-equal"}
-    assert "cmd-layer-empty" in err
-
 
 def test_three_targets_one_stopped(project_factory, monkeypatch, capsys, tmp_path):
     vms = [project_factory(name) for name in ("alice", "bob", "carol")]
@@ -130,7 +50,7 @@ def test_three_targets_one_stopped(project_factory, monkeypatch, capsys, tmp_pat
 def test_labs_00_and_01_on_a_fresh_vm_and_their_negatives(project_factory, monkeypatch, capsys):
     vm = project_factory("labs0001")
     vm.up()
-    for lab, points in (("00", 8.0), ("01", 7.0)):
+    for lab, points in (("00", 8.0), ("01", 8.0)):
         report = vm.root / f"r{lab}.json"
         code = run_check(monkeypatch, vm, lab, "--json", str(report))
         out = capsys.readouterr().out
@@ -138,6 +58,15 @@ def test_labs_00_and_01_on_a_fresh_vm_and_their_negatives(project_factory, monke
         data = json.loads(report.read_text())
         assert data["score"] == {"points": points, "max": points}
         assert all(c["verdict"] == "pass" for c in data["claims"])
+    # Lab 00's additions are marked so in the report; its prompt is the course's docker-vm.
+    data = json.loads((vm.root / "r00.json").read_text())
+    assert {d.get("claim") for d in data["departures"] if d["kind"] == "addition"} >= {"docker-engine-version",
+                                                                                      "user-can-use-docker"}
+    assert {s["id"]: s["holds"] for s in data["lab_vs_engine"]}["prompt"] is True
+    # Lab 01 on a fresh VM: the course's "no containers, no images yet" hold here.
+    data = json.loads((vm.root / "r01.json").read_text())
+    assert all(s["holds"] for s in data["lab_vs_engine"])
+    assert lab_state(vm) == []  # the hello-world container and image are gone again
 
     # 00: a user outside the docker group: the lab says so (it checks the environment: no target error).
     ssh = vm.ssh()
@@ -159,7 +88,41 @@ def test_labs_00_and_01_on_a_fresh_vm_and_their_negatives(project_factory, monke
         ssh.run("sudo usermod -aG docker vagrant")
         ssh.close()
 
-    # 01: an image that cannot be pulled: the first container never runs.
-    code = run_check(monkeypatch, vm, "01", "--set", "image=127.0.0.1:5999/nothing:1")
-    err = capsys.readouterr().err
-    assert code == 1 and "first-container-ran" in err
+    # 01: hello-world cannot be pulled (the VM's engine cannot reach its registry mirror): the pull claim
+    # fails, and with it what the container would have shown; the CLI still reaches the daemon.
+    ssh = vm.ssh()
+    block = "OUTPUT -p tcp -d " + testenv.HOST_IP + " --dport 5000 -j REJECT"
+    assert ssh.run(f"sudo iptables -I {block}").ok
+    try:
+        report = vm.root / "neg01.json"
+        code = run_check(monkeypatch, vm, "01", "--json", str(report))
+        err = capsys.readouterr().err
+        assert code == 1 and "image-pulled-from-registry" in err
+        got = {c["id"]: c["verdict"] for c in json.loads(report.read_text())["claims"]}
+        assert {c for c, v in got.items() if v != "pass"} == {"image-pulled-from-registry", "hello-from-docker",
+                                                              "listed-exited", "image-listed"}
+    finally:
+        ssh.run(f"sudo iptables -D {block}")
+        ssh.close()
+
+
+def test_lab_01_observed_after_the_student_typed_it(project_factory, monkeypatch, capsys, tmp_path):
+    from tests.student import Student, course_commands
+
+    vm = project_factory("lab01-student")
+    vm.up()
+    folder = LAB07.parent / "01-Check_Docker_installation"
+    student = Student(vm.ssh())
+    typed = student.do(course_commands(folder / "course" / "README.md"))
+    assert typed.ok and "Hello from Docker!" in typed.stdout
+    before = lab_state(vm)
+    report = tmp_path / "r.json"
+    code = run_check(monkeypatch, vm, "01", "--observe", "--json", str(report))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    claims = {c["id"]: c for c in data["claims"]}
+    assert "docker logs" in claims["hello-from-docker"]["observed"]
+    assert "judged from the stored image" in claims["image-pulled-from-registry"]["observed"]
+    assert lab_state(vm) == before and data["fingerprint"]["unchanged"]
+    student.ssh.close()

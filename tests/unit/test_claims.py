@@ -1,0 +1,28 @@
+"""Claims on facts where the recorded runs have no example: the pull that reports fewer layers than the image
+has, and an image that did not come from a registry."""
+
+from __future__ import annotations
+
+from checker.claims.layering import layers_pulled_separately
+from checker.facts import Facts, Image
+from checker.parsers import parse_pull
+from checker.records import Result, StepFact
+
+IMAGE = Image("sha256:abc", ("ubuntu:18.04",), ("sha256:1", "sha256:2", "sha256:3"), 1000, "overlay2", {}, None, "",
+              ("ubuntu@sha256:def",))
+
+
+def pull_step(text: str) -> StepFact:
+    return StepFact("pull", "pull", "docker pull ubuntu:18.04", "passed", Result(0, text, "", 1.0), parse_pull(text))
+
+
+def test_a_pull_that_reports_fewer_layers_than_the_image_has_fails():
+    text = "18.04: Pulling from library/ubuntu\naaaaaaaaaaaa: Pull complete\nbbbbbbbbbbbb: Pull complete\n"
+    verdict = layers_pulled_separately(Facts(), pull_step(text), IMAGE)
+    assert not verdict.ok and "2 layer(s) reported separately" in verdict.observed
+
+
+def test_an_image_that_did_not_come_from_a_registry_fails():
+    made_here = Image(**{**IMAGE.__dict__, "digests": ()})
+    verdict = layers_pulled_separately(Facts(observe=True), StepFact("pull", "pull", "", "skipped"), made_here)
+    assert not verdict.ok and "from a registry: no" in verdict.observed

@@ -1,0 +1,59 @@
+"""--watch's bookkeeping: which step gives each claim its evidence (for "next:"), and how verdicts seen one
+after the other become the final ones (ticked stays ticked; a failure stays until it holds)."""
+
+from __future__ import annotations
+
+from checker import checks
+from checker import lab as labs
+from checker.records import ClaimResult
+from checker.watch import Watch, claim_steps
+from tests.variants import LAB07
+
+
+def plan():
+    lab = labs.load(LAB07)
+    return labs.Plan(lab, lab.values())
+
+
+def test_each_claim_is_tied_to_the_step_whose_action_gives_its_evidence():
+    p = plan()
+    steps = [s.id for s in p.lab.steps]
+    tied = {cid: steps[i] for cid, i in claim_steps(p).items()}
+    assert tied["layers-pulled-separately"] == tied["layers-stored-in-driver-dir"] == "pull"
+    assert tied["base-layers-shared"] == tied["cmd-layer-empty"] == tied["image-sizes-equal"] == "build-image"
+    assert tied["five-containers-running"] == tied["container-writable-layer-small"] == "run"
+    assert tied["container-dirs-small"] == tied["disk-total-formula"] == "run"
+    assert tied["containers-stopped"] == "stop"
+
+
+class Quiet:
+    def watching(self, *a): pass
+    def update(self, *a): pass
+    def note(self, *a): pass
+    def close(self): pass
+
+
+def test_verdicts_over_time(monkeypatch):
+    p = plan()
+    watch = Watch(p, transport=None, view=Quiet())
+    watch.started = 0.0
+    monkeypatch.setattr(watch.runner, "observe_pass", lambda: None)
+    ids = [c.id for c in p.lab.claims]
+
+    def seen(verdicts: dict[str, str]):
+        monkeypatch.setattr(checks, "evaluate", lambda specs, facts: [
+            ClaimResult(cid, cid, verdicts.get(cid, "error"), "", f"{verdicts.get(cid, 'error')} seen", "hint", {},
+                        1.0, 1.0) for cid in ids])
+        watch.look()
+
+    seen({})  # nothing done yet: all waiting
+    assert watch.next_step().startswith("Pull the base image")
+    seen({"layers-pulled-separately": "pass", "containers-stopped": "fail"})
+    assert watch.states["layers-pulled-separately"].ticked
+    assert "containers-stopped" not in watch.reached()  # its step is not reached: its verdict is not shown
+    seen({"layers-pulled-separately": "error", "cmd-layer-empty": "fail"})  # the evidence of a ticked claim went
+    assert watch.states["layers-pulled-separately"].ticked
+    seen({"cmd-layer-empty": "error"})  # a failure seen on evidence stays until it holds
+    assert watch.states["cmd-layer-empty"].final.verdict == "fail"
+    seen({"cmd-layer-empty": "pass"})
+    assert watch.states["cmd-layer-empty"].ticked and watch.states["cmd-layer-empty"].final.verdict == "pass"
