@@ -442,7 +442,9 @@ def containers_stopped(facts: Facts, containers: list[Container], names: list[st
         raise MissingFact("the lab's image and containers are not there (yet)")
     log = _events(facts, events, image_fact if isinstance(image_fact, Image) else None)
     running = [n for n in names if n in by_name and by_name[n].running]
-    stopped = [n for n in names if n in by_name and not by_name[n].running]
+    # Stopped: started and ended. A container caught between `docker run`'s create and its start has not.
+    stopped = [n for n in names if n in by_name and not by_name[n].running and by_name[n].ever_started]
+    waiting = [n for n in names if n in by_name and not by_name[n].running and not by_name[n].ever_started]
     # Gone: stopped and removed (`docker run --rm`) if the event log saw it die; else it never ran here.
     removed = [n for n in names if n not in by_name and log is not None and log.died(n) is not None]
     never = [n for n in names if n not in by_name and n not in removed]
@@ -456,6 +458,8 @@ def containers_stopped(facts: Facts, containers: list[Container], names: list[st
         observed += f"; {len(removed)} stopped (exit {', '.join(codes)}) and removed by --rm (the engine's event log)"
     if running:
         observed += f"; still running: {', '.join(running)}"
+    if waiting:
+        observed += f"; created but never started: {', '.join(waiting)}"
     if never:
         if log is not None and log.truncated and facts.observe:
             raise MissingFact(f"{', '.join(never)} no longer exist and the engine's event log (its last 256 events) "
@@ -464,4 +468,4 @@ def containers_stopped(facts: Facts, containers: list[Container], names: list[st
     hint = None
     if running:
         hint = "stop them by name: docker stop " + " ".join(names)
-    return Verdict(not running and bool(stopped or removed), expected, observed, hint)
+    return Verdict(not running and not waiting and bool(stopped or removed), expected, observed, hint)

@@ -168,6 +168,7 @@ def test_full_disk_in_the_vm(vm, untouched, monkeypatch, capsys):
 
 
 def test_two_runs_at_once(vm, untouched, monkeypatch, capsys, tmp_path):
+    assert sh(vm, "rm -f ~/.check-lab/lock.info").ok  # what an earlier run wrote must not pass for the first's
     first = subprocess.Popen([str(CHECK_LAB), "07"], cwd=vm.root, env=vm.env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.STDOUT)
     try:
