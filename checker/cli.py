@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                "2 usage or lab error, 3 target not reachable or not ready, 4 internal error, "
                "129/130/143 ended by SIGHUP/Ctrl-C/SIGTERM (after cleaning up).",
     )
-    p.add_argument("lab", help="a lab id (07) or the path of a lab folder; `list` lists the labs")
+    p.add_argument("lab", help="a lab id (07) or the path of a lab folder; `course`: the course's labs in order "
+                                "(see --labs); `list` lists the labs")
     p.add_argument("--target", metavar="SPEC", help=f"where the lab runs: {targets.help_text()}")
     p.add_argument("--targets", metavar="FILE",
                    help="check many targets (a list of target specs, or an OpenSSH config file's hosts); see -j")
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give up on an SSH connection (TCP, banner, authentication) after this long")
     p.add_argument("--lock-wait", type=float, default=300.0, metavar="SECONDS",
                    help="if another check-lab run is using the machine, wait this long for it (default 300)")
-    p.add_argument("--labs", metavar="DIR", help="look for labs in DIR")
+    p.add_argument("--labs", metavar="IDS", help="with `course`: the labs to run, e.g. 02-06,08 (default: all)")
+    p.add_argument("--lab-dir", metavar="DIR", help="look for labs in DIR")
     p.add_argument("--record", metavar="FILE", help="write a transcript of every remote command (for tests)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every step's output")
     p.add_argument("--no-color", action="store_true", help="no colours")
@@ -137,21 +139,25 @@ def list_labs(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="check-lab list", description="List the labs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show each lab's variables")
-    parser.add_argument("--labs", metavar="DIR")
+    parser.add_argument("--lab-dir", metavar="DIR")
     args = parser.parse_args(argv)
-    found = labs.available(args.labs)
+    found = labs.available(args.lab_dir)
     console = Console(highlight=False)
     if not found:
-        console.print("no labs found (looked in: " + ", ".join(map(str, labs.lab_roots(args.labs))) + ")")
+        console.print("no labs found (looked in: " + ", ".join(map(str, labs.lab_roots(args.lab_dir))) + ")")
         return ExitStatus.USAGE
-    table = Table("lab", "title", "steps", "claims", "folder", box=None, header_style="bold")
+    table = Table("lab", "title", "machines", "needs", "claims", box=None, header_style="bold")
     for lab in found:
-        table.add_row(lab.id, lab.title, str(len(lab.steps)), str(len(lab.claims)), str(lab.folder))
+        plan = labs.Plan(lab, lab.preview_values())
+        pulls = plan.resources("pulls")
+        needs = ([f"pulls {', '.join(pulls)}"] if pulls else []) + list(lab.needs)
+        table.add_row(lab.id, lab.title, ", ".join(lab.machines), "; ".join(needs) or "–", str(len(lab.claims)))
     console.print(table)
     if args.verbose:
         for lab in found:
             for var in lab.variables.values():
-                console.print(f"  {lab.id}: --set {var.name}=… (default {var.default!r}) {var.description}")
+                given = "required" if var.required else f"default {var.default!r}"
+                console.print(f"  {lab.id}: --set {var.name}=… ({given}) {var.description}")
     return ExitStatus.OK
 
 
@@ -179,7 +185,9 @@ def run_check(args) -> int:
     try:
         from checker import lab as labs
 
-        lab = labs.find(args.lab, args.labs)
+        if args.lab == "course":
+            return run_course_cli(args, requests, options)
+        lab = labs.find(args.lab, args.lab_dir)
         plan = labs.Plan(lab, lab.values(labs.parse_sets(args.sets)))
         runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor,
                               step_timeouts=_timeouts(args.timeouts, lab), lock_wait=args.lock_wait,
@@ -226,6 +234,43 @@ def run_check(args) -> int:
     reporters.write_single(requests, report, code)
     if code != ExitStatus.OK:
         print(f"check-lab: {why_not(report)}", file=sys.stderr)
+    return code
+
+
+def run_course_cli(args, requests, options) -> int:
+    """`check-lab course`: the course's labs in order on one machine (checker/course.py)."""
+    from checker import lab as labs
+    from checker.course import COURSE, run_course, runs_here, select, split_sets
+    from checker.reporters.console import ConsoleReporter
+
+    if args.targets or args.watch or args.record or args.timeouts:
+        raise UsageError("`course` runs each lab as it is on one target: leave out --targets, --watch, --record "
+                         "and --timeout")
+    chosen = select(labs.available(args.lab_dir), args.labs)
+    elsewhere = [lab for lab in chosen if not runs_here(lab)]
+    chosen = [lab for lab in chosen if runs_here(lab)]
+    if not chosen:
+        raise UsageError("none of these labs runs on the docker-vm alone")
+    sets = split_sets(chosen, labs.parse_sets(args.sets))
+    transport = targets.open_target(options)
+    console = ConsoleReporter(_console(args), verbose=args.verbose)
+    console.header(f"the course: labs {', '.join(lab.id for lab in chosen)}"
+                   + (" (observe mode)" if args.observe else ""), transport.description)
+    for lab in elsewhere:
+        console.console.print(f" · lab {lab.id} needs the machines {', '.join(lab.machines)}: "
+                              f"check-lab {lab.id} on its own")
+    started = time.monotonic()
+    runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor, lock_wait=args.lock_wait,
+                          observe=args.observe)
+    results = run_course(chosen, transport, runner_options, console.target_done,
+                         on_start=lambda lab: console.phase(f"lab {lab.name}"), sets=sets)
+    code = for_targets(r.exit_code for r in results)
+    console.render_many(results, code, time.monotonic() - started, noun="labs")
+    reporters.write_many(requests, COURSE, results, code, kind="course")
+    if code != ExitStatus.OK:
+        bad = [f"lab {r.label} ({why_not(r.report) if r.report else r.error})" for r in results
+               if r.exit_code != ExitStatus.OK]
+        print(f"check-lab: {len(bad)} of {len(results)} labs did not pass: {'; '.join(bad)}", file=sys.stderr)
     return code
 
 

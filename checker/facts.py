@@ -74,6 +74,11 @@ class Container:
     size_root_fs: int | None
     created: str
     started_at: str = ""  # "0001-01-01T00:00:00Z" if it never started
+    network_mode: str = ""
+    networks: dict = field(default_factory=dict)  # network name -> IPv4 address
+    mounts: tuple = ()  # ({type, source, destination, rw}, …)
+    nano_cpus: int = 0  # --cpus × 10⁹
+    memory: int = 0  # --memory, in bytes
 
     @property
     def ever_started(self) -> bool:
@@ -82,6 +87,7 @@ class Container:
     @classmethod
     def from_inspect(cls, data: dict) -> "Container":
         state = data.get("State") or {}
+        host = data.get("HostConfig") or {}
         return cls(
             id=data["Id"],
             name=str(data.get("Name", "")).lstrip("/"),
@@ -94,6 +100,14 @@ class Container:
             size_root_fs=data.get("SizeRootFs"),
             created=str(data.get("Created", "")),
             started_at=str(state.get("StartedAt", "")),
+            network_mode=str(host.get("NetworkMode", "")),
+            networks={name: str((net or {}).get("IPAddress", "")) for name, net in
+                      ((data.get("NetworkSettings") or {}).get("Networks") or {}).items()},
+            mounts=tuple({"type": str(m.get("Type", "")), "source": str(m.get("Source", "") or m.get("Name", "")),
+                          "destination": str(m.get("Destination", "")), "rw": bool(m.get("RW", True))}
+                         for m in data.get("Mounts") or []),
+            nano_cpus=int(host.get("NanoCpus") or 0),
+            memory=int(host.get("Memory") or 0),
         )
 
 

@@ -27,11 +27,20 @@ from checker.resources import KINDS
 SCHEMA = 1
 LAB_FILE = "lab.yaml"
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
+TEMPLATE_RE = re.compile(r"\{\{\s+([A-Za-z_][A-Za-z0-9_.]*)\s+\}\}")  # `{{ name }}`, spaced: Docker's `{{.X}}`, `{{end}}` pass
 RANGE_RE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 # Values the runner knows only once it runs (probe arguments may use them): when the run started, by the
 # target's clock (empty in observe mode: everything the engine still holds).
 RUNTIME = {"run.started": ""}
+
+
+def runtime_defaults(lab) -> dict:
+    """The runtime names a lab may use, before the run has learnt them (captured values are empty)."""
+    out = dict(RUNTIME)
+    for step in lab.steps:
+        for name, _pattern, _observe in step.captures:
+            out[f"captured.{name}"] = ""
+    return out
 DEFAULT_TIMEOUT = 120.0
 
 
@@ -47,6 +56,7 @@ class Variable:
     minimum: int | None = None
     maximum: int | None = None
     pattern: str | None = None
+    required: bool = False  # no default: the user gives it (`--set NAME=...`)
 
     def convert(self, raw: Any, origin: str) -> Any:
         if self.type == "int":
@@ -91,6 +101,9 @@ class Step:
     course: str | None = None  # the course's command as printed, where `run` must differ from it
     departs: str | None = None  # what differs from the course's command, and why
     addition: str | None = None  # why the checker adds a step the course does not have
+    # Values later steps use (`{{ captured.NAME }}`): (NAME, a regular expression over the step's stdout whose
+    # first group, or whole match, is the value, the command that finds it in observe mode or None).
+    captures: tuple[tuple[str, str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,8 @@ class Lab:
     statements: tuple[ClaimSpec, ...] = ()  # sentences of the lab's text (title), checked as written
     needs_docker: bool = True  # False: a Docker engine the user cannot reach is a finding, not a target error
     course: dict = field(default_factory=dict)  # where the lab comes from: repository, commit, folder, files
+    machines: tuple[str, ...] = ("docker-vm",)  # the course's machines it runs on
+    needs: tuple[str, ...] = ()  # what it needs beyond its own steps, in words (check-lab list)
 
     @property
     def name(self) -> str:
@@ -141,7 +156,15 @@ class Lab:
                 known = ", ".join(sorted(self.variables)) or "none"
                 raise UsageError(f"--set {key}: lab {self.id} has no variable {key!r} (it has: {known})")
             values[key] = self.variables[key].convert(raw, f"--set {key}")
+        missing = [var for name, var in self.variables.items() if var.required and name not in (overrides or {})]
+        if missing:
+            raise UsageError(f"lab {self.id} needs " + ", ".join(
+                f"--set {var.name}=…" + (f" ({var.description})" if var.description else "") for var in missing))
         return values
+
+    def preview_values(self) -> dict[str, Any]:
+        """The defaults, with `<NAME>` for what the user must give: to show the lab, not to run it."""
+        return {name: f"<{name}>" if var.required else var.default for name, var in self.variables.items()}
 
     def context(self, values: dict[str, Any]) -> dict[str, Any]:
         """What templates may refer to: the variables, and `resources.KIND` (lists of names)."""
@@ -342,13 +365,24 @@ def _safe_file(folder: Path, name: str, spec: _Spec) -> str:
 
 
 def _lab_file(folder: Path, entry: Any, spec: _Spec) -> LabFile:
-    """`name`, or `{from: PATH, to: NAME, replace: {OLD: NEW}}`."""
+    """`name`, or `{from: PATH, to: NAME, replace: {OLD: NEW}, lab: ID}` (`lab`: a file of another lab of
+    the same course, e.g. lab 04 builds lab 02's image from lab 02's files)."""
     if isinstance(entry, str):
         rel = _safe_file(folder, entry, spec)
         return LabFile(rel, rel)
     fspec = _Spec(entry, "files", spec.path)
-    fspec.only({"from", "to", "replace"})
-    source = _safe_file(folder, fspec.get("from", str, required=True), spec)
+    fspec.only({"from", "to", "replace", "lab"})
+    prefix = ""
+    if "lab" in fspec.data:
+        other = str(fspec.get("lab", (str, int)))
+        siblings = sorted(p for p in folder.parent.iterdir() if (p / LAB_FILE).is_file() and _matches(other, p, None))
+        if not siblings:
+            raise fspec.fail(f"`lab: {other}`: no such lab beside {folder.name}")
+        prefix = f"../{siblings[0].name}/"
+        _safe_file(siblings[0], fspec.get("from", str, required=True), spec)
+        source = prefix + Path(fspec.get("from", str)).as_posix()
+    else:
+        source = _safe_file(folder, fspec.get("from", str, required=True), spec)
     dest = fspec.get("to", str, source)
     if Path(dest).is_absolute() or ".." in Path(dest).parts or not dest.strip():
         raise fspec.fail(f"`to: {dest}` must be a name inside the run's work folder")
@@ -365,7 +399,7 @@ def load(folder: Path) -> Lab:
     path = folder / LAB_FILE
     top = _Spec(_load_yaml(path), "top level", path)
     top.only({"schema", "id", "title", "description", "variables", "files", "resources", "steps", "claims",
-              "statements", "needs_docker", "course"})
+              "statements", "needs_docker", "course", "machines", "needs"})
     schema = top.get("schema", int, required=True)
     if schema != SCHEMA:
         raise top.fail(f"schema {schema} is not supported (this check-lab reads schema {SCHEMA})")
@@ -375,17 +409,23 @@ def load(folder: Path) -> Lab:
     variables: dict[str, Variable] = {}
     for name, raw in (top.get("variables", dict, {}) or {}).items():
         spec = _Spec(raw, f"variables.{name}", path)
-        spec.only({"default", "type", "description", "min", "max", "pattern"})
+        spec.only({"default", "type", "description", "min", "max", "pattern", "required"})
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
             raise spec.fail("variable names are letters, digits and _")
         vtype = spec.get("type", str, "str")
         if vtype not in ("str", "int"):
             raise spec.fail(f"type must be str or int, not {vtype}")
-        var = Variable(str(name), spec.get("default", (str, int), required=True), vtype,
+        required = spec.get("required", bool, False)
+        if required and "default" in spec.data:
+            raise spec.fail("a required variable has no default")
+        default = None if required else spec.get("default", (str, int), required=True)
+        var = Variable(str(name), default, vtype,
                        spec.get("description", str, ""), spec.get("min", int, None), spec.get("max", int, None),
-                       spec.get("pattern", str, None))
+                       spec.get("pattern", str, None), required)
         try:
-            variables[name] = Variable(**{**var.__dict__, "default": var.convert(var.default, "default")})
+            if not required:
+                var = Variable(**{**var.__dict__, "default": var.convert(var.default, "default")})
+            variables[name] = var
         except UsageError as exc:
             raise spec.fail(exc.message) from None
 
@@ -425,7 +465,7 @@ def load(folder: Path) -> Lab:
     for i, raw in enumerate(top.get("steps", list, required=True)):
         spec = _Spec(raw, f"steps[{i}]", path)
         spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after", "observe", "course",
-                   "departs", "addition"})
+                   "departs", "addition", "capture"})
         sid = spec.get("id", str, required=True)
         spec.where = f"step {sid!r}"
         if not ID_RE.match(sid):
@@ -441,6 +481,25 @@ def load(folder: Path) -> Lab:
         timeout = spec.get("timeout", (int, float), DEFAULT_TIMEOUT)
         if timeout <= 0:
             raise spec.fail("timeout must be positive")
+        captures = []
+        for name, how in (spec.get("capture", dict, {}) or {}).items():
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", str(name)):
+                raise spec.fail(f"`capture.{name}`: names are lower-case letters, digits and _")
+            pattern, observe_cmd = (how, None) if isinstance(how, str) else (None, None)
+            if isinstance(how, dict):
+                cspec = _Spec(how, f"step {sid!r} capture.{name}", path)
+                cspec.only({"match", "observe"})
+                pattern, observe_cmd = cspec.get("match", str, required=True), cspec.get("observe", str, None)
+                if observe_cmd:
+                    check_templates(observe_cmd, cspec)
+            if pattern is None:
+                raise spec.fail(f"`capture.{name}` is a regular expression, or {{match: …, observe: …}}")
+            try:
+                re.compile(pattern, re.M)
+            except re.error as exc:
+                raise spec.fail(f"`capture.{name}`: not a regular expression: {exc}") from None
+            captures.append((str(name), pattern, observe_cmd))
+            known_names.add(f"captured.{name}")
         after = []
         for j, praw in enumerate(spec.get("after", list, [])):
             pspec = _Spec(praw, f"step {sid!r} after[{j}]", path)
@@ -468,7 +527,7 @@ def load(folder: Path) -> Lab:
         steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
                           parse, spec.get("may_fail", bool, False), tuple(after), spec.get("observe", bool, False),
                           spec.get("course", str, None), spec.get("departs", str, None),
-                          spec.get("addition", str, None)))
+                          spec.get("addition", str, None), tuple(captures)))
 
     facts_known = seen | fact_names | {"engine"}  # the engine is gathered before any step
     claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, known_names)
@@ -477,9 +536,13 @@ def load(folder: Path) -> Lab:
     for f in files:
         for old, new in f.replace:
             check_templates(new, top)
+    machines = top.get("machines", list, ["docker-vm"])
+    needs = top.get("needs", list, [])
+    if not machines or not all(isinstance(m, str) for m in machines + needs):
+        raise top.fail("`machines` and `needs` list names")
     return Lab(lab_id, title, folder.resolve(), top.get("description", str, "").strip(), variables, files,
                resources, tuple(steps), claim_specs, statements, top.get("needs_docker", bool, True),
-               dict(course.data))
+               dict(course.data), tuple(machines), tuple(needs))
 
 
 def _checks(items: list, section: str, path: Path, facts_known: set[str], known_names: set[str]) -> tuple[ClaimSpec, ...]:
@@ -562,10 +625,11 @@ class Plan:
     context: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.context = self.lab.context(self.values)
+        self.context = {**runtime_defaults(self.lab), **self.lab.context(self.values)}
 
-    def command(self, step: Step) -> str:
-        return render(step.run, self.context, shell=True)
+    def command(self, step: Step, runtime: dict | None = None) -> str:
+        """The step's command, its templates filled (`runtime`: what the run learnt, e.g. captured values)."""
+        return render(step.run, {**self.context, **(runtime or {})}, shell=True)
 
     def probe_args(self, probe: Probe, runtime: dict | None = None) -> dict:
         return render_value(probe.args, {**self.context, **(runtime or {})})
@@ -577,7 +641,7 @@ class Plan:
         """The lab's resources by kind, names expanded (only kinds it has)."""
         return {key: self.resources(key) for key in self.lab.resources}
 
-    def _rendered(self, specs: tuple[ClaimSpec, ...]) -> list[ClaimSpec]:
+    def _rendered(self, specs: tuple[ClaimSpec, ...], runtime: dict | None = None) -> list[ClaimSpec]:
         """Claims with their `with:` rendered with the lab's variables (and each check's option defaults,
         which may refer to them too, filled in)."""
         from checker.checks import registry
@@ -587,8 +651,8 @@ class Plan:
         for spec in specs:
             chk = checks[spec.check]
             args = dict(spec.args) if chk.validate else {**chk.options, **spec.args}
-            out.append(ClaimSpec(spec.id, spec.title, spec.check, render_value(args, self.context), spec.hint,
-                                 spec.points, spec.addition))
+            out.append(ClaimSpec(spec.id, spec.title, spec.check, render_value(args, {**self.context, **(runtime or {})}),
+                                 spec.hint, spec.points, spec.addition))
         return out
 
     @property
@@ -598,6 +662,10 @@ class Plan:
     @property
     def statements(self) -> list[ClaimSpec]:
         return self._rendered(self.lab.statements)
+
+    def judged(self, runtime: dict) -> tuple[list[ClaimSpec], list[ClaimSpec]]:
+        """The claims and statements with what the run learnt (captured values) filled in."""
+        return self._rendered(self.lab.claims, runtime), self._rendered(self.lab.statements, runtime)
 
     def file_bytes(self, f: LabFile) -> bytes:
         """The content uploaded for `f`: the lab's file, with its replacements rendered and applied."""

@@ -182,6 +182,33 @@ def parse_du(text: str) -> list[DuEntry]:
     return entries
 
 
+def parse_ifconfig(text: str) -> dict[str, dict]:
+    """`ifconfig` (busybox's and net-tools'): each interface with its IPv4 address and mask, if any."""
+    out: dict[str, dict] = {}
+    current = None
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            current = line.split()[0].rstrip(":")
+            out[current] = {"inet": None, "mask": None}
+            rest = line
+        elif current is None:
+            continue
+        else:
+            rest = line
+        inet = re.search(r"inet (?:addr:)?(\d+\.\d+\.\d+\.\d+)", rest)
+        mask = re.search(r"(?:Mask:|netmask )(\d+\.\d+\.\d+\.\d+)", rest)
+        if current is not None and inet:
+            out[current]["inet"] = inet.group(1)
+        if current is not None and mask:
+            out[current]["mask"] = mask.group(1)
+    return out
+
+
+def parse_json(text: str):
+    """One JSON document (`docker volume inspect NAME` prints an array)."""
+    return json.loads(text)
+
+
 def parse_json_lines(text: str) -> list[dict]:
     """Output of `--format '{{json .}}'`: one JSON object per line."""
     out = []
@@ -218,8 +245,10 @@ PARSERS = {
     "docker_build": parse_build,
     "table": parse_table,
     "lines": parse_lines,
+    "ifconfig": parse_ifconfig,
     "ls_long": parse_ls_long,
     "du": parse_du,
+    "json": parse_json,
     "json_lines": parse_json_lines,
     "key_values": parse_key_values,
 }

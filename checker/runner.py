@@ -88,8 +88,9 @@ def step_hint(output: str) -> str | None:
 class Runner:
     def __init__(self, plan: Plan, transport: Transport, *, events: Events | None = None, replace: bool = False,
                  timeout_factor: float = 1.0, step_timeouts: dict[str, float] | None = None,
-                 lock_wait: float = 300.0, observe: bool = False):
+                 lock_wait: float = 300.0, observe: bool = False, close: bool = True):
         self.plan = plan
+        self.close = close  # False: the caller runs more labs over the same connection (check-lab course)
         self.lab = plan.lab
         self.t = transport
         self.events = events or NoEvents()
@@ -109,6 +110,7 @@ class Runner:
         self.cleanup_armed = False
         self.fingerprint_before: str | None = None
         self.stale_started: float | None = None
+        self.runtime: dict[str, str] = {}  # what the run learnt: when it started, captured values
 
     # -- helpers
 
@@ -144,6 +146,7 @@ class Runner:
         if not who.ok or len(lines) < 3 or not lines[0].isdigit():
             raise TargetError(f"cannot run commands on {self.t.description}: {who.first_error_line()}")
         self.uid, self.remote_now, self.home = int(lines[0]), int(lines[1]), lines[2]
+        self.runtime["run.started"] = "" if self.observe else str(self.remote_now)
         try:
             self.facts.engine = PROBES["engine"].parse(info, {})
             self.facts.gathered["engine"] = self.facts.engine
@@ -306,9 +309,11 @@ class Runner:
             self.facts.steps[step.id] = StepFact(step.id, step.title, self.display(step))
         for i, step in enumerate(steps, 1):
             fact = self.facts.steps[step.id]
+            fact.command = self.display(step)  # with what the steps before it captured
             self.events.step_started(i, len(steps), step.title, fact.command)
             fact.result = self.sh(self._wrapped(step), timeout=self.timeout_for(step))
             self._judge_step(step, fact)
+            self._capture(step, fact)
             self.gather(step)
             self.events.step_finished(i, len(steps), fact)
             if fact.status != "passed":  # a failed step stops the lab
@@ -320,6 +325,7 @@ class Runner:
         the state instead. `--watch` repeats this whenever the engine reports a change."""
         steps = self.lab.steps
         facts = self.facts
+        self._observe_captures()
         facts.steps = {step.id: StepFact(step.id, step.title, self.display(step)) for step in steps}
         facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
         facts.problems = {}
@@ -349,8 +355,31 @@ class Runner:
                 fact.status = "skipped"  # it would change the machine
             self.events.step_finished(i, len(steps), fact)
 
+    def _capture(self, step: Step, fact: StepFact) -> None:
+        """The values the step's output gives later steps (`capture:`); one not found fails the step."""
+        import re
+
+        for name, pattern, _observe in step.captures:
+            match = re.search(pattern, fact.result.stdout if fact.result else "", re.M)
+            if match is None:
+                if fact.status == "passed":
+                    fact.status, fact.error = "failed", f"its output does not show the {name} later steps need"
+                continue
+            self.runtime[f"captured.{name}"] = match.group(1) if match.groups() else match.group(0)
+
+    def _observe_captures(self) -> None:
+        """Observe mode: the values later steps need, found on the machine as the student left it."""
+        wanted = [(name, command) for step in self.lab.steps for name, _p, command in step.captures if command]
+        if not wanted:
+            return
+        results = run_batch(self.t, [self.plan.command(Step("x", "x", command), self.runtime)
+                                     for _name, command in wanted], timeout=60)
+        for (name, _command), res in zip(wanted, results):
+            value = res.stdout.strip().splitlines()[0].strip() if res.ok and res.stdout.strip() else ""
+            self.runtime[f"captured.{name}"] = value
+
     def _wrapped(self, step: Step) -> str:
-        script = self.plan.command(step)
+        script = self.plan.command(step, self.runtime)
         if step.sudo:
             script = self.root_wrap(script)
         # In the run's work folder, which the lab's commands know as $LAB_DIR.
@@ -382,7 +411,7 @@ class Runner:
                     fact.status = "failed"
 
     def display(self, step: Step) -> str:
-        command = self.plan.command(step)
+        command = self.plan.command(step, self.runtime)
         return f"sudo {command}" if step.sudo and "\n" not in command else command
 
     def _probes(self, step: Step):
@@ -391,7 +420,7 @@ class Runner:
             if (self.observe and not probe.observe) or (not self.observe and probe.observe == "only"):
                 continue
             pdef = PROBES[probe.kind]
-            args = self.plan.probe_args(probe, {"run.started": "" if self.observe else str(self.remote_now)})
+            args = self.plan.probe_args(probe, self.runtime)
             built = pdef.build(args, self.facts.engine)
             if built is None:  # nothing to gather on this engine
                 yield probe, pdef, args, None
@@ -487,15 +516,17 @@ class Runner:
                 report.fingerprint = {"before": self.fingerprint_before,
                                       "after": after.stdout.strip() if after.ok else None}
         finally:
-            self.t.close()
+            if self.close:
+                self.t.close()
         report.target = self.t.description
         report.steps = list(self.facts.steps.values())
         report.lab = departures_run(report.lab, report.steps)
         born, first = process_started_at(), getattr(self.t, "first_exec_at", None)
         if born is not None and first is not None:
             report.timings["first_command_s"] = round(first - born, 3)
-        report.claims = checks.evaluate(self.plan.claims, self.facts)
-        report.statements = checks.evaluate(self.plan.statements, self.facts)
+        claims, statements = self.plan.judged(self.runtime)
+        report.claims = checks.evaluate(claims, self.facts)
+        report.statements = checks.evaluate(statements, self.facts)
         report.duration = time.monotonic() - started
         return report
 

@@ -73,7 +73,7 @@ class Watch:
         self.runner.observe_pass()
         self.passes += 1
         now = time.monotonic() - self.started
-        for result in checks.evaluate(self.plan.claims, self.runner.facts):
+        for result in checks.evaluate(self.plan.judged(self.runner.runtime)[0], self.runner.facts):
             state = self.states[result.id]
             if state.ticked:
                 continue
@@ -189,7 +189,7 @@ class Watch:
         report.steps = list(self.runner.facts.steps.values())
         report.lab = departures_run(report.lab, report.steps)
         report.claims = [self._final(spec) for spec in self.plan.lab.claims]
-        report.statements = checks.evaluate(self.plan.statements, self.runner.facts)
+        report.statements = checks.evaluate(self.plan.judged(self.runner.runtime)[1], self.runner.facts)
         report.duration = time.monotonic() - self.started
         report.notes.append(f"watched for {report.duration:.0f}s ({self.passes} look(s)); ended: {ended_by}")
         born, first = process_started_at(), getattr(self.t, "first_exec_at", None)

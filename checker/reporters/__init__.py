@@ -3,7 +3,7 @@
 Each format is one module here, depending only on the records (checker/records.py), with
 
     def render(report: RunReport, exit_code: int) -> str               # one run on one target
-    def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str   # --targets
+    def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind) -> str  # --targets, course
 
 and one line in REPORTERS (its module, and a few words for the help text). The exit code is decided once (checker.exitcodes) and handed to every
 format; none of them decides it. Modules are imported only when their format is written.
@@ -69,9 +69,9 @@ def write_single(requests: list[ReportRequest], report, exit_code: int) -> None:
         request.write(module(request.format).render(report, exit_code))
 
 
-def write_many(requests: list[ReportRequest], lab, runs, exit_code: int) -> None:
+def write_many(requests: list[ReportRequest], lab, runs, exit_code: int, kind: str = "targets") -> None:
     for request in requests:
-        request.write(module(request.format).render_many(lab, runs, exit_code))
+        request.write(module(request.format).render_many(lab, runs, exit_code, kind))
 
 
 def atomic_write(path: Path, text: str) -> None:

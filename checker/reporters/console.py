@@ -117,28 +117,31 @@ class ConsoleReporter:
                                          (f"  {result.seconds:.1f}s", "dim")))
 
     @_quiet_on_closed_pipe
-    def render_many(self, results: list[TargetRun], exit_code: int, seconds: float) -> None:
+    def render_many(self, results: list[TargetRun], exit_code: int, seconds: float, noun: str = "targets") -> None:
         c = self.console
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        for column in ("target", "result", "claims", "score", "time", "why"):
+        first = "lab" if noun == "labs" else "target"
+        for column in (first, "result", "claims", "score", "text differs", "time", "why"):
             table.add_column(column, overflow="fold")
         for r in results:
             word, style = _result_of(r)
             if r.report is None:
-                claims, score, why = "–", "–", r.error or ""
+                claims, score, differs, why = "–", "–", "–", r.error or ""
             else:
                 held = sum(1 for cl in r.report.claims if cl.passed)
                 points, max_points = r.report.score
                 claims, score = f"{held}/{len(r.report.claims)}", f"{points:g}/{max_points:g}"
+                differs = f"{len(r.report.differences)}/{len(r.report.statements)}" if r.report.statements else "–"
                 why = r.report.error or ", ".join(cl.id for cl in r.report.claims if not cl.passed)
-            table.add_row(Text(r.label, style="bold"), Text(word, style=style), claims, score,
+            label = r.label if r.report is None or noun != "labs" else f"{r.label} {r.report.lab.title}"
+            table.add_row(Text(label, style="bold"), Text(word, style=style), claims, score, differs,
                           f"{r.seconds:.1f}s", why)
         c.print()
         c.print(table)
         passed = sum(1 for r in results if r.exit_code == 0)
         word = result_word(exit_code)
         c.print()
-        c.print(Text(f" {word.upper()}: {passed}/{len(results)} targets pass · {seconds:.1f}s",
+        c.print(Text(f" {word.upper()}: {passed}/{len(results)} {noun} pass · {seconds:.1f}s",
                      style={"pass": "bold green", "fail": "bold red"}.get(word, "bold yellow")))
 
     @_quiet_on_closed_pipe
@@ -244,11 +247,13 @@ def render(report: RunReport, exit_code: int) -> str:
     return buf.getvalue()
 
 
-def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str:
+def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind: str = "targets") -> str:
     console, buf = _plain()
     reporter = ConsoleReporter(console)
-    reporter.header(lab.name, f"{len(runs)} targets")
-    reporter.render_many(runs, exit_code, max((r.seconds for r in runs), default=0.0))
+    noun = "labs" if kind == "course" else "targets"
+    reporter.header(lab.name, f"{len(runs)} {noun}")
+    seconds = sum(r.seconds for r in runs) if kind == "course" else max((r.seconds for r in runs), default=0.0)
+    reporter.render_many(runs, exit_code, seconds, noun=noun)
     return buf.getvalue()
 
 

@@ -73,8 +73,9 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
     }
 
 
-def to_dict_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> dict:
-    """Many targets: one section per target (its full report, or why it could not be checked)."""
+def to_dict_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind: str = "targets") -> dict:
+    """Many targets (or, kind "course", many labs on one target): one section each (its full report, or why
+    it could not be checked)."""
     sections = []
     for r in runs:
         section = {"label": r.label, "target": r.spec, "exit_code": r.exit_code,
@@ -86,7 +87,7 @@ def to_dict_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> dict:
             section["score"] = {"points": points, "max": max_points}
         sections.append(section)
     return {
-        "schema": SCHEMA, "version": VERSION, "kind": "targets",
+        "schema": SCHEMA, "version": VERSION, "kind": kind,
         "tool": {"name": "check-lab", "version": __version__},
         "lab": _lab(lab),
         "result": result_word(exit_code), "exit_code": exit_code,
@@ -100,5 +101,5 @@ def render(report: RunReport, exit_code: int) -> str:
     return json.dumps(to_dict(report, exit_code), indent=2, default=str) + "\n"
 
 
-def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str:
-    return json.dumps(to_dict_many(lab, runs, exit_code), indent=2, default=str) + "\n"
+def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind: str = "targets") -> str:
+    return json.dumps(to_dict_many(lab, runs, exit_code, kind), indent=2, default=str) + "\n"

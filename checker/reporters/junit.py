@@ -3,9 +3,19 @@ second suite."""
 
 from __future__ import annotations
 
+import re
+
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from checker.records import FAIL, NOT_JUDGED, LabInfo, RunReport, TargetRun
+
+
+# Characters XML 1.0 does not allow (a program's colours: ESC): shown as their control pictures (U+2400 + code).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xml_safe(text: str) -> str:
+    return _NOT_XML.sub(lambda m: chr(0x2400 + ord(m.group())), text)
 
 
 def build(report: RunReport, exit_code: int) -> JUnitXml:
@@ -62,7 +72,7 @@ def suites(report: RunReport, exit_code: int, label: str | None = None) -> list[
     return [claims, steps]
 
 
-def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str:
+def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind: str = "targets") -> str:
     """A test suite per target; a target that could not be checked is one errored test case."""
     xml = JUnitXml(f"check-lab {lab.id}: {len(runs)} targets")
     for r in runs:
@@ -77,10 +87,10 @@ def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int) -> str:
         suite.add_testcase(case)
         xml.add_testsuite(suite)
     xml.update_statistics()
-    return xml.tostring().decode("utf-8")
+    return xml_safe(xml.tostring().decode("utf-8"))
 
 
 def render(report: RunReport, exit_code: int) -> str:
     xml = build(report, exit_code)
     xml.update_statistics()
-    return xml.tostring().decode("utf-8")
+    return xml_safe(xml.tostring().decode("utf-8"))

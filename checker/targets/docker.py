@@ -102,6 +102,8 @@ class DockerExecTransport(ProcessTransport):
             raise TargetError(f"uploading the lab's files to {self.description} failed: {why[-1]}")
 
     def lock(self, path: str, wait: float, on_wait: Callable[[], None]) -> bool | None:
+        if self._lock is not None and self._lock.proc is not None:
+            return True  # held already (several labs in one run)
         self._check()
         folder = shlex.quote(str(Path(path).parent))
         script = (f'cd "$HOME" 2>/dev/null || cd /; mkdir -p {folder} && command -v flock >/dev/null || exit 127; '

@@ -29,6 +29,8 @@ class LocalTransport(ProcessTransport):
             os.chmod(remote, file_mode(local))
 
     def lock(self, path: str, wait: float, on_wait: Callable[[], None]) -> bool | None:
+        if self._lock_file is not None:
+            return True  # held already (several labs in one run)
         target = Path.home() / path
         target.parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(target, "a")

@@ -344,6 +344,8 @@ class SSHTransport:
 
     def lock(self, path: str, wait: float, on_wait: Callable[[], None]) -> bool | None:
         """flock held by a channel that stays open: it is released when the session ends, however it ends."""
+        if self._lock_chan is not None and not self._lock_chan.closed:
+            return True  # held already by this session (several labs in one run: check-lab course)
         chan = self.open_channel()
         folder = shlex.quote(str(Path(path).parent))
         chan.exec_command(f"mkdir -p {folder} && command -v flock >/dev/null || exit 127; "

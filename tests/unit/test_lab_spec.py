@@ -179,7 +179,25 @@ def test_every_lab_loads_and_says_what_to_do(folder):
     assert lab.claims and lab.steps and lab.title
     for claim in lab.claims:
         assert claim.hint, f"{lab.id}: claim {claim.id} has no hint"
-    plan = labs.Plan(lab, lab.values())
+    plan = labs.Plan(lab, lab.preview_values())
     for step in lab.steps:
         assert plan.command(step)
     assert len(plan.claims) == len(lab.claims)
+
+
+def test_a_required_variable_is_asked_for_by_name(lab_copy):
+    folder = lab_copy
+    edit(folder, lambda d: d.setdefault("variables", {}).update(
+        {"user": {"required": True, "description": "your account"}}))
+    lab = labs.load(folder)
+    with pytest.raises(UsageError, match=r"lab 07 needs --set user=… \(your account\)"):
+        lab.values()
+    assert lab.values({"user": "me"})["user"] == "me"
+    assert lab.preview_values()["user"] == "<user>"
+
+
+def test_a_required_variable_has_no_default(lab_copy):
+    folder = lab_copy
+    edit(folder, lambda d: d.setdefault("variables", {}).update({"user": {"required": True, "default": "x"}}))
+    with pytest.raises(LabSpecError, match="a required variable has no default"):
+        labs.load(folder)

@@ -87,6 +87,19 @@ def test_junit_report_read_back(runs):
     assert properties["score"] == "8/10" and properties["exit_code"] == "1"
 
 
+def test_junit_keeps_a_programs_colours_readable_and_the_xml_valid(runs):
+    """A step printing ANSI colours (Flask's banner does): ESC is not allowed in XML 1.0."""
+    import copy
+    import dataclasses
+
+    report = copy.deepcopy(runs["pass"])
+    step = report.steps[0]
+    step.result = dataclasses.replace(step.result, stdout="\x1b[31m\x1b[1mWARNING\x1b[0m\x07 done\n")
+    xml = JUnitXml.fromstring(junit.render(report, for_run(report)))
+    out = list(list(xml)[1])[0].system_out
+    assert "\u241b[31m" in out and "WARNING" in out and "\x1b" not in out
+
+
 def test_junit_marks_claims_not_judged_as_errors(runs):
     report = runs["observe"]
     xml = JUnitXml.fromstring(junit.render(report, for_run(report)))

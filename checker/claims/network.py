@@ -1,0 +1,53 @@
+"""Checks about containers' networks (labs 08–10): their interfaces and addresses, the subnets Docker gives
+its networks. Subnets and addresses are the engine's own, read from what it printed, never the course's."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from checker.checks import check
+from checker.facts import Facts, MissingFact
+from checker.records import StepFact, Verdict
+
+SUBNET = re.compile(r'"Subnet":\s*"([0-9a-fA-F.:]+/\d+)"')
+
+
+def _output(step: StepFact, what: str):
+    if step.status == "skipped" or step.result is None:
+        raise MissingFact(f"step {step.step_id!r} did not run here")
+    return step.parsed if what == "parsed" else step.result.stdout
+
+
+def subnet_of(step: StepFact) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    match = SUBNET.search(_output(step, "stdout"))
+    if match is None:
+        raise MissingFact(f"`{step.command.splitlines()[0]}` printed no subnet")
+    return ipaddress.ip_network(match.group(1), strict=False)
+
+
+@check("interfaces", refs={"output": "ifconfig"}, options={"names": None})
+def interfaces(facts: Facts, output: StepFact, names: str) -> Verdict:
+    """The container's interfaces (an `ifconfig` step, parse: ifconfig) are exactly these."""
+    found = _output(output, "parsed") or {}
+    wanted = sorted(n.strip() for n in names.split(",") if n.strip())
+    shown = ", ".join(f"{n} ({v['inet'] or 'no address'})" for n, v in found.items()) or "none"
+    return Verdict(sorted(found) == wanted, f"its interfaces: {', '.join(wanted)}", f"interfaces: {shown}")
+
+
+@check("address_in_subnet", refs={"output": "ifconfig", "network": "subnet"}, options={"interface": "eth0"})
+def address_in_subnet(facts: Facts, output: StepFact, network: StepFact, interface: str) -> Verdict:
+    """The container's `interface` has an address in the subnet a `docker network inspect` step printed."""
+    subnet = subnet_of(network)
+    found = (_output(output, "parsed") or {}).get(interface)
+    address = found and found.get("inet")
+    ok = bool(address) and ipaddress.ip_address(address) in subnet
+    return Verdict(ok, f"{interface} has an address in {subnet}, the network's subnet",
+                   f"{interface}: {address or 'no such interface' if not found else address or 'no address'}")
+
+
+@check("distinct_subnets", refs={"first": "subnet", "second": "new-subnet"})
+def distinct_subnets(facts: Facts, first: StepFact, second: StepFact) -> Verdict:
+    a, b = subnet_of(first), subnet_of(second)
+    return Verdict(not a.overlaps(b), "the new network gets a subnet of its own, apart from the first",
+                   f"{a} and {b}")
