@@ -21,8 +21,10 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -38,8 +40,12 @@ BRIDGE = "cltest0"
 HOST_IP = "172.29.107.1"
 PREFIX = 24
 REGISTRY_ADDR = f"{HOST_IP}:5000"
+HUB_ADDR = f"{HOST_IP}:5001"  # Docker Hub's stand-in for lab 03: a registry with logins (htpasswd)
+HUB_USER = "student"
 APT_PROXY_PORT = 3199  # not apt-cacher-ng's usual 3142: keep clear of one the machine may run itself
 APT_PROXY = f"http://{HOST_IP}:{APT_PROXY_PORT}"
+WHEELS_PORT = 3141  # the wheel index the stand-in python:2.7-slim installs from (lab 02's requirements)
+WHEELS = f"http://{HOST_IP}:{WHEELS_PORT}/"
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 
 SUITE = "bookworm"  # the default container VM: Debian's docker.io 20.10 (engine E1)
@@ -78,6 +84,8 @@ NEEDED = {
     "vagrant": "vagrant",
     "apt-cacher-ng": "apt-cacher-ng",
     "gcc": "gcc",
+    "htpasswd": "apache2-utils",
+    "dnsmasq": "dnsmasq-base",
 }
 
 
@@ -188,8 +196,9 @@ def lab_settings(settings: dict) -> dict[str, str]:
     return {
         **vm_settings(SUITE),
         "LAB_REGISTRY_MIRROR": f"http://{REGISTRY_ADDR}",
-        "LAB_INSECURE_REGISTRY": REGISTRY_ADDR,
+        "LAB_INSECURE_REGISTRY": f"{REGISTRY_ADDR},{HUB_ADDR}",
         "LAB_VM_ISOLATED": "1",
+        "LAB_VM_DNS": HOST_IP,
     }
 
 
@@ -211,7 +220,7 @@ def describe(settings: dict) -> str:
 
 def status_text() -> str:
     parts = []
-    for name in ("dockerd", "registry", "apt-proxy"):
+    for name in ("dockerd", "registry", "hub", "apt-proxy", "wheels"):
         pid = read_pid(name)
         parts.append(f"{name}: {'running, pid %d' % pid if pid else 'stopped'}")
     return "\n".join(parts)
@@ -270,6 +279,69 @@ def ensure_dockerd() -> str:
     return host
 
 
+def ensure_wheels() -> None:
+    """The wheel index of the stand-in python image, served over HTTP on the test bridge (filled by
+    fill_wheels once the stand-in is built)."""
+    folder = STATE / "wheels"
+    folder.mkdir(parents=True, exist_ok=True)
+    if read_pid("wheels") is not None and http_ok(WHEELS):
+        return
+    log(f"serving the wheel index on {WHEELS}")
+    start_daemon("wheels", [sys.executable, "-m", "http.server", "--bind", HOST_IP, str(WHEELS_PORT),
+                            "--directory", str(folder)])
+    wait_for("the wheel index", lambda: http_ok(WHEELS), 30, RUN / "wheels.log")
+
+
+def fill_wheels(settings: dict, image: str) -> None:
+    """The requirements of the labs' Python apps and what they need, fetched once from PyPI (with this
+    machine's own pip configuration) for the stand-in's Python: pip evaluates the requirements' markers
+    (`python_full_version < "3.11.3"`) for the interpreter it runs on, so what the image's Python needs
+    beyond that is added from the wheels' own metadata."""
+    from email.parser import Parser
+    from zipfile import ZipFile
+
+    from packaging.markers import InvalidMarker
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+
+    folder = STATE / "wheels"
+    requirements = sorted((REPO / "labs").glob("*/course/**/requirements.txt"))
+    stamp = folder / ".requirements"
+    wanted_text = "".join(p.read_text() for p in requirements) + image_digest(settings, image)
+    if stamp.exists() and stamp.read_text() == wanted_text:
+        return
+    probe = ("import json; from pip._vendor.packaging.markers import default_environment as d; "
+             "print(json.dumps(d()))")
+    out = run(["docker", "run", "--rm", "--network", "none", image, "python3", "-c", probe],
+              env=docker_env(settings)).stdout
+    environment = {**json.loads(out.strip().splitlines()[-1]), "extra": ""}
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+           "--python-version", environment["python_full_version"], "-d", str(folder)]
+    for req in requirements:
+        log(f"fetching the wheels of {req.relative_to(REPO)}")
+        run(pip + ["-r", str(req)])
+    for _ in range(10):
+        have = {canonicalize_name(parse_wheel_filename(w.name)[0]) for w in folder.glob("*.whl")}
+        wanted = set()
+        for wheel in folder.glob("*.whl"):
+            with ZipFile(wheel) as archive:
+                meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+                headers = Parser().parsestr(archive.read(meta).decode())
+            for line in headers.get_all("Requires-Dist") or []:
+                try:
+                    req = Requirement(line)
+                    needed = req.marker is None or req.marker.evaluate(environment)
+                except InvalidMarker:
+                    continue
+                if needed and canonicalize_name(req.name) not in have:
+                    wanted.add(str(Requirement(f"{req.name}{req.specifier}")))
+        if not wanted:
+            break
+        log(f"fetching the wheels the stand-in's Python also needs: {', '.join(sorted(wanted))}")
+        run(pip + sorted(wanted))
+    stamp.write_text(wanted_text)
+
+
 def http_ok(url: str) -> bool:
     """True if URL answers 200 within two seconds."""
     try:
@@ -298,6 +370,76 @@ def ensure_registry() -> None:
     log(f"starting the registry mirror on {REGISTRY_ADDR}")
     start_daemon("registry", ["docker-registry", "serve", str(config)])
     wait_for("the registry", registry_answers, 30, RUN / "registry.log")
+
+
+def hub_password() -> str:
+    """The password of HUB_USER on the registry with logins, made once per test environment."""
+    path = STATE / "hub.password"
+    if not path.exists():
+        import secrets
+
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def hub_answers() -> bool:
+    """The registry with logins answers (401 to a request without credentials)."""
+    try:
+        urllib.request.urlopen(f"http://{HUB_ADDR}/v2/", timeout=2)
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+    except OSError:
+        return False
+    return False
+
+
+def ensure_hub() -> None:
+    """A second registry that wants a login, as Docker Hub does (lab 03 pushes to it); one user, HUB_USER."""
+    if read_pid("hub") is not None and hub_answers():
+        return
+    storage = STATE / "hub"
+    storage.mkdir(parents=True, exist_ok=True)
+    htpasswd = RUN / "hub.htpasswd"
+    run(["htpasswd", "-Bbc", str(htpasswd), HUB_USER, hub_password()])
+    config = RUN / "hub.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: {HUB_ADDR}\n"
+        f"auth:\n  htpasswd:\n    realm: check-lab-hub\n    path: {htpasswd}\n"
+    )
+    log(f"starting the registry with logins on {HUB_ADDR}")
+    start_daemon("hub", ["docker-registry", "serve", str(config)])
+    wait_for("the registry with logins", hub_answers, 30, RUN / "hub.log")
+
+
+def dns_answers() -> bool:
+    """The name server answers a query (with NXDOMAIN: it knows no name)."""
+    import socket
+
+    query = bytes.fromhex("abcd01000001000000000000") + b"\x07example\x00\x00\x01\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1)
+        try:
+            sock.sendto(query, (HOST_IP, 53))
+            answer = sock.recv(512)
+        except OSError:
+            return False
+    return answer[:2] == query[:2] and answer[3] & 0x0F == 3
+
+
+def ensure_dns() -> None:
+    """The name server of the isolated test network: it answers every name with "no such name" at once, as
+    the world's DNS does for `redis` or `container_2`, where an unreachable one would make every lookup wait."""
+    if read_pid("dns") is not None and dns_answers():
+        return
+    log(f"starting the name server of the test network on {HOST_IP}:53")
+    start_daemon("dns", ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts",
+                         "--bind-interfaces", f"--listen-address={HOST_IP}", "--except-interface=lo",
+                         "--address=/#/", f"--pid-file={RUN / 'dnsmasq.pid'}", "--user=root"])
+    wait_for("the name server", dns_answers, 30, RUN / "dns.log")
 
 
 def apt_proxy_answers() -> bool:
@@ -390,10 +532,10 @@ def ensure_rootfs_image(settings: dict, suite: str) -> Path:
     return full
 
 
-def push_standin(settings: dict, ref: str, context: Path) -> None:
+def push_standin(settings: dict, ref: str, context: Path, build_args: dict | None = None) -> None:
     """Build a stand-in and push it to the mirror as `ref` (library/NAME:TAG), unless it is there already."""
     mirror_ref = f"{REGISTRY_ADDR}/{ref}"
-    build(settings, mirror_ref, context)
+    build(settings, mirror_ref, context, build_args=build_args)
     if not mirror_has(ref, image_digest(settings, mirror_ref)):
         log(f"pushing the stand-in {ref} to the mirror")
         run(["docker", "push", mirror_ref], env=docker_env(settings))
@@ -411,6 +553,16 @@ def ensure_standins(settings: dict) -> None:
         target.unlink(missing_ok=True)
         os.link(trimmed, target)
     push_standin(settings, STANDIN_REF, ctx)
+
+    # busybox, nginx, python:2.7-slim and openjdk from Debian's packages (through the apt proxy); python's pip
+    # installs from the wheel index; the JDK image is both openjdk:7 and openjdk:11.0-jdk.
+    args = {"ROOTFS": ROOTFS_IMAGE, "APT_PROXY": APT_PROXY}
+    push_standin(settings, "library/busybox:latest", IMAGES / "standin-busybox", args)
+    push_standin(settings, "library/nginx:latest", IMAGES / "standin-nginx", args)
+    push_standin(settings, "library/python:2.7-slim", IMAGES / "standin-python", {**args, "PIP_FIND_LINKS": WHEELS})
+    fill_wheels(settings, f"{REGISTRY_ADDR}/library/python:2.7-slim")
+    push_standin(settings, "library/openjdk:11.0-jdk", IMAGES / "standin-openjdk", args)
+    push_standin(settings, "library/openjdk:7", IMAGES / "standin-openjdk", args)
 
     # hello-world: one static binary printing hello-world's text, compiled here with Debian's gcc.
     hello = CACHE / "standin-hello-world"
@@ -547,7 +699,10 @@ def start() -> dict:
     ensure_bridge()
     host = ensure_dockerd()
     ensure_registry()
+    ensure_hub()
+    ensure_dns()
     ensure_apt_proxy()
+    ensure_wheels()
     settings = {"docker_host": host, "registry": REGISTRY_ADDR, "no_sshd_image": NO_SSHD_IMAGE, "apt_proxy": APT_PROXY,
                 "bridge": BRIDGE, "host_ip": HOST_IP}
     ensure_images(settings)
@@ -562,6 +717,9 @@ def stop() -> None:
     if libvirtd.LIBVIRTD.own_pid() is not None or libvirtd.VIRTLOGD.own_pid() is not None:
         log("stopping libvirt (what boxes/libvirtd.py started)")
         libvirtd.stop(force=True)
+    stop_daemon("wheels")
+    stop_daemon("dns")
+    stop_daemon("hub")
     stop_daemon("apt-proxy")
     stop_daemon("registry")
     stop_daemon("dockerd", timeout=60)
