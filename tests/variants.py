@@ -7,6 +7,7 @@ replay exactly what the integration tests exercise.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,4 +49,162 @@ def make_variant(name: str, dest: Path) -> Path:
     folder = dest / f"07-{name}"
     shutil.copytree(LAB07, folder)
     (folder / "course" / "Dockerfile-my-image").write_text(dockerfile)
+    return folder
+
+
+# ------------------------------------------------------------------------------- the course's other labs
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A lab done in a world where some of its claims are false: other commands typed for some steps
+    (`steps`: step id -> the command), other course files (`files`: path -> (old text, new text)), a machine
+    changed around the run (`setup` before, `teardown` after, shell as the login user, sudo where needed).
+    `fails`: exactly the claims that must fail; `not_judged`: those a failed step leaves unjudged."""
+
+    lab: str
+    name: str
+    fails: frozenset[str]
+    steps: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    sets: dict = field(default_factory=dict)
+    setup: str = ""
+    teardown: str = ""
+    not_judged: frozenset[str] = frozenset()
+
+    @property
+    def id(self) -> str:
+        return f"{self.lab[:2]}-{self.name}"
+
+
+def _v(lab: str, name: str, fails: set[str], **kw) -> Variant:
+    return Variant(lab, name, frozenset(fails), **{k: frozenset(v) if k == "not_judged" else v for k, v in kw.items()})
+
+
+COURSE_VARIANTS: list[Variant] = [
+    # 02: an image that greets someone else and logs nothing, listed nowhere; then a container named otherwise
+    # whose app says something else without Redis.
+    _v("02-Build_your_image", "other-image", {"image-built", "hello-world-page", "request-logged"},
+       files={"course/Dockerfile": [("ENV NAME World", "ENV NAME Docker"),
+                                    ('CMD ["python", "app.py"]', "CMD exec python app.py 2>/dev/null")]},
+       steps={"image-ls": "docker image ls --filter reference=no-such-image"}),
+    _v("02-Build_your_image", "other-container", {"hostname-is-the-container", "no-redis-counter"},
+       files={"course/py_app/app.py": [("counter disabled", "no counter")]},
+       steps={"run": "docker run -d --hostname web -p 4000:80 friendlyhello:1.0"}),
+    # 03: no login of one's own; then an image tagged from another one (it runs nothing), never forgotten.
+    _v("03-Docker_image_sharing", "not-logged-in", {"logged-in"},
+       sets={"registry": "{hub}", "user": "{user}"}, setup="docker logout {hub} >/dev/null",
+       teardown="{login}",
+       not_judged={"tagged", "same-image", "pushed", "pulled-from-registry", "app-answers"}),
+    _v("03-Docker_image_sharing", "other-image-kept", {"same-image", "pulled-from-registry", "app-answers"},
+       sets={"registry": "{hub}", "user": "{user}"},
+       steps={"tag": "docker tag python:2.7-slim {{ registry }}/{{ user }}/friendlyhello:1.0",
+              "forget": "true"}),
+    _v("03-Docker_image_sharing", "push-refused", {"pushed"},
+       sets={"registry": "{hub}", "user": "{user}"},
+       steps={"push": "docker push {{ registry }}/{{ user }}/friendlyhello:1.1"},
+       not_judged={"pulled-from-registry", "app-answers"}),
+    # 04: a listing without the volume, and a volume whose data is in memory; a volume not empty at first;
+    # a mount that copies nothing and a container never removed; a container without the volume.
+    # (A tmpfs volume is a new tmpfs in each container: the files copied into it do not reach the next one.)
+    _v("04-Volumes", "tmpfs-volume", {"volume-listed", "volume-under-engine", "container-fills-empty-volume"},
+       steps={"create": "docker volume create --opt type=tmpfs --opt device=tmpfs my-vol",
+              "ls": "docker volume ls --filter name=no-such-volume"}),
+    _v("04-Volumes", "not-empty", {"empty-at-first", "container-fills-empty-volume"},
+       steps={"create": "docker volume create my-vol && docker run --rm -v my-vol:/app busybox touch /app/left-over"}),
+    # (`touch` leaves an empty file: `ls -l` still prints total 0, then the file.)
+    _v("04-Volumes", "nocopy-and-kept", {"container-fills-empty-volume", "removed-when-unused"},
+       steps={"devtest": "docker run -d --name devtest --mount source=my-vol,target=/app,volume-nocopy "
+                         "friendlyhello:1.0",
+              "rm": "true"}),
+    _v("04-Volumes", "no-volume", {"container-fills-empty-volume", "in-use-not-removable"},
+       steps={"devtest": "docker run -d --name devtest friendlyhello:1.0"}),
+    # 05: a class compiled inside the container only; then a program that says something else, mounted
+    # writable.
+    _v("05-Bind_mounts", "compiled-elsewhere", {"compiled-into-the-machines-folder", "runs-from-the-machines-folder"},
+       steps={"compile": "docker run --rm -v $(pwd)/app:/app/ openjdk:7 javac -d /tmp -cp /app /app/Main.java"},
+       not_judged={"runs-read-only", "read-only-refuses-writes"}),
+    _v("05-Bind_mounts", "other-program-writable",
+       {"runs-from-the-machines-folder", "runs-read-only", "read-only-refuses-writes"},
+       files={"course/app/Main.java": [("Hello from a Java app!", "Hello from elsewhere")]},
+       steps={"write-readonly": "docker run --rm --mount type=bind,source=$(pwd)/app,target=/app/ openjdk:7 "
+                                "touch /app/written-by-the-container"}),
+    # 06: the logs on the machine's disk; requests that go elsewhere.
+    _v("06-TMPFS_mounts", "logs-on-disk", {"logs-on-tmpfs", "empty-after-restart"},
+       steps={"run": "mkdir -p \"$LAB_DIR/logs\" && docker run -d -p 4000:80 "
+                     "--mount type=bind,source=\"$LAB_DIR/logs\",destination=/var/log/nginx nginx:latest"}),
+    _v("06-TMPFS_mounts", "requests-elsewhere", {"access-log-grows"},
+       steps={"requests": "for i in $(seq {{ requests }}); do curl -s http://localhost:4001 >/dev/null || true; done"}),
+    # 08: the default bridge instead of none.
+    _v("08-None_network_model", "on-the-bridge", {"only-loopback", "network-unreachable"},
+       steps={"ifconfig": "docker run --rm --net bridge busybox ifconfig",
+              "ping": "docker run --rm --net bridge busybox ping -c 1 -W 2 8.8.8.8"}),
+    # 09: the machine's own interfaces, and a machine that drops the containers' pings; container_2 on the
+    # default bridge and container_3 never disconnected; container_1 on the new network; the wrong container
+    # connected; the wrong network looked at.
+    _v("09-Bridge_network_model", "host-ifconfig-icmp-dropped", {"bridge-address", "out-through-the-bridge"},
+       steps={"ifconfig": "docker run --rm --net host busybox ifconfig"},
+       setup="sudo iptables -I INPUT -i docker0 -p icmp -j DROP",
+       teardown="sudo iptables -D INPUT -i docker0 -p icmp -j DROP"),
+    _v("09-Bridge_network_model", "default-bridge-never-disconnected",
+       {"resolves-on-own-network", "unreachable-when-disconnected"},
+       steps={"container-2": "docker run --rm -d --name container_2 --net bridge busybox sleep 1000",
+              "disconnect": "true"}),
+    _v("09-Bridge_network_model", "container-1-on-the-new-network",
+       {"no-name-on-default-bridge", "unreachable-when-disconnected"},
+       steps={"container-1": "docker run --rm -d --name container_1 --net my_bridge_network busybox sleep 1000"}),
+    _v("09-Bridge_network_model", "other-container-connected", {"second-interface", "reachable-when-connected"},
+       steps={"connect": "docker network connect bridge container_2",
+              "disconnect": "docker network disconnect bridge container_2"}),
+    _v("09-Bridge_network_model", "wrong-network-looked-at", {"new-network-listed", "own-subnet"},
+       steps={"networks-after": "docker network ls --filter name=^bridge$",
+              "new-subnet": "docker network inspect bridge | grep Subnet"}),
+    # 10: nginx on the bridge with its port published, and again in the addition; a machine refusing port 80.
+    _v("10-Host_network_model", "published-on-the-bridge", {"on-host-network", "bridge-needs-p"},
+       steps={"run": "docker run --rm -d -p 80:80 nginx",
+              "bridge": "c=$(docker run --rm -d -p 80:80 nginx)\n"
+                        "ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \"$c\")\n"
+                        "for i in $(seq 30); do curl -s -o /dev/null --max-time 1 \"http://$ip:80\" && break; "
+                        "sleep 0.5; done\n"
+                        "curl -s -o /dev/null --max-time 1 \"http://$ip:80\" && echo \"nginx answers on its own "
+                        "address $ip\"\n"
+                        "sleep 1; curl -s --max-time 3 http://localhost:80 || echo \"curl exit $?\"\n"
+                        "docker stop \"$c\" >/dev/null"}),
+    _v("10-Host_network_model", "port-80-refused", {"answers-on-port-80"},
+       setup="sudo iptables -I INPUT -i lo -p tcp --dport 80 -j REJECT",
+       teardown="sudo iptables -D INPUT -i lo -p tcp --dport 80 -j REJECT"),
+    # 16: one processor of two to choose from, and a JVM that does not look at the container's limits.
+    _v("16-CPU_limits", "pinned-and-blind", {"sees-every-processor", "sees-one-with-cpus-1"},
+       steps={"java": "docker run --rm --cpuset-cpus 0 -v $(pwd)/app:/app/ openjdk:11.0-jdk "
+                      "/usr/local/openjdk-11/bin/java /app/MaxProcessors.java",
+              "java-one-cpu": "docker run --rm --cpus 1 -e JAVA_TOOL_OPTIONS=-XX:-UseContainerSupport "
+                              "-v $(pwd)/app:/app/ openjdk:11.0-jdk /usr/local/openjdk-11/bin/java "
+                              "/app/MaxProcessors.java"}),
+]
+
+
+def make_course_variant(variant: Variant, dest: Path) -> Path:
+    """A copy of the variant's lab in `dest`, with its files and steps changed; returns the lab folder."""
+    import yaml
+
+    # Beside the course's other labs (a lab may use a sibling's files, as lab 04 uses lab 02's).
+    labs = dest / f"labs-{variant.id}"
+    labs.mkdir()
+    for other in (REPO / "labs").iterdir():
+        if other.name != variant.lab and (other / "lab.yaml").is_file():
+            (labs / other.name).symlink_to(other)
+    folder = labs / variant.lab
+    shutil.copytree(REPO / "labs" / variant.lab, folder)
+    for rel, edits in variant.files.items():
+        text = (folder / rel).read_text()
+        for old, new in edits:
+            assert old in text, f"{variant.id}: {old!r} is not in {rel}"
+            text = text.replace(old, new)
+        (folder / rel).write_text(text)
+    if variant.steps:
+        data = yaml.safe_load((folder / "lab.yaml").read_text())
+        by_id = {step["id"]: step for step in data["steps"]}
+        for step_id, run in variant.steps.items():
+            by_id[step_id]["run"] = run
+        (folder / "lab.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return folder
