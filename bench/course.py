@@ -43,7 +43,7 @@ def raw_script(lab_ids: list[str], sets: dict[str, str], root: str, tar: Path) -
                 info.size, info.mode = len(data), 0o755 if f.dest.endswith(".sh") else 0o644
                 archive.addfile(info, io.BytesIO(data))
             markers = {f"captured.{name}": f"CAPMARK{name}END" for step in lab.steps for name, _p, _o in step.captures}
-            lines.append(f"export LAB_DIR={folder}")
+            lines.append(f"export LAB_DIR={folder} && mkdir -p \"$LAB_DIR\"")
             for step in lab.steps:
                 command = plan.command(step, markers)
                 for name in markers:
