@@ -33,7 +33,10 @@ def volume_under_engine_root(facts: Facts, inspect, name: str) -> Verdict:
     folder (<Docker Root Dir>/volumes/NAME/_data), judged against the engine in front of us."""
     data = inspect.parsed if inspect.result is not None else None
     if not data:
-        raise MissingFact(f"`docker volume inspect {name}` showed nothing")
+        raise MissingFact(f"`docker volume inspect {name}` showed nothing" + (" (no such volume now)" if facts.observe
+                                                                             else ""),
+                          what_to_do="run --observe while the volume exists, or use --watch while you type"
+                          if facts.observe else None)
     volume = data[0] if isinstance(data, list) else data
     root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
     expected_path = f"{root.rstrip('/')}/volumes/{name}/_data"

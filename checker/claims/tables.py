@@ -27,9 +27,10 @@ def _where_text(where: dict) -> str:
 def _validate_where(args: dict, facts_known: set[str]) -> str | None:
     if "table" not in args or args["table"] not in facts_known:
         return "`with.table` names the step whose table is read"
-    extra = sorted(set(args) - {"table", "where", "rows", "before"})
+    extra = sorted(set(args) - {"table", "where", "rows", "before", "removed_later"})
     if extra:
-        return f"`with.{extra[0]}` is not a parameter of table_rows (it takes: table, where, rows, before)"
+        return (f"`with.{extra[0]}` is not a parameter of table_rows (it takes: table, where, rows, before, "
+                f"removed_later)")
     where = args.get("where", {})
     if not isinstance(where, dict):
         return "`with.where` maps a column to a regular expression"
@@ -39,6 +40,8 @@ def _validate_where(args: dict, facts_known: set[str]) -> str | None:
                 re.compile(str(pattern))
             except re.error as exc:
                 return f"`with.where`: {pattern!r} is not a regular expression: {exc}"
+    if "removed_later" in args and args["removed_later"] not in facts_known:
+        return "`with.removed_later` names the lab's step that removes what the row shows"
     if args.get("rows", "some") not in ("some", "none"):
         return "`with.rows` is some or none"
     return None
@@ -46,10 +49,11 @@ def _validate_where(args: dict, facts_known: set[str]) -> str | None:
 
 @check("table_rows", refs={}, validate=_validate_where)
 def table_rows(facts: Facts, table: str, where: dict | None = None, rows: str = "some",
-               before: bool = False) -> Verdict:
+               before: bool = False, removed_later: str | None = None) -> Verdict:
     """`rows: some`: the table lists a row whose columns match `where` (regular expressions);
     `rows: none`: it lists none. `before: true`: the sentence is about the machine before the lab's steps,
-    which observe mode (it looks after them) cannot see."""
+    which observe mode (it looks after them) cannot see. `removed_later: STEP`: the lab's own step STEP
+    removes what the row shows, so observe mode, looking after it, finds no row: not judged, not failed."""
     if before and facts.observe:
         raise MissingFact("this is about the machine before the lab's steps; observe mode looks after them")
     step = facts.step(table)
@@ -59,6 +63,9 @@ def table_rows(facts: Facts, table: str, where: dict | None = None, rows: str = 
     observed = f"{len(found)} row(s) of `{step.command}` with {_where_text(where)}" + (f": {shown}" if shown else "")
     if rows == "none":
         return Verdict(not found, f"`{step.command}` lists no row with {_where_text(where)}", observed)
+    if removed_later and facts.observe and not found:
+        raise MissingFact(f"{observed}: the lab's step {removed_later!r} removes it, and observe mode looks after "
+                          "the lab", what_to_do=f"run --observe before that step, or use --watch while you type")
     return Verdict(bool(found), f"`{step.command}` lists a row with {_where_text(where)}", observed)
 
 

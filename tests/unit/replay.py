@@ -14,8 +14,9 @@ TRANSCRIPTS = Path(__file__).resolve().parent.parent / "transcripts"
 
 
 def engines() -> list[str]:
-    """The engines with transcripts of lab 07 (tests/transcripts/resources holds the resource kinds' answers)."""
-    return sorted(p.name for p in TRANSCRIPTS.iterdir() if p.is_dir() and p.name != "resources")
+    """The engines with transcripts of lab 07 (tests/transcripts/resources holds the resource kinds' answers,
+    tests/transcripts/course the course's other labs)."""
+    return sorted(p.name for p in TRANSCRIPTS.iterdir() if p.is_dir() and p.name not in ("resources", "course"))
 
 
 def transcript(engine: str, scenario: str) -> Path:

@@ -1,0 +1,75 @@
+"""Record transcripts of real check-lab runs of the course's labs 02-06, 08-10 and 16, for the unit tests.
+
+    python -m tests.record_course NAME [--target SPEC]
+
+Against a running lab machine on the test environment (default: the Vagrant machine of this folder), with the
+student's own `docker login` to Docker Hub's stand-in made first: each lab as the course prints it, then each
+of its negatives (COURSE_VARIANTS in tests/variants.py, their set-up and tear-down run on the machine). Every
+remote command and its answer goes to tests/transcripts/course/NAME/SCENARIO.json (SCENARIO: NN-pass or the
+variant's id); the variant's id is kept in the transcript's meta for the replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from checker.cli import main as check_lab
+from checker.targets import TargetOptions, open_target
+from tests.testenv import env as testenv
+from tests.variants import COURSE_VARIANTS, make_course_variant
+
+OUT = Path(__file__).resolve().parent / "transcripts" / "course"
+LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "16"]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="record_course")
+    parser.add_argument("name", help="the engine's name, a folder under tests/transcripts/course")
+    parser.add_argument("--target", default=None)
+    args = parser.parse_args(argv)
+    out = OUT / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    target = ["--target", args.target] if args.target else []
+    hub = {"hub": testenv.HUB_ADDR, "user": testenv.HUB_USER}
+    hub["login"] = (f"printf %s {shlex.quote(testenv.hub_password())} | docker login -u {hub['user']} "
+                    f"--password-stdin {hub['hub']} >/dev/null")
+
+    def fill(text: str) -> str:
+        return text.replace("{hub}", hub["hub"]).replace("{user}", hub["user"]).replace("{login}", hub["login"])
+
+    machine = open_target(TargetOptions(args.target))
+    try:
+        assert machine.run(hub["login"], timeout=60).ok, "docker login to Docker Hub's stand-in failed"
+        lab03 = ["--set", f"user={hub['user']}", "--set", f"registry={hub['hub']}"]
+        for lab in LABS:
+            code = check_lab([lab, *target, *(lab03 if lab == "03" else []), "--record", str(out / f"{lab}-pass.json"),
+                              "--no-color"])
+            print(f"{lab}-pass: exit {code}", file=sys.stderr)
+        with tempfile.TemporaryDirectory() as tmp:
+            for variant in COURSE_VARIANTS:
+                folder = make_course_variant(variant, Path(tmp))
+                if variant.setup:
+                    machine.run(fill(variant.setup), timeout=120)
+                sets = [a for k, v in variant.sets.items() for a in ("--set", f"{k}={fill(v)}")]
+                path = out / f"{variant.id}.json"
+                try:
+                    code = check_lab([str(folder), *target, *sets, "--record", str(path), "--no-color"])
+                finally:
+                    if variant.teardown:
+                        machine.run(fill(variant.teardown), timeout=120)
+                data = json.loads(path.read_text())
+                data["meta"]["variant"] = variant.id
+                path.write_text(json.dumps(data, indent=1) + "\n")
+                print(f"{variant.id}: exit {code}", file=sys.stderr)
+    finally:
+        machine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

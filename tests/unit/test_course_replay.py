@@ -1,0 +1,54 @@
+"""The course's labs 02-06, 08-10 and 16 replayed from transcripts of real runs (tests/record_course.py):
+the runner, parsers, probes and the checks of networks, volumes, tables and text, with no machine.
+Each lab as the course prints it passes; each negative fails exactly the claims it makes false."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from checker import lab as labs
+from checker.runner import Runner
+from checker.transcript import ReplayTransport
+from tests.variants import COURSE_VARIANTS, make_course_variant
+
+COURSE = Path(__file__).resolve().parent.parent / "transcripts" / "course"
+VARIANTS = {v.id: v for v in COURSE_VARIANTS}
+CASES = sorted((p.parent.name, p.stem) for p in COURSE.glob("*/*.json")) if COURSE.is_dir() else []
+
+
+def replay(path: Path, tmp_path: Path):
+    meta = json.loads(path.read_text())["meta"]
+    variant = VARIANTS.get(meta.get("variant", ""))
+    lab = labs.load(make_course_variant(variant, tmp_path)) if variant else labs.find(meta["lab"])
+    plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items()
+                                      if k in lab.variables}))
+    return Runner(plan, ReplayTransport(path), observe=bool(meta.get("observe"))).run(), variant
+
+
+@pytest.mark.parametrize("engine,scenario", CASES)
+def test_replayed_course_run_gives_the_verdicts_of_its_world(engine, scenario, tmp_path):
+    report, variant = replay(COURSE / engine / f"{scenario}.json", tmp_path)
+    got = {c.id: c.verdict for c in report.claims}
+    detail = [(c.id, c.verdict, c.observed) for c in report.claims]
+    if variant is None:
+        assert set(got.values()) == {"pass"}, detail
+        assert all(s.status == "passed" for s in report.steps)
+    else:
+        assert {cid for cid, v in got.items() if v == "fail"} == variant.fails, detail
+        assert {cid for cid, v in got.items() if v == "error"} == variant.not_judged, detail
+    for claim in report.claims:
+        assert claim.expected and claim.observed
+        assert bool(claim.hint) == (claim.verdict != "pass")
+
+
+def test_every_course_lab_and_negative_has_a_transcript():
+    engines = {engine for engine, _ in CASES}
+    assert engines, "no transcripts of the course's labs recorded (python -m tests.record_course NAME)"
+    for engine in engines:
+        recorded = {scenario for e, scenario in CASES if e == engine}
+        assert set(VARIANTS) <= recorded
+        labs_with_claims = {v.lab[:2] for v in COURSE_VARIANTS}
+        assert {f"{lab}-pass" for lab in labs_with_claims} <= recorded
