@@ -52,3 +52,21 @@ def test_every_course_lab_and_negative_has_a_transcript():
         assert set(VARIANTS) <= recorded
         labs_with_claims = {v.lab[:2] for v in COURSE_VARIANTS}
         assert {f"{lab}-pass" for lab in labs_with_claims} <= recorded
+
+
+def test_a_row_the_labs_own_step_removes_is_not_judged_in_observe_mode_only():
+    from checker.claims.tables import table_rows
+    from checker.facts import Facts, MissingFact
+    from checker.records import Result, StepFact
+
+    listing = "DRIVER    VOLUME NAME\n"  # `docker volume ls` once the lab's last step removed my-vol
+    where = {"VOLUME NAME": "^my-vol$"}
+    for observe in (False, True):
+        facts = Facts(observe=observe)
+        facts.steps["ls"] = StepFact("ls", "ls", "docker volume ls", "passed", Result(0, listing, "", 0.1), [])
+        if observe:
+            with pytest.raises(MissingFact) as caught:
+                table_rows(facts, "ls", where, removed_later="rm-again")
+            assert "rm-again" in str(caught.value) and "--watch" in caught.value.what_to_do
+        else:
+            assert table_rows(facts, "ls", where, removed_later="rm-again").ok is False
