@@ -1,6 +1,6 @@
 """Record transcripts of real check-lab runs of the course's labs 02-06, 08-10 and 16, for the unit tests.
 
-    python -m tests.record_course NAME [--target SPEC]
+    python -m tests.record_course NAME [--target SPEC] [--only SCENARIO ...]
 
 Against a running lab machine on the test environment (default: the Vagrant machine of this folder), with the
 student's own `docker login` to Docker Hub's stand-in made first: each lab as the course prints it, then each
@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="record_course")
     parser.add_argument("name", help="the engine's name, a folder under tests/transcripts/course")
     parser.add_argument("--target", default=None)
+    parser.add_argument("--only", nargs="*", default=None, help="only these scenarios (NN-pass, variant ids)")
     args = parser.parse_args(argv)
     out = OUT / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -47,11 +48,15 @@ def main(argv: list[str]) -> int:
         assert machine.run(hub["login"], timeout=60).ok, "docker login to Docker Hub's stand-in failed"
         lab03 = ["--set", f"user={hub['user']}", "--set", f"registry={hub['hub']}"]
         for lab in LABS:
+            if args.only is not None and f"{lab}-pass" not in args.only:
+                continue
             code = check_lab([lab, *target, *(lab03 if lab == "03" else []), "--record", str(out / f"{lab}-pass.json"),
                               "--no-color"])
             print(f"{lab}-pass: exit {code}", file=sys.stderr)
         with tempfile.TemporaryDirectory() as tmp:
             for variant in COURSE_VARIANTS:
+                if args.only is not None and variant.id not in args.only:
+                    continue
                 folder = make_course_variant(variant, Path(tmp))
                 if variant.setup:
                     machine.run(fill(variant.setup), timeout=120)

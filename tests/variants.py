@@ -96,6 +96,10 @@ COURSE_VARIANTS: list[Variant] = [
        sets={"registry": "{hub}", "user": "{user}"}, setup="docker logout {hub} >/dev/null",
        teardown="{login}",
        not_judged={"tagged", "same-image", "pushed", "pulled-from-registry", "app-answers"}),
+    # 03: the listing of friendlyhello alone, where the new name does not show.
+    _v("03-Docker_image_sharing", "listed-elsewhere", {"tagged"},
+       sets={"registry": "{hub}", "user": "{user}"},
+       steps={"images": "docker images friendlyhello"}),
     _v("03-Docker_image_sharing", "other-image-kept", {"same-image", "pulled-from-registry", "app-answers"},
        sets={"registry": "{hub}", "user": "{user}"},
        steps={"tag": "docker tag python:2.7-slim {{ registry }}/{{ user }}/friendlyhello:1.0",
