@@ -32,6 +32,7 @@ RANGE_RE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 # Values the runner knows only once it runs (probe arguments may use them): when the run started, by the
 # target's clock (empty in observe mode: everything the engine still holds).
 RUNTIME = {"run.started": ""}
+DEFAULT_TIMEOUT = 120.0
 
 
 def runtime_defaults(lab) -> dict:
@@ -41,7 +42,6 @@ def runtime_defaults(lab) -> dict:
         for name, _pattern, _observe in step.captures:
             out[f"captured.{name}"] = ""
     return out
-DEFAULT_TIMEOUT = 120.0
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -627,12 +627,20 @@ class Plan:
     def __post_init__(self) -> None:
         self.context = {**runtime_defaults(self.lab), **self.lab.context(self.values)}
 
+    def scope(self, runtime: dict | None = None) -> dict[str, Any]:
+        """What templates see: the lab's context, and what the run learnt (`runtime`, e.g. captured values)."""
+        return {**self.context, **(runtime or {})}
+
+    def render(self, command: str, runtime: dict | None = None) -> str:
+        """A shell command of the lab, its templates filled."""
+        return render(command, self.scope(runtime), shell=True)
+
     def command(self, step: Step, runtime: dict | None = None) -> str:
-        """The step's command, its templates filled (`runtime`: what the run learnt, e.g. captured values)."""
-        return render(step.run, {**self.context, **(runtime or {})}, shell=True)
+        """The step's command, its templates filled."""
+        return self.render(step.run, runtime)
 
     def probe_args(self, probe: Probe, runtime: dict | None = None) -> dict:
-        return render_value(probe.args, {**self.context, **(runtime or {})})
+        return render_value(probe.args, self.scope(runtime))
 
     def resources(self, kind: str) -> list[str]:
         return list(self.context.get(f"resources.{kind}", []))
@@ -651,7 +659,7 @@ class Plan:
         for spec in specs:
             chk = checks[spec.check]
             args = dict(spec.args) if chk.validate else {**chk.options, **spec.args}
-            out.append(ClaimSpec(spec.id, spec.title, spec.check, render_value(args, {**self.context, **(runtime or {})}),
+            out.append(ClaimSpec(spec.id, spec.title, spec.check, render_value(args, self.scope(runtime)),
                                  spec.hint, spec.points, spec.addition))
         return out
 

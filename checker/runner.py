@@ -372,8 +372,8 @@ class Runner:
         wanted = [(name, command) for step in self.lab.steps for name, _p, command in step.captures if command]
         if not wanted:
             return
-        results = run_batch(self.t, [self.plan.command(Step("x", "x", command), self.runtime)
-                                     for _name, command in wanted], timeout=60)
+        results = run_batch(self.t, [self.plan.render(command, self.runtime) for _name, command in wanted],
+                            timeout=60)
         for (name, _command), res in zip(wanted, results):
             value = res.stdout.strip().splitlines()[0].strip() if res.ok and res.stdout.strip() else ""
             self.runtime[f"captured.{name}"] = value

@@ -95,6 +95,15 @@ def shared_vm(lab_env, tmp_path_factory):
     project.destroy()
 
 
+def sh(vm: VagrantProject, command: str, timeout: float = 120):
+    """One shell command on the VM over an SSH session of its own (setting up or looking at a test situation)."""
+    ssh = vm.ssh()
+    try:
+        return ssh.run(command, timeout=timeout)
+    finally:
+        ssh.close()
+
+
 def run_check(monkeypatch, project: VagrantProject, *args: str) -> int:
     """`check-lab ARGS` in the project's folder, in-process, as a student would type it there."""
     from checker.cli import main

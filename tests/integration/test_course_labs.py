@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.integration.conftest import run_check
+from tests.integration.conftest import run_check, sh
 from tests.testenv import env as testenv
 from tests.variants import COURSE_VARIANTS, make_course_variant
 
@@ -23,19 +23,11 @@ LABS = "02-06,08-10,16"
 IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "16"]
 
 
-def sh(vm, command: str, timeout: float = 300):
-    ssh = vm.ssh()
-    try:
-        return ssh.run(command, timeout=timeout)
-    finally:
-        ssh.close()
-
-
 def machine_state(vm) -> list[str]:
     """Everything a lab may create: containers, images, volumes and networks, by name and id."""
     res = sh(vm, "docker ps -a --format 'container {{.Names}} {{.ID}}'; "
                  "docker image ls --format 'image {{.Repository}}:{{.Tag}} {{.ID}}'; "
-                 "docker volume ls --format 'volume {{.Name}}'; docker network ls --format 'network {{.Name}} {{.ID}}'")
+                 "docker volume ls --format 'volume {{.Name}}'; docker network ls --format 'network {{.Name}} {{.ID}}'", timeout=300)
     assert res.ok, res.stderr
     return sorted(res.stdout.splitlines())
 
@@ -46,7 +38,7 @@ def hub(shared_vm, lab_env):
     password = testenv.hub_password()
     login = (f"printf %s {password} | docker login -u {testenv.HUB_USER} --password-stdin {testenv.HUB_ADDR} "
              f">/dev/null")
-    res = sh(shared_vm, login)
+    res = sh(shared_vm, login, timeout=300)
     assert res.ok, res.stderr
     return {"hub": testenv.HUB_ADDR, "user": testenv.HUB_USER, "login": login, "password": password}
 
@@ -92,7 +84,7 @@ def test_each_claims_negative_fails_exactly_it(variant, shared_vm, hub, monkeypa
     folder = make_course_variant(variant, tmp_path)
     before = machine_state(shared_vm)
     if variant.setup:
-        res = sh(shared_vm, fill(variant.setup, hub))
+        res = sh(shared_vm, fill(variant.setup, hub), timeout=300)
         assert res.ok, res.stderr
     try:
         report = tmp_path / "report.json"
@@ -105,7 +97,7 @@ def test_each_claims_negative_fails_exactly_it(variant, shared_vm, hub, monkeypa
         assert {cid for cid, v in got.items() if v == "error"} == variant.not_judged, out
     finally:
         if variant.teardown:
-            res = sh(shared_vm, fill(variant.teardown, hub))
+            res = sh(shared_vm, fill(variant.teardown, hub), timeout=300)
             assert res.ok, res.stderr
     assert machine_state(shared_vm) == before
 
@@ -115,7 +107,7 @@ def test_observe_changes_nothing(lab, shared_vm, hub, monkeypatch, capsys, tmp_p
     """`--observe` on each lab runs only the commands that look: the machine is as it was, the report's
     fingerprint says so, and what it cannot see is "not judged" or failed, never an error of check-lab."""
     before = machine_state(shared_vm)
-    config = sh(shared_vm, "sha256sum ~/.docker/config.json").stdout
+    config = sh(shared_vm, "sha256sum ~/.docker/config.json", timeout=300).stdout
     report = tmp_path / "observe.json"
     sets = ["--set", f"user={hub['user']}", "--set", f"registry={hub['hub']}"] if lab == "03" else []
     code = run_check(monkeypatch, shared_vm, lab, "--observe", *sets, "--json", str(report))
@@ -124,4 +116,4 @@ def test_observe_changes_nothing(lab, shared_vm, hub, monkeypatch, capsys, tmp_p
     data = json.loads(report.read_text())
     assert data["fingerprint"]["unchanged"] is True
     assert machine_state(shared_vm) == before
-    assert sh(shared_vm, "sha256sum ~/.docker/config.json").stdout == config  # the login untouched
+    assert sh(shared_vm, "sha256sum ~/.docker/config.json", timeout=300).stdout == config  # the login untouched

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from provision.vagrant import Machine
-from tests.integration.conftest import run_check
+from tests.integration.conftest import run_check, sh
 from tests.integration.test_negative import lab_state
 from tests.variants import LAB07
 
@@ -49,14 +49,6 @@ def untouched(vm):
     assert any("student_box" in line for line in before)
     yield
     assert lab_state(vm) == before
-
-
-def sh(vm, command: str, timeout: float = 120):
-    ssh = vm.ssh()
-    try:
-        return ssh.run(command, timeout=timeout)
-    finally:
-        ssh.close()
 
 
 def lab_with(tmp_path: Path, change) -> Path:

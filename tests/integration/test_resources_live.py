@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import run_check
+from tests.integration.conftest import sh as shell
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +32,9 @@ def state(vm) -> list[str]:
 
 
 def sh(vm, command: str):
-    ssh = vm.ssh()
-    try:
-        res = ssh.run(command, timeout=300)
-        assert res.ok, res.stderr
-        return res
-    finally:
-        ssh.close()
+    res = shell(vm, command, timeout=300)
+    assert res.ok, res.stderr
+    return res
 
 
 def test_the_lab_removes_its_volume_and_network_and_nothing_else(shared_vm, monkeypatch, tmp_path, capsys):

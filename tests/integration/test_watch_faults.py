@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from tests.integration.conftest import sh
 from tests.integration.test_faults import START_DOCKERD
 from tests.integration.test_student import COMMANDS, end_watch, start_watch, undo
 from tests.student import Student
@@ -25,14 +26,6 @@ def typed(vm, commands: list[str]):
         assert res.ok, res.stderr[-2000:]
     finally:
         student.ssh.close()
-
-
-def sh(vm, command: str, timeout: float = 120):
-    ssh = vm.ssh()
-    try:
-        return ssh.run(command, timeout=timeout)
-    finally:
-        ssh.close()
 
 
 def test_the_vm_goes_away(project_factory, tmp_path):

@@ -28,6 +28,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.testenv.mirrors import debian_mirror
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 IMAGES = HERE / "images"
@@ -49,7 +51,6 @@ WHEELS = f"http://{HOST_IP}:{WHEELS_PORT}/"
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 
 SUITE = "bookworm"  # the default container VM: Debian's docker.io 20.10 (engine E1)
-DEBIAN_MIRROR = os.environ.get("CHECK_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The Docker packages of each suite's container VM. trixie (docker.io 26.1, engines E2/E3) ships the
 # client separately and BuildKit as the docker-buildx plugin.
 DOCKER_PACKAGES = {"bookworm": "docker.io iptables", "trixie": "docker.io docker-cli docker-buildx iptables"}
@@ -355,21 +356,26 @@ def registry_answers() -> bool:
     return http_ok(f"http://{REGISTRY_ADDR}/v2/")
 
 
-def ensure_registry() -> None:
-    if read_pid("registry") is not None and registry_answers():
-        return
-    storage = STATE / "registry"
+def serve_registry(name: str, addr: str, what: str, answers, auth: str = "") -> None:
+    """Debian's docker-registry on `addr`, its storage under STATE/name (kept), its config `auth` added."""
+    storage = STATE / name
     storage.mkdir(parents=True, exist_ok=True)
-    config = RUN / "registry.yml"
+    config = RUN / f"{name}.yml"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: {REGISTRY_ADDR}\n"
+        f"http:\n  addr: {addr}\n" + auth
     )
-    log(f"starting the registry mirror on {REGISTRY_ADDR}")
-    start_daemon("registry", ["docker-registry", "serve", str(config)])
-    wait_for("the registry", registry_answers, 30, RUN / "registry.log")
+    log(f"starting {what} on {addr}")
+    start_daemon(name, ["docker-registry", "serve", str(config)])
+    wait_for(what, answers, 30, RUN / f"{name}.log")
+
+
+def ensure_registry() -> None:
+    if read_pid("registry") is not None and registry_answers():
+        return
+    serve_registry("registry", REGISTRY_ADDR, "the registry mirror", registry_answers)
 
 
 def hub_password() -> str:
@@ -398,21 +404,10 @@ def ensure_hub() -> None:
     """A second registry that wants a login, as Docker Hub does (lab 03 pushes to it); one user, HUB_USER."""
     if read_pid("hub") is not None and hub_answers():
         return
-    storage = STATE / "hub"
-    storage.mkdir(parents=True, exist_ok=True)
     htpasswd = RUN / "hub.htpasswd"
     run(["htpasswd", "-Bbc", str(htpasswd), HUB_USER, hub_password()])
-    config = RUN / "hub.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: {HUB_ADDR}\n"
-        f"auth:\n  htpasswd:\n    realm: check-lab-hub\n    path: {htpasswd}\n"
-    )
-    log(f"starting the registry with logins on {HUB_ADDR}")
-    start_daemon("hub", ["docker-registry", "serve", str(config)])
-    wait_for("the registry with logins", hub_answers, 30, RUN / "hub.log")
+    serve_registry("hub", HUB_ADDR, "the registry with logins", hub_answers,
+                   f"auth:\n  htpasswd:\n    realm: check-lab-hub\n    path: {htpasswd}\n")
 
 
 def dns_answers() -> bool:
@@ -459,7 +454,7 @@ def ensure_apt_proxy() -> None:
         shutil.rmtree(conf)
     shutil.copytree("/etc/apt-cacher-ng", conf)
     # Debian requests go to this machine's Debian mirror (the package ships no backends_debian).
-    (conf / "backends_debian").write_text(DEBIAN_MIRROR.rstrip("/") + "/\n")
+    (conf / "backends_debian").write_text(debian_mirror() + "/\n")
     log(f"starting the apt proxy on {APT_PROXY}")
     start_daemon("apt-proxy", [
         "apt-cacher-ng", "-c", str(conf), "ForeGround=1", f"Port={APT_PROXY_PORT}",
@@ -481,8 +476,9 @@ def rootfs_tar(suite: str = SUITE) -> Path:
     work = CACHE / f"{suite}-rootfs.tmp"
     if work.exists():
         shutil.rmtree(work)
-    log(f"debootstrap {suite} (minbase) from {DEBIAN_MIRROR}; about a minute")
-    run(["debootstrap", "--variant=minbase", suite, str(work), DEBIAN_MIRROR])
+    mirror = debian_mirror()
+    log(f"debootstrap {suite} (minbase) from {mirror}; about a minute")
+    run(["debootstrap", "--variant=minbase", suite, str(work), mirror])
     tmp = out.with_suffix(".tar.tmp")
     run(["tar", "--numeric-owner", "-C", str(work), "-cf", str(tmp), "."])
     tmp.rename(out)

@@ -48,9 +48,12 @@ import time
 import uuid
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: the repository's root on the path, for tests.testenv
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from tests.testenv.mirrors import debian_mirror  # noqa: E402 (the machine's own Debian mirror)
+
 STATE = Path(os.environ.get("CHECK_LAB_TESTENV_STATE", "/var/lib/check-lab-testenv"))
 CACHE = STATE / "cache" / "boxes"
-MIRROR = os.environ.get("CHECK_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 ARCH = "amd64"
 VARIANT = "minbase"
 GRUB_DIR = Path("/usr/lib/grub/i386-pc")
@@ -395,9 +398,10 @@ def make_box(disk: Path, suite: str, size_gb: int, out: Path, work: Path, timing
 # ---------------------------------------------------------------------------------------------- main
 
 
-def build(suite: str, out: Path, *, size_gb: int = 10, mirror: str = MIRROR, rebuild_rootfs: bool = False,
+def build(suite: str, out: Path, *, size_gb: int = 10, mirror: str | None = None, rebuild_rootfs: bool = False,
           keep_work: bool = False) -> dict:
     """Build the box; returns the timings (seconds per stage)."""
+    mirror = mirror or debian_mirror()
     if suite not in SUITE_PACKAGES:
         raise BuildError(f"unknown suite {suite!r}: one of {', '.join(SUITE_PACKAGES)}")
     check_tools()
@@ -434,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("suite", choices=sorted(SUITE_PACKAGES))
     parser.add_argument("out", nargs="?", type=Path, help="the .box to write (default: CACHE/check-lab-SUITE.box)")
     parser.add_argument("--size-gb", type=int, default=10, help="virtual disk size (default 10)")
-    parser.add_argument("--mirror", default=MIRROR, help=f"Debian mirror (default {MIRROR})")
+    parser.add_argument("--mirror", default=None,
+                        help="Debian mirror (default: the one this machine's apt sources name)")
     parser.add_argument("--rebuild-rootfs", action="store_true", help="run debootstrap even if cached")
     parser.add_argument("--keep-work", action="store_true", help="keep the work directory (debugging)")
     args = parser.parse_args(argv)
