@@ -200,6 +200,18 @@ def chain_ids(diff_ids: tuple[str, ...] | list[str]) -> list[str]:
     return chain
 
 
+def not_run_here(fact: StepFact) -> MissingFact:
+    """Why a `skipped` step (observe mode) gives no evidence: it changes the machine, or what its observe
+    form reads was not found on the machine."""
+    if fact.error:
+        return MissingFact(f"step {fact.step_id!r}: {fact.error}",
+                           what_to_do="leave what the lab made until the check has run, or follow the lab with "
+                                      "--watch while you do it")
+    return MissingFact(f"step {fact.step_id!r} changes the machine, so observe mode did not run it",
+                       what_to_do="it rests on what that command printed, which only a run shows: check-lab "
+                                  "without --observe runs the lab and judges it")
+
+
 @dataclass
 class Facts:
     engine: Engine | None = None
@@ -227,7 +239,7 @@ class Facts:
     def output(fact: StepFact):
         """A step's parsed output, for checks that can only read it there."""
         if fact.status == "skipped":
-            raise MissingFact(f"step {fact.step_id!r} changes the machine, so observe mode did not run it")
+            raise not_run_here(fact)
         return fact.parsed
 
     def get(self, name: str) -> Any:

@@ -102,8 +102,18 @@ class Step:
     departs: str | None = None  # what differs from the course's command, and why
     addition: str | None = None  # why the checker adds a step the course does not have
     # Values later steps use (`{{ captured.NAME }}`): (NAME, a regular expression over the step's stdout whose
-    # first group, or whole match, is the value, the command that finds it in observe mode or None).
-    captures: tuple[tuple[str, str, str | None], ...] = ()
+    # first group, or whole match, is the value, or None: a value only observe mode finds; the command that
+    # finds it in observe mode, or None).
+    captures: tuple[tuple[str, str | None, str | None], ...] = ()
+    # Observe mode's form of the step (`observe: COMMAND`): a command that only looks and finds the step's
+    # evidence in what the student left (the log of their container, the files in their clone); it runs
+    # instead of `run` there, and claims read its output as the step's.
+    observe_run: str | None = None
+
+    @property
+    def looks(self) -> bool:
+        """Observe mode runs it (as it is, or in its observe form)."""
+        return self.observe or self.observe_run is not None
 
 
 @dataclass(frozen=True)
@@ -489,13 +499,16 @@ def load(folder: Path) -> Lab:
             if isinstance(how, dict):
                 cspec = _Spec(how, f"step {sid!r} capture.{name}", path)
                 cspec.only({"match", "observe"})
-                pattern, observe_cmd = cspec.get("match", str, required=True), cspec.get("observe", str, None)
+                # Without `match`, a value only observe mode finds (where the student's clone is).
+                pattern, observe_cmd = cspec.get("match", str, None), cspec.get("observe", str, None)
                 if observe_cmd:
                     check_templates(observe_cmd, cspec)
-            if pattern is None:
+                elif pattern is None:
+                    raise spec.fail(f"`capture.{name}` needs `match:`, `observe:` or both")
+            if pattern is None and observe_cmd is None:
                 raise spec.fail(f"`capture.{name}` is a regular expression, or {{match: …, observe: …}}")
             try:
-                re.compile(pattern, re.M)
+                re.compile(pattern or "", re.M)
             except re.error as exc:
                 raise spec.fail(f"`capture.{name}`: not a regular expression: {exc}") from None
             captures.append((str(name), pattern, observe_cmd))
@@ -524,10 +537,17 @@ def load(folder: Path) -> Lab:
         if ("course" in spec.data) != ("departs" in spec.data):
             raise spec.fail("`course:` (the command as the course prints it) and `departs:` (how and why this "
                             "step differs) go together")
+        observe = spec.get("observe", (bool, str), False)
+        observe_run = None
+        if isinstance(observe, str):  # the step's observe form: a command that only looks
+            if not observe.strip():
+                raise spec.fail("`observe:` is true, false or the command observe mode runs instead")
+            check_templates(observe, spec)
+            observe, observe_run = False, observe
         steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
-                          parse, spec.get("may_fail", bool, False), tuple(after), spec.get("observe", bool, False),
+                          parse, spec.get("may_fail", bool, False), tuple(after), observe,
                           spec.get("course", str, None), spec.get("departs", str, None),
-                          spec.get("addition", str, None), tuple(captures)))
+                          spec.get("addition", str, None), tuple(captures), observe_run))
 
     facts_known = seen | fact_names | {"engine"}  # the engine is gathered before any step
     claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, known_names)
@@ -635,9 +655,9 @@ class Plan:
         """A shell command of the lab, its templates filled."""
         return render(command, self.scope(runtime), shell=True)
 
-    def command(self, step: Step, runtime: dict | None = None) -> str:
-        """The step's command, its templates filled."""
-        return self.render(step.run, runtime)
+    def command(self, step: Step, runtime: dict | None = None, *, observing: bool = False) -> str:
+        """The step's command, its templates filled (`observing`: its observe form, where it has one)."""
+        return self.render(step.observe_run if observing and step.observe_run else step.run, runtime)
 
     def probe_args(self, probe: Probe, runtime: dict | None = None) -> dict:
         return render_value(probe.args, self.scope(runtime))

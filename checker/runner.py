@@ -25,7 +25,7 @@ from checker import checks
 from checker.batch import quote, run_batch
 from checker.errors import TargetError
 from checker.facts import Facts
-from checker.lab import Plan, Step
+from checker.lab import TEMPLATE_RE, Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
 from checker.records import Result, RunReport, StepFact, departures_run
@@ -82,6 +82,15 @@ def step_hint(output: str) -> str | None:
         return "the registry (or the machine's registry mirror) cannot be reached: check its network and mirror"
     if "permission denied" in low and "docker.sock" in low:
         return "this user may not use Docker: vagrant provision"
+    return None
+
+
+def _not_found_in(template: str, not_found: dict[str, str]) -> str | None:
+    """Observe mode: why a command cannot run, when it reads a captured value that was not found."""
+    for name in TEMPLATE_RE.findall(template):
+        if name.startswith("captured.") and name[len("captured."):] in not_found:
+            short = name[len("captured."):]
+            return f"observe mode has no {short}: {not_found[short]}"
     return None
 
 
@@ -320,39 +329,55 @@ class Runner:
                 break
 
     def observe_pass(self) -> None:
-        """Observe mode: every step that only looks, and every probe, in one round trip (they change nothing,
-        so none waits for another); a step that would change the machine is `skipped`, its probes look at
-        the state instead. `--watch` repeats this whenever the engine reports a change."""
+        """Observe mode: every step that only looks (or its observe form), and every probe, in one round trip
+        (they change nothing, so none waits for another); a step that would change the machine is `skipped`,
+        its probes look at the state instead. `--watch` repeats this whenever the engine reports a change."""
         steps = self.lab.steps
         facts = self.facts
-        self._observe_captures()
-        facts.steps = {step.id: StepFact(step.id, step.title, self.display(step)) for step in steps}
+        not_found = self._observe_captures()
+        facts.steps = {step.id: StepFact(step.id, step.title, self.display(step, observing=step.looks))
+                       for step in steps}
         facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
         facts.problems = {}
         commands: list[str] = []
         plan: list[tuple] = []
         for step in steps:
-            if step.observe:
-                plan.append(("step", step, None))
-                commands.append(self._wrapped(step))
+            if step.looks:
+                # A form that reads a value observe mode could not find (no container of the student's
+                # to read the log of) is not run: its claims are not judged, and say why.
+                missing = _not_found_in(step.observe_run or step.run, not_found)
+                if missing:
+                    facts.steps[step.id].error = missing
+                else:
+                    plan.append(("step", step, None))
+                    commands.append(self._wrapped(step, observing=True))
             for probe, pdef, args, command in self._probes(step):
+                missing = _not_found_in(json.dumps(probe.args), not_found)
+                if missing:
+                    facts.problems[probe.name] = missing
+                    continue
                 if command is None:
                     facts.gathered[probe.name] = None
                     continue
                 plan.append(("probe", probe, (pdef, args)))
                 commands.append(command)
-        timeout = max([self.timeout_for(s) for s in steps if s.observe] + [120.0]) * 2
+        timeout = max([self.timeout_for(s) for s in steps if s.looks] + [120.0]) * 2
         for (what, item, extra), res in zip(plan, run_batch(self.t, commands, timeout)):
             if what == "step":
                 fact = facts.steps[item.id]
                 fact.result = res
                 self._judge_step(item, fact)
+                if item.observe_run and fact.status != "passed":
+                    # Its observe form could not look (no access, nothing there): no evidence, not a finding.
+                    fact.status, fact.error = "skipped", f"its observe form failed: {fact.error}"
+                    continue
+                self._capture(item, fact)
             else:
                 self._take_probe(item, *extra, res)
         for i, step in enumerate(steps, 1):
             fact = facts.steps[step.id]
-            if not step.observe:
-                fact.status = "skipped"  # it would change the machine
+            if fact.result is None:
+                fact.status = "skipped"  # it would change the machine, or what it reads is not there
             self.events.step_finished(i, len(steps), fact)
 
     def _capture(self, step: Step, fact: StepFact) -> None:
@@ -360,6 +385,8 @@ class Runner:
         import re
 
         for name, pattern, _observe in step.captures:
+            if pattern is None:  # a value only observe mode finds
+                continue
             match = re.search(pattern, fact.result.stdout if fact.result else "", re.M)
             if match is None:
                 if fact.status == "passed":
@@ -367,19 +394,28 @@ class Runner:
                 continue
             self.runtime[f"captured.{name}"] = match.group(1) if match.groups() else match.group(0)
 
-    def _observe_captures(self) -> None:
-        """Observe mode: the values later steps need, found on the machine as the student left it."""
-        wanted = [(name, command) for step in self.lab.steps for name, _p, command in step.captures if command]
-        if not wanted:
-            return
-        results = run_batch(self.t, [self.plan.render(command, self.runtime) for _name, command in wanted],
-                            timeout=60)
-        for (name, _command), res in zip(wanted, results):
+    def _observe_captures(self) -> dict[str, str]:
+        """Observe mode: the values later steps need, found on the machine as the student left it. Returns
+        those not found (or with no command to find them): name -> why."""
+        not_found: dict[str, str] = {}
+        wanted = []
+        for step in self.lab.steps:
+            for name, _pattern, command in step.captures:
+                if command:
+                    wanted.append((name, self.plan.render(command, self.runtime)))
+                elif not step.looks:  # (a step observe mode runs captures its values as it does otherwise)
+                    not_found[name] = f"only step {step.id!r} gives it, and observe mode does not run it"
+                    self.runtime[f"captured.{name}"] = ""
+        results = run_batch(self.t, [command for _name, command in wanted], timeout=60) if wanted else []
+        for (name, command), res in zip(wanted, results):
             value = res.stdout.strip().splitlines()[0].strip() if res.ok and res.stdout.strip() else ""
             self.runtime[f"captured.{name}"] = value
+            if not value:
+                not_found[name] = f"`{command}` found none on the machine"
+        return not_found
 
-    def _wrapped(self, step: Step) -> str:
-        script = self.plan.command(step, self.runtime)
+    def _wrapped(self, step: Step, *, observing: bool = False) -> str:
+        script = self.plan.command(step, self.runtime, observing=observing)
         if step.sudo:
             script = self.root_wrap(script)
         # In the run's work folder, which the lab's commands know as $LAB_DIR.
@@ -410,8 +446,8 @@ class Runner:
                 if fact.status == "passed":
                     fact.status = "failed"
 
-    def display(self, step: Step) -> str:
-        command = self.plan.command(step, self.runtime)
+    def display(self, step: Step, *, observing: bool = False) -> str:
+        command = self.plan.command(step, self.runtime, observing=observing)
         return f"sudo {command}" if step.sudo and "\n" not in command else command
 
     def _probes(self, step: Step):

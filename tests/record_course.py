@@ -1,12 +1,14 @@
 """Record transcripts of real check-lab runs of the course's labs 02-06, 08-10 and 16, for the unit tests.
 
-    python -m tests.record_course NAME [--target SPEC] [--only SCENARIO ...]
+    python -m tests.record_course NAME [--target SPEC] [--only SCENARIO ...] [--students]
 
 Against a running lab machine on the test environment (default: the Vagrant machine of this folder), with the
 student's own `docker login` to Docker Hub's stand-in made first: each lab as the course prints it, then each
 of its negatives (COURSE_VARIANTS in tests/variants.py, their set-up and tear-down run on the machine). Every
 remote command and its answer goes to tests/transcripts/course/NAME/SCENARIO.json (SCENARIO: NN-pass or the
-variant's id); the variant's id is kept in the transcript's meta for the replay.
+variant's id); the variant's id is kept in the transcript's meta for the replay. `--students` records
+instead `check-lab NN --observe` after a scripted student typed labs 02, 03 and 05 (tests/student.py) on
+the machine: NN-observe.json; what the student made is removed afterwards.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("name", help="the engine's name, a folder under tests/transcripts/course")
     parser.add_argument("--target", default=None)
     parser.add_argument("--only", nargs="*", default=None, help="only these scenarios (NN-pass, variant ids)")
+    parser.add_argument("--students", action="store_true", help="observe mode after a scripted student")
     args = parser.parse_args(argv)
     out = OUT / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -47,6 +50,8 @@ def main(argv: list[str]) -> int:
     try:
         assert machine.run(hub["login"], timeout=60).ok, "docker login to Docker Hub's stand-in failed"
         lab03 = ["--set", f"user={hub['user']}", "--set", f"registry={hub['hub']}"]
+        if args.students:
+            return students(machine, out, target, lab03, hub)
         for lab in LABS:
             if args.only is not None and f"{lab}-pass" not in args.only:
                 continue
@@ -73,6 +78,30 @@ def main(argv: list[str]) -> int:
                 print(f"{variant.id}: exit {code}", file=sys.stderr)
     finally:
         machine.close()
+    return 0
+
+
+def students(machine, out: Path, target: list[str], lab03: list[str], hub: dict) -> int:
+    from tests.student import FOLDERS, OBSERVED, Student, typed
+
+    student = Student(machine)
+    mine = f"{hub['hub']}/{hub['user']}/friendlyhello:1.0"
+    try:
+        for lab in sorted(OBSERVED):
+            if lab == "02":
+                student.clone(FOLDERS["02"], "labs/02-Build_your_image")
+            if lab == "05":
+                student.clone(FOLDERS["05"], "labs/05-Bind_mounts")
+            done = student.do(typed(lab, hub))
+            assert done.ok, done.stderr[-2000:]
+            code = check_lab([lab, *target, *(lab03 if lab == "03" else []), "--observe",
+                              "--record", str(out / f"{lab}-observe.json"), "--no-color"])
+            print(f"{lab}-observe: exit {code}", file=sys.stderr)
+    finally:
+        student.forget()
+        machine.run("docker rm -f $(docker ps -aq --filter ancestor=friendlyhello:1.0) >/dev/null 2>&1; "
+                    f"docker rmi {mine} friendlyhello:1.0 python:2.7-slim openjdk:7 >/dev/null 2>&1; true",
+                    timeout=300)
     return 0
 
 

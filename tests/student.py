@@ -4,7 +4,9 @@ their own on the lab machine (as `vagrant ssh` gives one), with the course's clo
     commands = course_commands(LAB07 / "course" / "README.md")   # the lines after each `vagrant@docker-vm:~$`
     Student(ssh).do(commands)
 
-Mistakes are made by editing the typed commands or the clone's files before typing them.
+Mistakes are made by editing the typed commands or the clone's files before typing them. Where a command
+cannot be typed as printed (a foreground `docker run` ended by Ctrl-C, a container ID of the course's own),
+`retype(lab, changes)` says what the student types instead, and checks that the printed command is there.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 import shlex
 from pathlib import Path
 
-PROMPT = re.compile(r"^(?:(?:vagrant@docker-vm:~\$|root@docker-vm:[^#]*#)\s*)+")
+PROMPT = re.compile(r"^(?:(?:vagrant@docker-vm:~[^$\s]*\$|root@docker-vm:[^#]*#)\s*)+")
 REPO_NAME = "SNY.OSS.DCK.01.01.00"  # what the course's .env sets GIT_REPO_NAME to, for a fork of that name
 
 
@@ -46,6 +48,68 @@ def course_commands(readme: Path) -> list[str]:
     return commands
 
 
+def retype(lab: str, changes: list[tuple[str, list[str] | None]]) -> list[str]:
+    """The course's commands of a lab as its README prints them, as a student types them: each change
+    replaces the next printed command equal to its first member by what the student types instead (None:
+    nothing). Every change must meet a printed command, so the course's text is what is typed."""
+    typed, pending = [], list(changes)
+    for command in course_commands(FOLDERS[lab] / "course" / "README.md"):
+        if pending and command.strip() == pending[0][0]:
+            instead = pending.pop(0)[1]
+            typed += instead or []
+        else:
+            typed.append(command)
+    assert not pending, f"not printed in lab {lab}'s README: {pending[0][0]!r}"
+    return typed
+
+
+def until_ctrl_c(run: str, url: str) -> list[str]:
+    """A foreground `docker run` in the student's first terminal; from the second (their computer, where the
+    course's fixed address is the VM's port), the page once it answers; then Ctrl-C in the first."""
+    return [f"{run} &", "pid=$!",
+            f"for i in $(seq 120); do curl -s {url} && break; sleep 0.5; done",
+            "kill -INT $pid", "wait $pid || true"]
+
+
+def typed(lab: str, hub: dict | None = None) -> list[str]:
+    """What a student types for a lab of the course beyond 07: its printed commands, with the closest form
+    where one cannot be typed as printed. `hub`: Docker Hub's stand-in (lab 03: hub, user, login)."""
+    if lab == "02":
+        return retype("02", [
+            ("docker run -p 4000:80 friendlyhello:1.0",
+             until_ctrl_c("docker run -p 4000:80 friendlyhello:1.0", "http://localhost:4000")),
+            ("docker run -p 4000:80 friendlyhello:1.0", None),  # the same run, shown again with its log
+        ])
+    if lab == "03":  # the student's own login and account, not the course's
+        mine = f"{hub['hub']}/{hub['user']}/friendlyhello:1.0"
+        return retype("03", [
+            ("docker login", [hub["login"]]),
+            ("docker tag friendlyhello:1.0 dennydgl1/friendlyhello:1.0", [f"docker tag friendlyhello:1.0 {mine}"]),
+            ("docker push dennydgl1/friendlyhello:1.0", [f"docker push {mine}"]),
+            ("docker run -p 4000:80 <DockerHUB account>/<Image name>:<image version>",
+             until_ctrl_c(f"docker run -p 4000:80 {mine}", "http://localhost:4000")),
+        ])
+    if lab == "04":  # the ID the course's `docker run -d` printed is the student's own (its name does too)
+        course_id = "a52c0d80c11dc8d62f6abfcdb896714aaa05417a4163ce0e210bbcdd22c8657b"
+        return retype("04", [(f"docker stop {course_id}", ["docker stop devtest"]),
+                             (f"docker rm {course_id}", ["docker rm devtest"])])
+    if lab == "05":  # from the lab's folder, which the course forgets to `cd` into
+        return [f"cd ~/{REPO_NAME}/labs/05-Bind_mounts"] + retype("05", [])
+    if lab == "10":  # nginx takes a moment to start: the student tries again until it answers
+        return retype("10", [("curl http://localhost:80",
+                              ["for i in $(seq 60); do curl -s http://localhost:80 && break; sleep 0.5; done"])])
+    raise KeyError(f"no typing of lab {lab} for the scripted student")
+
+
+# What `check-lab NN --observe` judges after a student typed the lab (typed()): these claims pass, the
+# others are "not judged" (their evidence is the commands' own output, which the engine does not keep).
+OBSERVED = {"02": {"image-built", "request-logged"}, "03": {"tagged", "same-image", "pushed"},
+            "05": {"compiled-into-the-machines-folder"}}
+
+LABS = Path(__file__).resolve().parent.parent / "labs"
+FOLDERS = {p.name[:2]: p for p in LABS.iterdir() if p.is_dir()}  # "05" -> labs/05-Bind_mounts
+
+
 class Student:
     """Types into one shell: what `vagrant ssh` gives, with the course's .env sourced (GIT_REPO_NAME)."""
 
@@ -57,18 +121,25 @@ class Student:
         """The course's lab folder where a clone of the course has it (/home/vagrant/$GIT_REPO_NAME/...),
         from our byte-for-byte copy; `files` replaces some (a mistake). Returns the folder."""
         target = f"{self.home}/{REPO_NAME}/{course_folder}"
-        assert self.ssh.run(f"rm -rf {shlex.quote(self.home + '/' + REPO_NAME)} && mkdir -p {shlex.quote(target)}").ok
-        self.ssh.put_files([(p, f"{target}/{p.name}") for p in sorted((lab_folder / "course").iterdir())])
+        assert self.ssh.run(f"sudo -n rm -rf {shlex.quote(self.home + '/' + REPO_NAME)} && mkdir -p {shlex.quote(target)}").ok
+        course = lab_folder / "course"
+        files_ = sorted(p for p in course.rglob("*") if p.is_file())
+        folders = sorted({f"{target}/{p.parent.relative_to(course)}" for p in files_})
+        assert self.ssh.run("mkdir -p " + " ".join(shlex.quote(f) for f in folders)).ok
+        self.ssh.put_files([(p, f"{target}/{p.relative_to(course)}") for p in files_])
         for name, data in (files or {}).items():
             res = self.ssh.run(f"cat > {shlex.quote(target + '/' + name)} <<'EOF_STUDENT'\n{data.decode()}EOF_STUDENT")
             assert res.ok, res.stderr
         return target
 
-    def do(self, commands: list[str], timeout: float = 900):
+    def do(self, commands: list[str], timeout: float = 900, pause: float = 0):
         """Type the commands, one after the other, into one interactive-like shell (a `sudo su` reads the
-        rest, as in a terminal); returns the session's Result."""
-        script = f"export GIT_REPO_NAME={REPO_NAME}\ncd ~\n" + "\n".join(commands) + "\n"
+        rest, as in a terminal), `pause` seconds apart (reading the lab between them); returns the session's
+        Result."""
+        between = f"\nsleep {pause}\n" if pause else "\n"
+        script = f"export GIT_REPO_NAME={REPO_NAME}\ncd ~\n" + between.join(commands) + "\n"
         return self.ssh.run(f"bash -s <<'EOF_TYPED'\n{script}EOF_TYPED", timeout=timeout)
 
     def forget(self) -> None:
-        self.ssh.run(f"rm -rf {shlex.quote(self.home + '/' + REPO_NAME)}")
+        """Remove the clone (as root: a container may have written files of root's into it)."""
+        self.ssh.run(f"sudo -n rm -rf {shlex.quote(self.home + '/' + REPO_NAME)}")

@@ -20,7 +20,7 @@ from dataclasses import fields
 from typing import Any
 
 from checker.checks import check, resolve
-from checker.facts import Facts, MissingFact
+from checker.facts import Facts, MissingFact, not_run_here
 from checker.records import StepFact, Verdict
 from checker.units import parse_size
 
@@ -64,15 +64,15 @@ def validate(args: dict, facts_known: set[str]) -> str | None:
 
 def _step_value(step: StepFact, attr: str) -> Any:
     if attr in ("stdout", "stderr", "exit_status", "duration", "timed_out"):
+        if step.status == "skipped":
+            raise not_run_here(step)
         if step.result is None:
-            raise MissingFact(f"step {step.step_id!r} did not run"
-                              + (" (observe mode runs no step that changes the machine)"
-                                 if step.status == "skipped" else ""))
+            raise MissingFact(f"step {step.step_id!r} did not run")
         return getattr(step.result, attr)
     if attr == "output":
         return _step_value(step, "stdout") + _step_value(step, "stderr")
     if attr == "parsed" and step.status == "skipped":
-        raise MissingFact(f"step {step.step_id!r} changes the machine, so observe mode did not run it")
+        raise not_run_here(step)
     return getattr(step, attr)
 
 

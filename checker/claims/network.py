@@ -7,14 +7,16 @@ import ipaddress
 import re
 
 from checker.checks import check
-from checker.facts import Facts, MissingFact
+from checker.facts import Facts, MissingFact, not_run_here
 from checker.records import StepFact, Verdict
 
 SUBNET = re.compile(r'"Subnet":\s*"([0-9a-fA-F.:]+/\d+)"')
 
 
 def _output(step: StepFact, what: str):
-    if step.status == "skipped" or step.result is None:
+    if step.status == "skipped":
+        raise not_run_here(step)
+    if step.result is None:
         raise MissingFact(f"step {step.step_id!r} did not run here")
     return step.parsed if what == "parsed" else step.result.stdout
 

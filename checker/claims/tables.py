@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 
 from checker.checks import check
-from checker.facts import Facts, MissingFact
+from checker.facts import Facts, MissingFact, not_run_here
 from checker.records import StepFact, Verdict
 
 
 def _rows(table: StepFact) -> list[dict]:
     if table.status == "skipped":
-        raise MissingFact(f"step {table.step_id!r} changes the machine, so observe mode did not run it")
+        raise not_run_here(table)
     return list(table.parsed or [])
 
 

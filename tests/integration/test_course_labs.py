@@ -9,11 +9,13 @@ Lab 03 pushes to the test environment's registry with logins, Docker Hub's stand
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from tests.integration.conftest import run_check, sh
+from tests.student import FOLDERS, OBSERVED, Student, typed
 from tests.testenv import env as testenv
 from tests.variants import COURSE_VARIANTS, make_course_variant
 
@@ -117,3 +119,101 @@ def test_observe_changes_nothing(lab, shared_vm, hub, monkeypatch, capsys, tmp_p
     assert data["fingerprint"]["unchanged"] is True
     assert machine_state(shared_vm) == before
     assert sh(shared_vm, "sha256sum ~/.docker/config.json", timeout=300).stdout == config  # the login untouched
+
+
+# ------------------------------------------------------------------ students do the labs themselves
+
+def restore(vm, before: list[str]) -> None:
+    """Remove what a scripted student made (containers, then images, volumes, networks not there before)."""
+    made = [line.split() for line in set(machine_state(vm)) - set(before)]
+    order = {"container": 0, "image": 1, "volume": 2, "network": 3}
+    remove = {"container": "docker rm -f {}", "image": "docker rmi -f {}", "volume": "docker volume rm {}",
+              "network": "docker network rm {}"}
+    commands = [remove[kind].format(words[-1]) for kind, *words in sorted(made, key=lambda m: order[m[0]])]
+    images = [c for c in commands if c.startswith("docker rmi")]
+    if commands:  # (an image's children go first: the images again, once they have none)
+        res = sh(vm, " ; ".join(commands + images) + " ; true", timeout=300)
+        assert res.ok, res.stderr
+
+
+def observe(monkeypatch, capsys, vm, lab: str, tmp_path, *sets: str) -> dict[str, str]:
+    report = tmp_path / f"observe-{lab}.json"
+    code = run_check(monkeypatch, vm, lab, "--observe", *sets, "--json", str(report))
+    out, err = capsys.readouterr()
+    data = json.loads(report.read_text())
+    assert data["fingerprint"]["unchanged"] is True
+    got = {c["id"]: c["verdict"] for c in data["claims"]}
+    assert code == (0 if set(got.values()) == {"pass"} else 1), out + err
+    # What observe mode cannot see is "not judged", with the reason and what to do; never failed.
+    assert "fail" not in got.values(), out
+    return got
+
+
+def test_a_student_does_labs_02_03_and_05_then_observe_judges_what_they_left(shared_vm, hub, monkeypatch,
+                                                                                capsys, tmp_path):
+    """The course's commands of labs 02, 03 and 05 as printed, typed by a student in their own shell (the
+    foreground `docker run`s in a first terminal, ended by Ctrl-C; lab 03 with the student's own account,
+    lab 05 from the lab's folder, which the course forgets to `cd` into); then `--observe` judges each lab on
+    what is left: every claim whose evidence remains passes, the others are "not judged"."""
+    before = machine_state(shared_vm)
+    student = Student(shared_vm.ssh())
+    try:
+        student.clone(FOLDERS["02"], "labs/02-Build_your_image")
+        done = student.do(typed("02"))
+        assert done.ok and "Hello World!" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+        got = observe(monkeypatch, capsys, shared_vm, "02", tmp_path)
+        assert {c for c, v in got.items() if v == "pass"} == OBSERVED["02"], got
+
+        done = student.do(typed("03", hub))
+        assert done.ok and "Hello World!" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+        got = observe(monkeypatch, capsys, shared_vm, "03", tmp_path, "--set", f"user={hub['user']}",
+                      "--set", f"registry={hub['hub']}")
+        assert {c for c, v in got.items() if v == "pass"} == OBSERVED["03"], got
+
+        student.clone(FOLDERS["05"], "labs/05-Bind_mounts")
+        done = student.do(typed("05"))
+        assert done.ok and "Hello from a Java app!" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+        got = observe(monkeypatch, capsys, shared_vm, "05", tmp_path)
+        assert {c for c, v in got.items() if v == "pass"} == OBSERVED["05"], got
+    finally:
+        student.forget()
+        student.ssh.close()
+        restore(shared_vm, before)
+    assert machine_state(shared_vm) == before
+
+
+@pytest.mark.parametrize("lab,ticked", [
+    ("04", {"volume-listed", "volume-under-engine", "container-fills-empty-volume"}),
+    ("10", {"on-host-network"}),
+])
+def test_watch_ticks_what_it_sees_while_a_student_does_the_lab(lab, ticked, shared_vm, tmp_path):
+    """`check-lab NN --watch` follows a student typing the course's commands (a couple of seconds apart, as
+    one reads the lab): the claims whose evidence exists while the lab runs (a volume and what it holds, a
+    container on the host network) are ticked, though the lab's end removes that evidence; the others
+    (what only the commands' own output shows) are "not judged"."""
+    from tests.integration.test_student import end_watch, start_watch
+
+    before = machine_state(shared_vm)
+    student = Student(shared_vm.ssh())
+    if lab == "04":  # lab 04 starts from lab 02's image, which the student built then
+        student.clone(FOLDERS["02"], "labs/02-Build_your_image")
+        built = student.do(typed("02")[:2])
+        assert built.ok, built.stderr[-2000:]
+    report = tmp_path / "watch.json"
+    watch = start_watch(shared_vm, report, 300, lab)
+    try:
+        done = student.do(typed(lab), pause=2)
+        assert done.ok, done.stdout[-2000:] + done.stderr[-2000:]
+        time.sleep(3)  # the last look
+        code, out = end_watch(watch, wait=5)
+        got = {c["id"]: c["verdict"] for c in json.loads(report.read_text())["claims"]}
+        assert code == 1, out
+        assert {c for c, v in got.items() if v == "pass"} == ticked, out
+        assert "fail" not in got.values(), out
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        student.forget()
+        student.ssh.close()
+        restore(shared_vm, before)
+    assert machine_state(shared_vm) == before

@@ -27,8 +27,9 @@ COMMANDS = course_commands(LAB07 / "course" / "README.md")
 GONE = {"container-writable-layer-small", "container-dirs-small", "disk-total-formula"}
 
 
-def start_watch(vm, report: Path, timeout: float = 600) -> subprocess.Popen:
-    proc = subprocess.Popen([str(CHECK_LAB), "07", "--watch", "--watch-timeout", str(timeout), "--json", str(report)],
+def start_watch(vm, report: Path, timeout: float = 600, lab: str = "07", *sets: str) -> subprocess.Popen:
+    proc = subprocess.Popen([str(CHECK_LAB), lab, "--watch", "--watch-timeout", str(timeout), "--json", str(report),
+                             *sets],
                             cwd=vm.root, env=vm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # It is watching once it says so (its first look is done before the student starts).
     deadline = time.monotonic() + 60

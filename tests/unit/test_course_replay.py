@@ -12,6 +12,7 @@ import pytest
 from checker import lab as labs
 from checker.runner import Runner
 from checker.transcript import ReplayTransport
+from tests.student import OBSERVED
 from tests.variants import COURSE_VARIANTS, make_course_variant
 
 COURSE = Path(__file__).resolve().parent.parent / "transcripts" / "course"
@@ -33,7 +34,12 @@ def test_replayed_course_run_gives_the_verdicts_of_its_world(engine, scenario, t
     report, variant = replay(COURSE / engine / f"{scenario}.json", tmp_path)
     got = {c.id: c.verdict for c in report.claims}
     detail = [(c.id, c.verdict, c.observed) for c in report.claims]
-    if variant is None:
+    if scenario.endswith("-observe"):  # after a scripted student (tests/student.py): what is left, judged
+        lab = scenario[:2]
+        assert {cid for cid, v in got.items() if v == "pass"} == OBSERVED[lab], detail
+        assert set(got.values()) <= {"pass", "error"}, detail
+        assert report.fingerprint["before"] == report.fingerprint["after"]
+    elif variant is None:
         assert set(got.values()) == {"pass"}, detail
         assert all(s.status == "passed" for s in report.steps)
     else:
@@ -70,3 +76,19 @@ def test_a_row_the_labs_own_step_removes_is_not_judged_in_observe_mode_only():
             assert "rm-again" in str(caught.value) and "--watch" in caught.value.what_to_do
         else:
             assert table_rows(facts, "ls", where, removed_later="rm-again").ok is False
+
+
+def test_observe_mode_says_why_it_cannot_judge_and_finds_the_students_work():
+    """Lab 02 after a student: the log of their container (found by its image, `docker ps -a --filter
+    ancestor=…`) shows the request; the page itself went to their terminal, so its claims are not judged,
+    and say that observe mode did not run the step. Lab 05: their class, in their clone of the course."""
+    report, _ = replay(COURSE / "e1-bookworm-docker20" / "02-observe.json", None)
+    claims = {c.id: c for c in report.claims}
+    assert "changes the machine, so observe mode did not run it" in claims["hello-world-page"].observed
+    steps = {s.step_id: s for s in report.steps}
+    assert steps["logs"].status == "passed" and steps["logs"].command.startswith("docker logs ")
+    assert steps["run"].status == "skipped"
+    report, _ = replay(COURSE / "e1-bookworm-docker20" / "05-observe.json", None)
+    steps = {s.step_id: s for s in report.steps}
+    assert steps["ls"].command.startswith("ls -l /home/") and "/labs/05-Bind_mounts/app" in steps["ls"].command
+

@@ -77,6 +77,9 @@ def test_malformed_yaml_gives_line_and_column(lab_copy):
     (lambda d: d["claims"][0].update({"with": {"bogus": 1}}), r"`with.bogus` is not a parameter"),
     (lambda d: d["variables"].update(n={"type": "int", "default": "five"}), r"must be a whole number"),
     (lambda d: d["steps"][0].update(sudo="yes"), r"`sudo` must be a bool"),
+    (lambda d: d["steps"][0].update(observe=" "), r"`observe:` is true, false or the command observe mode runs"),
+    (lambda d: d["steps"][0].update(observe="docker logs {{ nope }}"), r"unknown name \{\{ nope \}\}"),
+    (lambda d: d["steps"][0].update(capture={"cid": {}}), r"`capture.cid` needs `match:`, `observe:` or both"),
     (lambda d: d.update(files=["missing.txt"]), r"file 'missing.txt' does not exist"),
     (lambda d: d.update(files=["../lab.yaml"]), r"outside the lab folder"),
     (lambda d: d.update(files=["/etc/passwd"]), r"outside the lab folder"),
@@ -201,3 +204,19 @@ def test_a_required_variable_has_no_default(lab_copy):
     edit(folder, lambda d: d.setdefault("variables", {}).update({"user": {"required": True, "default": "x"}}))
     with pytest.raises(LabSpecError, match="a required variable has no default"):
         labs.load(folder)
+
+
+def test_a_step_may_have_an_observe_form_and_a_value_only_observe_mode_finds(lab_copy):
+    """`observe: COMMAND` is the command observe mode runs instead of the step's (it only looks); a capture
+    with `observe:` and no `match:` is a value only observe mode finds (where the student's clone is)."""
+    def change(d):
+        d["steps"][0]["capture"] = {"clone": {"observe": "ls -d ~/*/labs/07-FS_layering"}}
+        d["steps"][1]["observe"] = "ls -l {{ captured.clone }}"
+    edit(lab_copy, change)
+    lab = labs.load(lab_copy)
+    first, second = lab.steps[0], lab.steps[1]
+    assert first.captures == (("clone", None, "ls -d ~/*/labs/07-FS_layering"),)
+    assert second.observe is False and second.looks  # observe mode runs its form; watch treats it as an action
+    plan = labs.Plan(lab, lab.values())
+    assert plan.command(second, {"captured.clone": "/home/me/c"}, observing=True) == "ls -l /home/me/c"
+    assert plan.command(second, {"captured.clone": "/home/me/c"}) == plan.command(second)  # its own run otherwise
