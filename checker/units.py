@@ -52,3 +52,12 @@ def human(n: float | None) -> str:
         if abs(n) >= UNITS[unit]:
             return f"{n / UNITS[unit]:.3g}{unit}"
     return f"{n:.0f}B"
+
+
+def docker_memory_bytes(text: str | int) -> int:
+    """A memory size as `docker run --memory` reads it: binary whatever the case, `b` optional
+    ('500m', '512MB', '1g' -> 1 GiB); a bare number is bytes."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)b?\s*", str(text), re.I)
+    if not match:
+        raise ValueError(f"not a memory size: {text!r}")
+    return int(float(match.group(1)) * 1024 ** " kmgtp".index(match.group(2).lower() or " "))

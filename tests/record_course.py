@@ -26,7 +26,7 @@ from tests.testenv import env as testenv
 from tests.variants import COURSE_VARIANTS, make_course_variant
 
 OUT = Path(__file__).resolve().parent / "transcripts" / "course"
-LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "16"]
+LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "15", "16"]
 
 
 def main(argv: list[str]) -> int:

@@ -178,6 +178,13 @@ COURSE_VARIANTS: list[Variant] = [
        setup="sudo iptables -I INPUT -i lo -p tcp --dport 80 -j REJECT",
        teardown="sudo iptables -D INPUT -i lo -p tcp --dport 80 -j REJECT"),
     # 16: one processor of two to choose from, and a JVM that does not look at the container's limits.
+    # 15: the first JVM in a container limited to 300 MiB; the second told to ignore its container's limit.
+    _v("15-Memory_limits", "limited-and-blind", {"sees-machine-memory", "follows-memory-limit"},
+       steps={"java": "docker run --rm --memory 300m -v $(pwd)/app:/app/ openjdk:11.0-jdk "
+                      "/usr/local/openjdk-11/bin/java -XX:MaxRAMFraction=1 /app/MaxMemory.java",
+              "java-500m": "docker run --rm --memory 500m -e JAVA_TOOL_OPTIONS=-XX:-UseContainerSupport "
+                           "-v $(pwd)/app:/app/ openjdk:11.0-jdk /usr/local/openjdk-11/bin/java "
+                           "-XX:MaxRAMFraction=1 /app/MaxMemory.java"}),
     _v("16-CPU_limits", "pinned-and-blind", {"sees-every-processor", "sees-one-with-cpus-1"},
        steps={"java": "docker run --rm --cpuset-cpus 0 -v $(pwd)/app:/app/ openjdk:11.0-jdk "
                       "/usr/local/openjdk-11/bin/java /app/MaxProcessors.java",

@@ -1,4 +1,4 @@
-"""The course's labs 02-06, 08-10 and 16 on one E1 container VM (the course's docker-vm).
+"""The course's labs 02-06, 08-10, 15 and 16 on one E1 container VM (the course's docker-vm).
 
 `check-lab course` runs them all as the course prints them and leaves the machine as it found it; every claim
 has its negative (tests/variants.py: COURSE_VARIANTS), a world where it is false, which fails exactly it.
@@ -21,8 +21,8 @@ from tests.variants import COURSE_VARIANTS, make_course_variant
 
 pytestmark = pytest.mark.integration
 
-LABS = "02-06,08-10,16"
-IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "16"]
+LABS = "02-06,08-10,15,16"
+IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "15", "16"]
 
 
 def machine_state(vm) -> list[str]:

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from checker import parsers
+from checker.units import docker_memory_bytes
 from tests.unit.replay import transcript
 
 E1 = "e1-bookworm-docker20"
@@ -95,7 +96,16 @@ def test_du_sizes(text, value):
     assert parsers.du_size(text) == pytest.approx(value)
 
 
+@pytest.mark.parametrize("text,value", [("500m", 500 * 1024**2), ("512MB", 512 * 1024**2), ("1g", 1024**3),
+                                        ("1.5G", 1.5 * 1024**3), ("4096", 4096), ("64kb", 64 * 1024)])
+def test_docker_memory_sizes_are_binary_whatever_the_case(text, value):
+    """As `docker run --memory` reads them (lab 15's `--memory 500m` is 500 MiB, lab 17's `-m 512MB` 512 MiB)."""
+    assert docker_memory_bytes(text) == value
+
+
 def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError):
+        docker_memory_bytes("500 megs")
     with pytest.raises(ValueError):
         parsers.docker_size("lots")
     with pytest.raises(ValueError):
