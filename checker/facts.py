@@ -76,7 +76,7 @@ class Container:
     started_at: str = ""  # "0001-01-01T00:00:00Z" if it never started
     network_mode: str = ""
     networks: dict = field(default_factory=dict)  # network name -> IPv4 address
-    mounts: tuple = ()  # ({type, source, destination, rw}, …)
+    mounts: tuple = ()  # ({type, source (a volume's name, a bind's path), destination, rw}, …)
     nano_cpus: int = 0  # --cpus × 10⁹
     memory: int = 0  # --memory, in bytes
 
@@ -103,7 +103,9 @@ class Container:
             network_mode=str(host.get("NetworkMode", "")),
             networks={name: str((net or {}).get("IPAddress", "")) for name, net in
                       ((data.get("NetworkSettings") or {}).get("Networks") or {}).items()},
-            mounts=tuple({"type": str(m.get("Type", "")), "source": str(m.get("Source", "") or m.get("Name", "")),
+            # a volume by its name (its Source is its folder under the engine's root), a bind by its path
+            mounts=tuple({"type": str(m.get("Type", "")),
+                          "source": str((m.get("Name") if m.get("Type") == "volume" else None) or m.get("Source", "")),
                           "destination": str(m.get("Destination", "")), "rw": bool(m.get("RW", True))}
                          for m in data.get("Mounts") or []),
             nano_cpus=int(host.get("NanoCpus") or 0),

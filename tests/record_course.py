@@ -26,7 +26,7 @@ from tests.testenv import env as testenv
 from tests.variants import COURSE_VARIANTS, make_course_variant
 
 OUT = Path(__file__).resolve().parent / "transcripts" / "course"
-LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "15", "16"]
+LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "14", "15", "16"]
 
 
 def main(argv: list[str]) -> int:
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
         assert machine.run(hub["login"], timeout=60).ok, "docker login to Docker Hub's stand-in failed"
         lab03 = ["--set", f"user={hub['user']}", "--set", f"registry={hub['hub']}"]
         if args.students:
-            return students(machine, out, target, lab03, hub)
+            return students(machine, out, target, lab03, hub, args.only)
         for lab in LABS:
             if args.only is not None and f"{lab}-pass" not in args.only:
                 continue
@@ -81,13 +81,15 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def students(machine, out: Path, target: list[str], lab03: list[str], hub: dict) -> int:
+def students(machine, out: Path, target: list[str], lab03: list[str], hub: dict, only: list[str] | None) -> int:
     from tests.student import FOLDERS, OBSERVED, Student, typed
 
     student = Student(machine)
     mine = f"{hub['hub']}/{hub['user']}/friendlyhello:1.0"
     try:
         for lab in sorted(OBSERVED):
+            if only is not None and f"{lab}-observe" not in only:
+                continue
             if lab == "02":
                 student.clone(FOLDERS["02"], "labs/02-Build_your_image")
             if lab == "05":
@@ -99,8 +101,10 @@ def students(machine, out: Path, target: list[str], lab03: list[str], hub: dict)
             print(f"{lab}-observe: exit {code}", file=sys.stderr)
     finally:
         student.forget()
-        machine.run("docker rm -f $(docker ps -aq --filter ancestor=friendlyhello:1.0) >/dev/null 2>&1; "
-                    f"docker rmi {mine} friendlyhello:1.0 python:2.7-slim openjdk:7 >/dev/null 2>&1; true",
+        machine.run("docker rm -f $(docker ps -aq --filter ancestor=friendlyhello:1.0) "
+                    "$(docker ps -aq --filter ancestor=portainer/portainer) >/dev/null 2>&1; "
+                    f"docker rmi {mine} friendlyhello:1.0 python:2.7-slim openjdk:7 portainer/portainer >/dev/null 2>&1; "
+                    "docker volume rm portainer_data >/dev/null 2>&1; true",
                     timeout=300)
     return 0
 

@@ -95,6 +95,8 @@ def typed(lab: str, hub: dict | None = None) -> list[str]:
                              (f"docker rm {course_id}", ["docker rm devtest"])])
     if lab == "05":  # from the lab's folder, which the course forgets to `cd` into
         return [f"cd ~/{REPO_NAME}/labs/05-Bind_mounts"] + retype("05", [])
+    if lab == "14":  # as printed
+        return retype("14", [])
     if lab == "10":  # nginx takes a moment to start: the student tries again until it answers
         return retype("10", [("curl http://localhost:80",
                               ["for i in $(seq 60); do curl -s http://localhost:80 && break; sleep 0.5; done"])])
@@ -104,7 +106,10 @@ def typed(lab: str, hub: dict | None = None) -> list[str]:
 # What `check-lab NN --observe` judges after a student typed the lab (typed()): these claims pass, the
 # others are "not judged" (their evidence is the commands' own output, which the engine does not keep).
 OBSERVED = {"02": {"image-built", "request-logged"}, "03": {"tagged", "same-image", "pushed"},
-            "05": {"compiled-into-the-machines-folder"}}
+            "05": {"compiled-into-the-machines-folder"},
+            # every claim: the volume, the running container and its mounts, and Portainer's own answers
+            "14": {"volume-created", "runs-detached", "data-on-volume", "manages-this-engine", "answers-on-9000",
+                   "asks-initial-password"}}
 
 LABS = Path(__file__).resolve().parent.parent / "labs"
 FOLDERS = {p.name[:2]: p for p in LABS.iterdir() if p.is_dir()}  # "05" -> labs/05-Bind_mounts

@@ -178,6 +178,18 @@ COURSE_VARIANTS: list[Variant] = [
        setup="sudo iptables -I INPUT -i lo -p tcp --dport 80 -j REJECT",
        teardown="sudo iptables -D INPUT -i lo -p tcp --dport 80 -j REJECT"),
     # 16: one processor of two to choose from, and a JVM that does not look at the container's limits.
+    # 14: no volume of its own, its data in memory (a tmpfs: without any mount, Portainer's image would make an
+    # anonymous volume); its web port not published and no engine socket; Portainer asked for its help, which
+    # it prints, and ends.
+    _v("14-Portainer", "data-in-memory", {"volume-created", "data-on-volume"},
+       steps={"volume": "true",
+              "run": "docker run -d -p 8000:8000 -p 9000:9000 -v /var/run/docker.sock:/var/run/docker.sock "
+                     "--mount type=tmpfs,destination=/data portainer/portainer"}),
+    _v("14-Portainer", "unpublished", {"manages-this-engine", "answers-on-9000", "asks-initial-password"},
+       steps={"run": "docker run -d -p 8000:8000 -v portainer_data:/data portainer/portainer"}),
+    _v("14-Portainer", "exits-at-once", {"runs-detached", "answers-on-9000", "asks-initial-password"},
+       steps={"run": "docker run -d -p 8000:8000 -p 9000:9000 -v /var/run/docker.sock:/var/run/docker.sock "
+                     "-v portainer_data:/data portainer/portainer --help"}),
     # 15: the first JVM in a container limited to 300 MiB; the second told to ignore its container's limit.
     _v("15-Memory_limits", "limited-and-blind", {"sees-machine-memory", "follows-memory-limit"},
        steps={"java": "docker run --rm --memory 300m -v $(pwd)/app:/app/ openjdk:11.0-jdk "

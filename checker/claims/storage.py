@@ -21,7 +21,7 @@ def mounted(facts: Facts, container: list[Container], destination: str, type: st
     found = [m for m in c.mounts if m["destination"].rstrip("/") == destination.rstrip("/")]
     shown = "; ".join(f"{m['type']} {m['source'] or '(no source)'} -> {m['destination']}"
                       f"{'' if m['rw'] else ' (read-only)'}" for m in c.mounts) or "no mounts"
-    ok = any(m["type"] == type and (not source or m["source"] == source or m["source"].endswith("/" + source))
+    ok = any(m["type"] == type and (not source or m["source"] == source)
              and (str(read_only).lower() not in ("true", "false") or m["rw"] != (str(read_only).lower() == "true"))
              for m in found)
     return Verdict(ok, f"{c.name or c.id[:12]} has {wanted}", f"mounts: {shown}")

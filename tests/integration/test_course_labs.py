@@ -1,4 +1,4 @@
-"""The course's labs 02-06, 08-10, 15 and 16 on one E1 container VM (the course's docker-vm).
+"""The course's labs 02-06, 08-10 and 14-16 on one E1 container VM (the course's docker-vm).
 
 `check-lab course` runs them all as the course prints them and leaves the machine as it found it; every claim
 has its negative (tests/variants.py: COURSE_VARIANTS), a world where it is false, which fails exactly it.
@@ -21,8 +21,8 @@ from tests.variants import COURSE_VARIANTS, make_course_variant
 
 pytestmark = pytest.mark.integration
 
-LABS = "02-06,08-10,15,16"
-IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "15", "16"]
+LABS = "02-06,08-10,14-16"
+IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "14", "15", "16"]
 
 
 def machine_state(vm) -> list[str]:
@@ -149,12 +149,12 @@ def observe(monkeypatch, capsys, vm, lab: str, tmp_path, *sets: str) -> dict[str
     return got
 
 
-def test_a_student_does_labs_02_03_and_05_then_observe_judges_what_they_left(shared_vm, hub, monkeypatch,
-                                                                                capsys, tmp_path):
-    """The course's commands of labs 02, 03 and 05 as printed, typed by a student in their own shell (the
-    foreground `docker run`s in a first terminal, ended by Ctrl-C; lab 03 with the student's own account,
-    lab 05 from the lab's folder, which the course forgets to `cd` into); then `--observe` judges each lab on
-    what is left: every claim whose evidence remains passes, the others are "not judged"."""
+def test_a_student_does_labs_02_03_05_and_14_then_observe_judges_what_they_left(shared_vm, hub, monkeypatch,
+                                                                                    capsys, tmp_path):
+    """The course's commands of labs 02, 03, 05 and 14 as printed, typed by a student in their own shell
+    (the foreground `docker run`s in a first terminal, ended by Ctrl-C; lab 03 with the student's own
+    account, lab 05 from the lab's folder, which the course forgets to `cd` into); then `--observe` judges
+    each lab on what is left: every claim whose evidence remains passes, the others are "not judged"."""
     before = machine_state(shared_vm)
     student = Student(shared_vm.ssh())
     try:
@@ -175,6 +175,11 @@ def test_a_student_does_labs_02_03_and_05_then_observe_judges_what_they_left(sha
         assert done.ok and "Hello from a Java app!" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
         got = observe(monkeypatch, capsys, shared_vm, "05", tmp_path)
         assert {c for c, v in got.items() if v == "pass"} == OBSERVED["05"], got
+
+        done = student.do(typed("14"))  # Portainer stays up: observe mode asks it what the browser would
+        assert done.ok, done.stdout[-2000:] + done.stderr[-2000:]
+        got = observe(monkeypatch, capsys, shared_vm, "14", tmp_path)
+        assert set(got.values()) == {"pass"} and set(got) == OBSERVED["14"], got
     finally:
         student.forget()
         student.ssh.close()

@@ -550,8 +550,8 @@ def ensure_standins(settings: dict) -> None:
         os.link(trimmed, target)
     push_standin(settings, STANDIN_REF, ctx)
 
-    # busybox, nginx, python:2.7-slim and openjdk from Debian's packages (through the apt proxy); python's pip
-    # installs from the wheel index; the JDK image is both openjdk:7 and openjdk:11.0-jdk.
+    # busybox, nginx, python:2.7-slim, openjdk and portainer from Debian's packages (through the apt proxy);
+    # python's pip installs from the wheel index; the JDK image is both openjdk:7 and openjdk:11.0-jdk.
     args = {"ROOTFS": ROOTFS_IMAGE, "APT_PROXY": APT_PROXY}
     push_standin(settings, "library/busybox:latest", IMAGES / "standin-busybox", args)
     push_standin(settings, "library/nginx:latest", IMAGES / "standin-nginx", args)
@@ -559,6 +559,7 @@ def ensure_standins(settings: dict) -> None:
     fill_wheels(settings, f"{REGISTRY_ADDR}/library/python:2.7-slim")
     push_standin(settings, "library/openjdk:11.0-jdk", IMAGES / "standin-openjdk", args)
     push_standin(settings, "library/openjdk:7", IMAGES / "standin-openjdk", args)
+    push_standin(settings, "portainer/portainer:latest", IMAGES / "standin-portainer", args)
 
     # hello-world: one static binary printing hello-world's text, compiled here with Debian's gcc.
     hello = CACHE / "standin-hello-world"
