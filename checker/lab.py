@@ -30,8 +30,9 @@ ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 TEMPLATE_RE = re.compile(r"\{\{\s+([A-Za-z_][A-Za-z0-9_.]*)\s+\}\}")  # `{{ name }}`, spaced: Docker's `{{.X}}`, `{{end}}` pass
 RANGE_RE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 # Values the runner knows only once it runs (probe arguments may use them): when the run started, by the
-# target's clock (empty in observe mode: everything the engine still holds).
-RUNTIME = {"run.started": ""}
+# target's clock (empty in observe mode: everything the engine still holds); a step's own timeout in
+# seconds, scaled by --timeout-factor (a step that waits for something gives up a little before it).
+RUNTIME = {"run.started": "", "step.timeout": ""}
 DEFAULT_TIMEOUT = 120.0
 
 

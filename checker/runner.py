@@ -414,8 +414,13 @@ class Runner:
                 not_found[name] = f"`{command}` found none on the machine"
         return not_found
 
+    def _scope(self, step: Step) -> dict:
+        """What the step's templates see: the run's values, and the step's own timeout (seconds, scaled by
+        --timeout-factor), for a step that waits for something to become true within it."""
+        return {**self.runtime, "step.timeout": str(int(self.timeout_for(step)))}
+
     def _wrapped(self, step: Step, *, observing: bool = False) -> str:
-        script = self.plan.command(step, self.runtime, observing=observing)
+        script = self.plan.command(step, self._scope(step), observing=observing)
         if step.sudo:
             script = self.root_wrap(script)
         # In the run's work folder, which the lab's commands know as $LAB_DIR.
@@ -447,7 +452,7 @@ class Runner:
                     fact.status = "failed"
 
     def display(self, step: Step, *, observing: bool = False) -> str:
-        command = self.plan.command(step, self.runtime, observing=observing)
+        command = self.plan.command(step, self._scope(step), observing=observing)
         return f"sudo {command}" if step.sudo and "\n" not in command else command
 
     def _probes(self, step: Step):

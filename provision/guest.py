@@ -44,6 +44,9 @@ OPTIONS = {
     "builder": ("LAB_BUILDER", "", ("", "legacy", "buildkit"),
                 "the default builder of `docker build`: legacy or buildkit (empty: the engine's own default)"),
     "storage_driver": ("LAB_STORAGE_DRIVER", "overlay2", None, "the storage driver of the classic image store"),
+    "compose": ("LAB_COMPOSE", "yes", ("yes", "no"),
+                "Docker Compose's `docker-compose` command, which lab 13 types: installed when missing (yes), "
+                "from the distribution, or as a front to the engine's `docker compose` plugin when it has one"),
     "user": ("LAB_USER", "vagrant", None, "the login user that must be able to run docker"),
 }
 LISTS = ("registry_mirror", "insecure_registry")
@@ -72,6 +75,7 @@ class Options:
     builder: str = ""
     storage_driver: str = "overlay2"
     user: str = "vagrant"
+    compose: str = "yes"
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> "Options":
@@ -243,6 +247,39 @@ def step_builder_installed(opts: Options) -> tuple[str, str]:
     if not buildx_present():
         raise StepFailed(f"installed {package}, but `docker buildx version` still fails")
     return "changed", f"installed {package}"
+
+
+COMPOSE_FRONT = "/usr/local/bin/docker-compose"
+
+
+def compose_version() -> str:
+    """`docker-compose`'s version (1.29.2: Compose v1; 2.x: v2), or "" when there is none."""
+    if not shutil.which("docker-compose"):
+        return ""
+    proc = sh(["docker-compose", "version", "--short"], timeout=60)
+    return proc.stdout.strip().splitlines()[0].lstrip("v") if proc.returncode == 0 and proc.stdout.strip() else ""
+
+
+def step_compose_installed(opts: Options) -> tuple[str, str]:
+    if opts.compose == "no":
+        return "unchanged", "Docker Compose not wanted (LAB_COMPOSE=no)"
+    version = compose_version()
+    if version:
+        return "unchanged", f"docker-compose {version} is installed"
+    plugin = sh(["docker", "compose", "version", "--short"], timeout=60)
+    if plugin.returncode == 0 and plugin.stdout.strip():
+        # Docker's own packages have only the plugin: the course's `docker-compose` runs it.
+        write_file(COMPOSE_FRONT, '#!/bin/sh\n# written by check-lab provisioning: the course types docker-compose\n'
+                                  'exec docker compose "$@"\n', mode=0o755)
+        return "changed", f"docker-compose runs the engine's compose plugin {plugin.stdout.strip().lstrip('v')}"
+    apt("update")
+    if not package_available("docker-compose"):
+        raise StepFailed("no docker-compose package in this distribution, and no `docker compose` plugin")
+    apt("install", "--no-install-recommends", "docker-compose")
+    version = compose_version()
+    if not version:
+        raise StepFailed("installed docker-compose, but `docker-compose version` fails")
+    return "changed", f"installed docker-compose {version}"
 
 
 # ------------------------------------------------------------------------------------------------ daemon
@@ -425,6 +462,7 @@ STEPS = [
     ("apt-proxy", lambda o, s: step_apt_proxy(o)),
     ("engine-installed", lambda o, s: step_engine_installed(o)),
     ("builder-installed", lambda o, s: step_builder_installed(o)),
+    ("compose-installed", lambda o, s: step_compose_installed(o)),
     ("daemon-config", step_daemon_config),
     ("builder-default", lambda o, s: step_builder_default(o)),
     ("daemon-running", step_daemon_running),

@@ -26,7 +26,7 @@ from tests.testenv import env as testenv
 from tests.variants import COURSE_VARIANTS, make_course_variant
 
 OUT = Path(__file__).resolve().parent / "transcripts" / "course"
-LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "14", "15", "16"]
+LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "13", "14", "15", "16"]
 
 
 def main(argv: list[str]) -> int:
@@ -68,7 +68,8 @@ def main(argv: list[str]) -> int:
                 sets = [a for k, v in variant.sets.items() for a in ("--set", f"{k}={fill(v)}")]
                 path = out / f"{variant.id}.json"
                 try:
-                    code = check_lab([str(folder), *target, *sets, "--record", str(path), "--no-color"])
+                    code = check_lab([str(folder), *target, *sets, *variant.args, "--record", str(path),
+                                      "--no-color"])
                 finally:
                     if variant.teardown:
                         machine.run(fill(variant.teardown), timeout=120)
@@ -82,7 +83,7 @@ def main(argv: list[str]) -> int:
 
 
 def students(machine, out: Path, target: list[str], lab03: list[str], hub: dict, only: list[str] | None) -> int:
-    from tests.student import FOLDERS, OBSERVED, Student, typed
+    from tests.student import FOLDERS, OBSERVED, Student, typed, until_observed
 
     student = Student(machine)
     mine = f"{hub['hub']}/{hub['user']}/friendlyhello:1.0"
@@ -94,16 +95,22 @@ def students(machine, out: Path, target: list[str], lab03: list[str], hub: dict,
                 student.clone(FOLDERS["02"], "labs/02-Build_your_image")
             if lab == "05":
                 student.clone(FOLDERS["05"], "labs/05-Bind_mounts")
-            done = student.do(typed(lab, hub))
+            if lab == "13":
+                student.clone(FOLDERS["13"], "labs/13-Docker_Compose")
+            before, after = until_observed(lab, typed(lab, hub))
+            done = student.do(before)
             assert done.ok, done.stderr[-2000:]
             code = check_lab([lab, *target, *(lab03 if lab == "03" else []), "--observe",
                               "--record", str(out / f"{lab}-observe.json"), "--no-color"])
             print(f"{lab}-observe: exit {code}", file=sys.stderr)
+            if after:
+                assert student.do(after).ok
     finally:
         student.forget()
         machine.run("docker rm -f $(docker ps -aq --filter ancestor=friendlyhello:1.0) "
                     "$(docker ps -aq --filter ancestor=portainer/portainer) >/dev/null 2>&1; "
-                    f"docker rmi {mine} friendlyhello:1.0 python:2.7-slim openjdk:7 portainer/portainer >/dev/null 2>&1; "
+                    f"docker rmi {mine} friendlyhello:1.0 python:2.7-slim openjdk:7 portainer/portainer mysql:5.7 "
+                    "wordpress:latest >/dev/null 2>&1; "
                     "docker volume rm portainer_data >/dev/null 2>&1; true",
                     timeout=300)
     return 0

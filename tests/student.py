@@ -95,6 +95,10 @@ def typed(lab: str, hub: dict | None = None) -> list[str]:
                              (f"docker rm {course_id}", ["docker rm devtest"])])
     if lab == "05":  # from the lab's folder, which the course forgets to `cd` into
         return [f"cd ~/{REPO_NAME}/labs/05-Bind_mounts"] + retype("05", [])
+    if lab == "13":  # the folder's name as it is (the course prints 13-Docker_compose)
+        printed = "docker-compose -f /home/vagrant/$GIT_REPO_NAME/labs/13-Docker_compose/docker-compose.yml"
+        typed_ = printed.replace("13-Docker_compose", "13-Docker_Compose")
+        return retype("13", [(f"{printed} up -d", [f"{typed_} up -d"]), (f"{printed} down -v", [f"{typed_} down -v"])])
     if lab == "14":  # as printed
         return retype("14", [])
     if lab == "10":  # nginx takes a moment to start: the student tries again until it answers
@@ -107,9 +111,22 @@ def typed(lab: str, hub: dict | None = None) -> list[str]:
 # others are "not judged" (their evidence is the commands' own output, which the engine does not keep).
 OBSERVED = {"02": {"image-built", "request-logged"}, "03": {"tagged", "same-image", "pushed"},
             "05": {"compiled-into-the-machines-folder"},
+            # before `down -v` (the project is up): all but what `down -v` leaves, which only a run judges
+            "13": {"mysql-running", "wordpress-running", "install-page", "db-on-volume"},
             # every claim: the volume, the running container and its mounts, and Portainer's own answers
             "14": {"volume-created", "runs-detached", "data-on-volume", "manages-this-engine", "answers-on-9000",
                    "asks-initial-password"}}
+
+# Where the student stops to run --observe, the rest typed afterwards: lab 13 before its `down -v`.
+OBSERVE_BEFORE = {"13": " down -v"}
+
+
+def until_observed(lab: str, commands: list[str]) -> tuple[list[str], list[str]]:
+    """The commands typed before `--observe`, and those typed after it."""
+    marker = OBSERVE_BEFORE.get(lab)
+    cut = next((i for i, c in enumerate(commands) if marker and c.endswith(marker)), len(commands))
+    return commands[:cut], commands[cut:]
+
 
 LABS = Path(__file__).resolve().parent.parent / "labs"
 FOLDERS = {p.name[:2]: p for p in LABS.iterdir() if p.is_dir()}  # "05" -> labs/05-Bind_mounts

@@ -68,6 +68,7 @@ class Variant:
     steps: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
     sets: dict = field(default_factory=dict)
+    args: tuple = ()  # more check-lab arguments (a short --timeout-factor where a wait can only end in vain)
     setup: str = ""
     teardown: str = ""
     not_judged: frozenset[str] = frozenset()
@@ -178,6 +179,23 @@ COURSE_VARIANTS: list[Variant] = [
        setup="sudo iptables -I INPUT -i lo -p tcp --dport 80 -j REJECT",
        teardown="sudo iptables -D INPUT -i lo -p tcp --dport 80 -j REJECT"),
     # 16: one processor of two to choose from, and a JVM that does not look at the container's limits.
+    # 13: MySQL without its root password (the image refuses to start), so WordPress never gets its database;
+    # MySQL's data on an anonymous volume (the db service without its `volumes:`); WordPress with a wrong
+    # database password; only the db service started; the project stopped instead of removed.
+    _v("13-Docker_Compose", "no-root-password", {"mysql-running", "install-page"},
+       files={"course/docker-compose.yml": [("       MYSQL_ROOT_PASSWORD: somewordpress\n", "")]},
+       args=("--timeout-factor", "0.25")),
+    _v("13-Docker_Compose", "anonymous-data", {"db-on-volume"},
+       files={"course/docker-compose.yml": [("     volumes:\n       - db_data:/var/lib/mysql\n", "")]}),
+    _v("13-Docker_Compose", "wrong-password", {"install-page"},
+       files={"course/docker-compose.yml": [("WORDPRESS_DB_PASSWORD: wordpress",
+                                             "WORDPRESS_DB_PASSWORD: not-the-password")]},
+       args=("--timeout-factor", "0.25")),
+    _v("13-Docker_Compose", "db-only", {"wordpress-running", "install-page"},
+       steps={"up": 'docker-compose -f "$LAB_DIR"/13-Docker_Compose/docker-compose.yml up -d db'},
+       args=("--timeout-factor", "0.25")),
+    _v("13-Docker_Compose", "stopped-not-removed", {"down-removes-everything"},
+       steps={"down": 'docker-compose -f "$LAB_DIR"/13-Docker_Compose/docker-compose.yml stop'}),
     # 14: no volume of its own, its data in memory (a tmpfs: without any mount, Portainer's image would make an
     # anonymous volume); its web port not published and no engine socket; Portainer asked for its help, which
     # it prints, and ends.

@@ -1,4 +1,4 @@
-"""The course's labs 02-06, 08-10 and 14-16 on one E1 container VM (the course's docker-vm).
+"""The course's labs 02-06, 08-10 and 13-16 on one E1 container VM (the course's docker-vm).
 
 `check-lab course` runs them all as the course prints them and leaves the machine as it found it; every claim
 has its negative (tests/variants.py: COURSE_VARIANTS), a world where it is false, which fails exactly it.
@@ -15,14 +15,14 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.integration.conftest import run_check, sh
-from tests.student import FOLDERS, OBSERVED, Student, typed
+from tests.student import FOLDERS, OBSERVED, Student, typed, until_observed
 from tests.testenv import env as testenv
 from tests.variants import COURSE_VARIANTS, make_course_variant
 
 pytestmark = pytest.mark.integration
 
-LABS = "02-06,08-10,14-16"
-IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "14", "15", "16"]
+LABS = "02-06,08-10,13-16"
+IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "13", "14", "15", "16"]
 
 
 def machine_state(vm) -> list[str]:
@@ -91,7 +91,7 @@ def test_each_claims_negative_fails_exactly_it(variant, shared_vm, hub, monkeypa
     try:
         report = tmp_path / "report.json"
         sets = [a for k, v in variant.sets.items() for a in ("--set", f"{k}={fill(v, hub)}")]
-        code = run_check(monkeypatch, shared_vm, str(folder), *sets, "--json", str(report))
+        code = run_check(monkeypatch, shared_vm, str(folder), *sets, *variant.args, "--json", str(report))
         out, err = capsys.readouterr()
         got = {c["id"]: c["verdict"] for c in json.loads(report.read_text())["claims"]}
         assert code == 1, out + err
@@ -149,12 +149,13 @@ def observe(monkeypatch, capsys, vm, lab: str, tmp_path, *sets: str) -> dict[str
     return got
 
 
-def test_a_student_does_labs_02_03_05_and_14_then_observe_judges_what_they_left(shared_vm, hub, monkeypatch,
+def test_a_student_does_labs_02_03_05_13_and_14_then_observe_judges_what_they_left(shared_vm, hub, monkeypatch,
                                                                                     capsys, tmp_path):
-    """The course's commands of labs 02, 03, 05 and 14 as printed, typed by a student in their own shell
+    """The course's commands of labs 02, 03, 05, 13 and 14 as printed, typed by a student in their own shell
     (the foreground `docker run`s in a first terminal, ended by Ctrl-C; lab 03 with the student's own
-    account, lab 05 from the lab's folder, which the course forgets to `cd` into); then `--observe` judges
-    each lab on what is left: every claim whose evidence remains passes, the others are "not judged"."""
+    account, lab 05 from the lab's folder, which the course forgets to `cd` into, lab 13's folder as it is
+    named); then `--observe` judges each lab on what is left (lab 13 before its `down -v`): every claim
+    whose evidence remains passes, the others are "not judged"."""
     before = machine_state(shared_vm)
     student = Student(shared_vm.ssh())
     try:
@@ -175,6 +176,14 @@ def test_a_student_does_labs_02_03_05_and_14_then_observe_judges_what_they_left(
         assert done.ok and "Hello from a Java app!" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
         got = observe(monkeypatch, capsys, shared_vm, "05", tmp_path)
         assert {c for c, v in got.items() if v == "pass"} == OBSERVED["05"], got
+
+        student.clone(FOLDERS["13"], "labs/13-Docker_Compose")
+        before_down, down = until_observed("13", typed("13"))
+        done = student.do(before_down)
+        assert done.ok, done.stdout[-2000:] + done.stderr[-2000:]
+        got = observe(monkeypatch, capsys, shared_vm, "13", tmp_path)
+        assert {c for c, v in got.items() if v == "pass"} == OBSERVED["13"], got
+        assert student.do(down).ok
 
         done = student.do(typed("14"))  # Portainer stays up: observe mode asks it what the browser would
         assert done.ok, done.stdout[-2000:] + done.stderr[-2000:]

@@ -73,6 +73,7 @@ def test_install_path_through_the_apt_proxy(project_factory, monkeypatch, capsys
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert "changed   engine-installed: installed docker.io" in out
+    assert "changed   compose-installed: installed docker-compose 1." in out  # bookworm's Compose v1
     assert "apt uses the proxy" in out
     served = log.read_text()[len(before):]
     assert "docker.io_" in served  # the package came through the proxy

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -52,8 +53,10 @@ DEFAULT_SOCKET = Path("/var/run/docker.sock")
 
 SUITE = "bookworm"  # the default container VM: Debian's docker.io 20.10 (engine E1)
 # The Docker packages of each suite's container VM. trixie (docker.io 26.1, engines E2/E3) ships the
-# client separately and BuildKit as the docker-buildx plugin.
-DOCKER_PACKAGES = {"bookworm": "docker.io iptables", "trixie": "docker.io docker-cli docker-buildx iptables"}
+# client separately and BuildKit as the docker-buildx plugin. docker-compose (lab 13's command: Compose v1,
+# 1.29, on bookworm; v2 on trixie) is baked in too, as the provisioner would install it (LAB_COMPOSE).
+DOCKER_PACKAGES = {"bookworm": "docker.io iptables docker-compose",
+                   "trixie": "docker.io docker-cli docker-buildx docker-compose iptables"}
 
 
 def vm_settings(suite: str = SUITE, packages: str | None = None) -> dict[str, str]:
@@ -205,7 +208,7 @@ def lab_settings(settings: dict) -> dict[str, str]:
 
 def export_lines(settings: dict) -> str:
     lines = [f"export DOCKER_HOST={settings['docker_host']}", "export DOCKER_BUILDKIT=0"]
-    lines += [f"export {k}={v}" for k, v in lab_settings(settings).items()]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in lab_settings(settings).items()]
     return "\n".join(lines)
 
 
@@ -550,7 +553,8 @@ def ensure_standins(settings: dict) -> None:
         os.link(trimmed, target)
     push_standin(settings, STANDIN_REF, ctx)
 
-    # busybox, nginx, python:2.7-slim, openjdk and portainer from Debian's packages (through the apt proxy);
+    # busybox, nginx, python:2.7-slim, openjdk, portainer, mysql and wordpress from Debian's packages (through
+    # the apt proxy);
     # python's pip installs from the wheel index; the JDK image is both openjdk:7 and openjdk:11.0-jdk.
     args = {"ROOTFS": ROOTFS_IMAGE, "APT_PROXY": APT_PROXY}
     push_standin(settings, "library/busybox:latest", IMAGES / "standin-busybox", args)
@@ -560,6 +564,8 @@ def ensure_standins(settings: dict) -> None:
     push_standin(settings, "library/openjdk:11.0-jdk", IMAGES / "standin-openjdk", args)
     push_standin(settings, "library/openjdk:7", IMAGES / "standin-openjdk", args)
     push_standin(settings, "portainer/portainer:latest", IMAGES / "standin-portainer", args)
+    push_standin(settings, "library/mysql:5.7", IMAGES / "standin-mysql", args)
+    push_standin(settings, "library/wordpress:latest", IMAGES / "standin-wordpress", args)
 
     # hello-world: one static binary printing hello-world's text, compiled here with Debian's gcc.
     hello = CACHE / "standin-hello-world"
@@ -641,7 +647,8 @@ def libvirt_settings(suite: str = SUITE) -> dict[str, str]:
     from tests.testenv.boxes import libvirtd
 
     return {"LAB_BOX": f"check-lab/{suite}", "LAB_LIBVIRT_DRIVER": "qemu", "LAB_LIBVIRT_NETWORK": libvirtd.MGMT_NET,
-            "LAB_LIBVIRT_NETWORK_ADDRESS": libvirtd.MGMT_CIDR, "LAB_BOOT_TIMEOUT": "900"}
+            "LAB_LIBVIRT_NETWORK_ADDRESS": libvirtd.MGMT_CIDR, "LAB_BOOT_TIMEOUT": "900",
+            "LAB_COMPOSE": "no"}  # it runs lab 07 only: no Compose to install under TCG
 
 
 def ensure_libvirt() -> None:

@@ -26,7 +26,9 @@ def replay(path: Path, tmp_path: Path):
     lab = labs.load(make_course_variant(variant, tmp_path)) if variant else labs.find(meta["lab"])
     plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items()
                                       if k in lab.variables}))
-    return Runner(plan, ReplayTransport(path), observe=bool(meta.get("observe"))).run(), variant
+    args = list(variant.args) if variant else []
+    factor = float(args[args.index("--timeout-factor") + 1]) if "--timeout-factor" in args else 1.0
+    return Runner(plan, ReplayTransport(path), observe=bool(meta.get("observe")), timeout_factor=factor).run(), variant
 
 
 @pytest.mark.parametrize("engine,scenario", CASES)

@@ -14,10 +14,11 @@ def test_options_from_environment():
     assert opts.insecure_registry == ["a:5000"]
     assert opts.storage_driver == "overlay2" and opts.user == "vagrant" and opts.image_store == "overlay2"
     assert opts.builder == "buildkit" and opts.docker_source == "distro"
+    assert opts.compose == "yes"  # the course's docker-compose, installed when missing
 
 
 @pytest.mark.parametrize("var,value", [("LAB_IMAGE_STORE", "zfs"), ("LAB_BUILDER", "kaniko"),
-                                       ("LAB_DOCKER_SOURCE", "snap")])
+                                       ("LAB_DOCKER_SOURCE", "snap"), ("LAB_COMPOSE", "maybe")])
 def test_bad_choices_are_refused(var, value):
     with pytest.raises(guest.StepFailed, match=var):
         guest.Options.from_env({var: value})
