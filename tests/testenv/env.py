@@ -563,7 +563,8 @@ def ensure_standins(settings: dict) -> None:
     fill_wheels(settings, f"{REGISTRY_ADDR}/library/python:2.7-slim")
     push_standin(settings, "library/openjdk:11.0-jdk", IMAGES / "standin-openjdk", args)
     push_standin(settings, "library/openjdk:7", IMAGES / "standin-openjdk", args)
-    push_standin(settings, "portainer/portainer:latest", IMAGES / "standin-portainer", args)
+    push_standin(settings, "portainer/portainer:latest", IMAGES / "standin-portainer",
+                 {"BUSYBOX": f"{REGISTRY_ADDR}/library/busybox:latest"})  # built on the busybox stand-in
     push_standin(settings, "library/mysql:5.7", IMAGES / "standin-mysql", args)
     push_standin(settings, "library/wordpress:latest", IMAGES / "standin-wordpress", args)
 
