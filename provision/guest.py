@@ -48,8 +48,10 @@ OPTIONS = {
                 "Docker Compose's `docker-compose` command, which lab 13 types: installed when missing (yes), "
                 "from the distribution, or as a front to the engine's `docker compose` plugin when it has one"),
     "user": ("LAB_USER", "vagrant", None, "the login user that must be able to run docker"),
+    "hosts": ("LAB_HOSTS", "", None,
+              "the course's machines this one knows by name, ADDRESS=NAME,... (the swarm machines), in /etc/hosts"),
 }
-LISTS = ("registry_mirror", "insecure_registry")
+LISTS = ("registry_mirror", "insecure_registry", "hosts")
 PACKAGE_MANAGERS = ("apt-get", "dpkg")
 
 
@@ -76,6 +78,7 @@ class Options:
     storage_driver: str = "overlay2"
     user: str = "vagrant"
     compose: str = "yes"
+    hosts: list[str] = field(default_factory=list)
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> "Options":
@@ -458,8 +461,42 @@ def step_verify(opts: Options) -> tuple[str, str]:
         f", mirror {', '.join(opts.registry_mirror)}" if opts.registry_mirror else "")
 
 
+HOSTS_FILE = "/etc/hosts"
+HOSTS_BEGIN, HOSTS_END = "# the course's machines (check-lab provisioner)", "# end of the course's machines"
+
+
+def step_hosts(opts: Options) -> tuple[str, str]:
+    """The course's machines by name in /etc/hosts: one block of ours, rewritten in place (in a container VM
+    the file is a bind mount, which cannot be replaced by a rename)."""
+    if not opts.hosts:
+        return "unchanged", "no other machines to name (LAB_HOSTS is empty)"
+    lines = []
+    for entry in opts.hosts:
+        address, _, name = entry.partition("=")
+        if not address.strip() or not name.strip():
+            raise StepFailed(f"LAB_HOSTS: {entry!r} is not ADDRESS=NAME")
+        lines.append(f"{address.strip()}\t{name.strip()}")
+    with open(HOSTS_FILE) as fh:
+        current = fh.read().splitlines()
+    kept, inside = [], False
+    for line in current:
+        if line == HOSTS_BEGIN:
+            inside = True
+        elif line == HOSTS_END:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    wanted = "\n".join(kept + [HOSTS_BEGIN, *lines, HOSTS_END]) + "\n"
+    if "\n".join(current) + "\n" == wanted:
+        return "unchanged", f"{len(lines)} machine(s) named in {HOSTS_FILE}"
+    with open(HOSTS_FILE, "w") as fh:  # in place
+        fh.write(wanted)
+    return "changed", f"{len(lines)} machine(s) named in {HOSTS_FILE}"
+
+
 STEPS = [
     ("apt-proxy", lambda o, s: step_apt_proxy(o)),
+    ("hosts", lambda o, s: step_hosts(o)),
     ("engine-installed", lambda o, s: step_engine_installed(o)),
     ("builder-installed", lambda o, s: step_builder_installed(o)),
     ("compose-installed", lambda o, s: step_compose_installed(o)),

@@ -176,8 +176,11 @@ class Machine(MachineData):
         """(state, provider), e.g. ('running', 'docker') or ('not_created', 'docker')."""
         output = self._vagrant._exec(["status", self.name])
         state, provider = None, None
-        for target, kind, data in parse_machine_readable(output):
-            if self.name and target != self.name:
+        rows = parse_machine_readable(output)
+        # Without a name, the environment's first machine (the primary: `default`, the course's docker-vm).
+        wanted = self.name or next((target for target, _kind, _data in rows if target), None)
+        for target, kind, data in rows:
+            if wanted and target != wanted:
                 continue
             if kind == "state" and data:
                 state = data[0]
@@ -194,7 +197,9 @@ class Machine(MachineData):
         sys.modules.setdefault("invoke", None)  # paramiko's `Match exec` support, never needed here
         import paramiko
 
-        output = self._vagrant._exec(["ssh-config", self.name])
+        # Without a name: Vagrant's `default` (the course's docker-vm; in an environment of several machines
+        # Vagrant wants one named).
+        output = self._vagrant._exec(["ssh-config", self.name or "default"])
         text = output
         rows = parse_machine_readable(output)
         if rows:  # machine-readable mode prints the config inside `ssh-config` rows
