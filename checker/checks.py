@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from checker.facts import Facts, MissingFact
-from checker.records import FAIL, NOT_JUDGED, PASS, ClaimResult, Verdict
+from checker.facts import Facts, MissingFact, NotApplicable
+from checker.records import FAIL, NOT_APPLICABLE, NOT_JUDGED, PASS, ClaimResult, Verdict
 from checker.units import size_bytes
 
 
@@ -95,6 +95,10 @@ def evaluate(claim_specs, facts: Facts) -> list[ClaimResult]:
                 for param, default in chk.options.items():
                     kwargs[param] = spec.args.get(param, default)
                 verdict = chk.fn(facts, **kwargs)
+        except NotApplicable as exc:
+            results.append(ClaimResult(spec.id, spec.title, NOT_APPLICABLE, spec.title,
+                                       f"not applicable here: {exc}", "", {}, 0.0, 0.0))
+            continue
         except MissingFact as exc:
             results.append(ClaimResult(spec.id, spec.title, NOT_JUDGED, spec.title, f"not judged: {exc}",
                                        exc.what_to_do or "fix what stopped the run (see the failed step above), "

@@ -22,6 +22,11 @@ class MissingFact(Exception):
         self.what_to_do = what_to_do
 
 
+class NotApplicable(Exception):
+    """The claim cannot hold on this machine whatever the student does (its kernel lacks what the claim is
+    about): verdict n/a, with the reason, no failure."""
+
+
 @dataclass(frozen=True)
 class Image:
     id: str

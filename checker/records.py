@@ -9,6 +9,9 @@ The verdict vocabulary of a claim:
   fail        it does not
   error       not judged: the evidence is missing (a step failed, a fact could not be gathered); the
               report says why and what to do. Spelled "error" in the JSON report (version 1).
+  n/a         not applicable here: the machine cannot do what the claim is about (a kernel without
+              IP_VS has no routing mesh), whatever the student does; the report says why. It is no
+              failure and counts zero points of zero.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PASS, FAIL, NOT_JUDGED = "pass", "fail", "error"
-VERDICTS = (PASS, FAIL, NOT_JUDGED)
-VERDICT_WORDS = {PASS: "holds", FAIL: "fails", NOT_JUDGED: "not judged"}
+PASS, FAIL, NOT_JUDGED, NOT_APPLICABLE = "pass", "fail", "error", "n/a"
+VERDICTS = (PASS, FAIL, NOT_JUDGED, NOT_APPLICABLE)
+VERDICT_WORDS = {PASS: "holds", FAIL: "fails", NOT_JUDGED: "not judged", NOT_APPLICABLE: "not applicable here"}
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -152,7 +155,7 @@ class Verdict:
 class ClaimResult:
     id: str
     title: str
-    verdict: str  # pass | fail | error (not judged)
+    verdict: str  # pass | fail | error (not judged) | n/a (not applicable here)
     expected: str
     observed: str
     hint: str
@@ -207,7 +210,8 @@ class RunReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.claims) and all(c.passed for c in self.claims) and not self.error and not self.interrupted
+        judged = [c for c in self.claims if c.verdict != NOT_APPLICABLE]
+        return bool(judged) and all(c.passed for c in judged) and not self.error and not self.interrupted
 
     @property
     def differences(self) -> list[ClaimResult]:

@@ -15,7 +15,8 @@ from checker.records import LabInfo, RunReport, StepFact, TargetRun
 
 MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "timed-out": ("⏱", "red"), "not-run": ("·", "dim"),
         "skipped": ("–", "dim")}
-VERDICT = {"pass": ("✓", "green", "holds"), "fail": ("✗", "red", "FAILS"), "error": ("?", "yellow", "not judged")}
+VERDICT = {"pass": ("✓", "green", "holds"), "fail": ("✗", "red", "FAILS"), "error": ("?", "yellow", "not judged"),
+           "n/a": ("–", "blue", "not applicable here")}
 
 
 def _quiet_on_closed_pipe(method):
@@ -221,7 +222,11 @@ class ConsoleReporter:
         points, max_points = report.score
         word = result_word(exit_code)
         style = {"pass": "bold green", "fail": "bold red"}.get(word, "bold yellow")
-        summary = (f" {word.upper()}: {held}/{len(report.claims)} claims hold · score {points:g}/{max_points:g}"
+        applicable = sum(1 for cl in report.claims if cl.verdict != "n/a")
+        elsewhere = len(report.claims) - applicable
+        summary = (f" {word.upper()}: {held}/{applicable} claims hold"
+                   + (f" ({elsewhere} not applicable here)" if elsewhere else "")
+                   + f" · score {points:g}/{max_points:g}"
                    f" · {report.duration:.1f}s")
         if report.interrupted:
             summary += " · interrupted"

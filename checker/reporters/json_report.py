@@ -41,7 +41,7 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
         "exit_code": exit_code,
         "score": {"points": points, "max": max_points},
         "summary": {"claims": len(report.claims), "passed": counts["pass"], "failed": counts["fail"],
-                    "errors": counts["error"]},
+                    "errors": counts["error"], "not_applicable": counts["n/a"]},
         "steps": [
             {
                 "id": s.step_id, "title": s.title, "command": s.command, "status": s.status,

@@ -7,7 +7,7 @@ import re
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from checker.records import FAIL, NOT_JUDGED, LabInfo, RunReport, TargetRun
+from checker.records import FAIL, NOT_APPLICABLE, NOT_JUDGED, LabInfo, RunReport, TargetRun
 
 
 # Characters XML 1.0 does not allow (a program's colours: ESC): shown as their control pictures (U+2400 + code).
@@ -50,6 +50,8 @@ def suites(report: RunReport, exit_code: int, label: str | None = None) -> list[
         elif c.verdict == NOT_JUDGED:
             case.result = [Error(c.observed, "not-judged")]
             case.result[0].text = text
+        elif c.verdict == NOT_APPLICABLE:
+            case.result = [Skipped(c.observed, "not-applicable")]
         case.system_out = text
         claims.add_testcase(case)
 
