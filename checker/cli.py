@@ -192,6 +192,12 @@ def run_check(args) -> int:
         runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor,
                               step_timeouts=_timeouts(args.timeouts, lab), lock_wait=args.lock_wait,
                               observe=args.observe)
+        from checker.course import runs_here
+
+        if not runs_here(lab):
+            if transport is not None:
+                transport.close()
+            return run_machines(args, plan, runner_options, requests, options)
         if args.targets:
             return run_many(args, plan, runner_options, requests)
         if transport is None:
@@ -225,6 +231,34 @@ def run_check(args) -> int:
                                                                 "observe": args.observe})
     console.header(lab.name + (" (observe mode)" if args.observe else ""), transport.description)
     runner = Runner(plan, transport, events=console, **runner_options)
+    try:
+        report = runner.run()
+    finally:
+        console.close()
+    code = for_run(report)
+    console.render(report, code)
+    reporters.write_single(requests, report, code)
+    if code != ExitStatus.OK:
+        print(f"check-lab: {why_not(report)}", file=sys.stderr)
+    return code
+
+
+def run_machines(args, plan, runner_options: dict, requests, options) -> int:
+    """A lab over several machines (labs 11 and 12: the course's swarm), one session per machine."""
+    from checker.reporters.console import ConsoleReporter
+    from checker.runner import MachinesRunner
+
+    lab = plan.lab
+    if args.targets or args.watch or args.observe or args.record:
+        raise UsageError(f"lab {lab.id} runs on {', '.join(lab.machines)}: --targets, --watch, --observe and "
+                         "--record take one machine; leave them out")
+    transports = targets.open_machines(options, lab.machines)
+    runner = MachinesRunner(plan, transports, events=None, **runner_options)
+    console = ConsoleReporter(_console(args), verbose=args.verbose)
+    console.header(lab.name, runner.description)
+    runner.events = console
+    for machine in runner.runners.values():
+        machine.events = console
     try:
         report = runner.run()
     finally:

@@ -110,6 +110,7 @@ class Step:
     # evidence in what the student left (the log of their container, the files in their clone); it runs
     # instead of `run` there, and claims read its output as the step's.
     observe_run: str | None = None
+    on: str | None = None  # the machine it runs on, for a lab of several machines (default: the first)
 
     @property
     def looks(self) -> bool:
@@ -474,9 +475,11 @@ def load(folder: Path) -> Lab:
     seen: set[str] = set()
     fact_names: set[str] = set()
     for i, raw in enumerate(top.get("steps", list, required=True)):
+        if isinstance(raw, dict) and True in raw:  # YAML 1.1 reads the key `on` as true
+            raw = {("on" if k is True else k): v for k, v in raw.items()}
         spec = _Spec(raw, f"steps[{i}]", path)
         spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after", "observe", "course",
-                   "departs", "addition", "capture"})
+                   "departs", "addition", "capture", "on"})
         sid = spec.get("id", str, required=True)
         spec.where = f"step {sid!r}"
         if not ID_RE.match(sid):
@@ -548,7 +551,8 @@ def load(folder: Path) -> Lab:
         steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
                           parse, spec.get("may_fail", bool, False), tuple(after), observe,
                           spec.get("course", str, None), spec.get("departs", str, None),
-                          spec.get("addition", str, None), tuple(captures), observe_run))
+                          spec.get("addition", str, None), tuple(captures), observe_run,
+                          spec.get("on", str, None)))
 
     facts_known = seen | fact_names | {"engine"}  # the engine is gathered before any step
     claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, known_names)
@@ -561,6 +565,12 @@ def load(folder: Path) -> Lab:
     needs = top.get("needs", list, [])
     if not machines or not all(isinstance(m, str) for m in machines + needs):
         raise top.fail("`machines` and `needs` list names")
+    if len(set(machines)) != len(machines):
+        raise top.fail("`machines` names a machine twice")
+    for step in steps:
+        if step.on is not None and step.on not in machines:
+            raise top.fail(f"step {step.id!r}: `on: {step.on}` is not one of the lab's machines "
+                           f"({', '.join(machines)})")
     return Lab(lab_id, title, folder.resolve(), top.get("description", str, "").strip(), variables, files,
                resources, tuple(steps), claim_specs, statements, top.get("needs_docker", bool, True),
                dict(course.data), tuple(machines), tuple(needs))

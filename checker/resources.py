@@ -379,7 +379,9 @@ class SwarmMembership(Kind):
 
     key, noun = "swarm", "swarm membership"
     what_removed = "this machine's swarm membership"
-    cleanup_order = 90  # last: after services, stacks and overlay networks
+    # After the services and stacks (which go first), before the images the lab pulled: a worker's task
+    # containers keep its image in use until it leaves. Leaving takes the swarm's overlay networks with it.
+    cleanup_order = 25
 
     def find(self, names: list[str]) -> str:
         return "docker info --format '{{json .Swarm}}'"
@@ -401,7 +403,13 @@ class SwarmMembership(Kind):
         # Leaving also takes the bridge swarm made for its containers (docker_gwbridge), unless it is in use.
         return (f"s=$(docker info --format '{{{{.Swarm.LocalNodeState}}}}'); case \"$s\" in active|pending|locked) "
                 f"docker swarm leave --force >/dev/null && printf '%s\\n' {quote(*names)} && "
-                "{ docker network rm docker_gwbridge >/dev/null 2>&1 || true; };; esac")
+                # The swarm's task containers go with it (asynchronously): wait for them (up to 30 s), then
+                # remove what is left of them, and the bridge.
+                "{ i=0; while [ -n \"$(docker ps -aq --filter label=com.docker.swarm.task.id)\" ] && [ $i -lt 60 ]; "
+                "do sleep 0.5; i=$((i + 1)); done; t=$(docker ps -aq --filter label=com.docker.swarm.task.id); "
+                "[ -z \"$t\" ] || docker rm -f $t >/dev/null 2>&1; "
+                "i=0; while docker network inspect ingress >/dev/null 2>&1 && [ $i -lt 20 ]; do sleep 0.5; "
+                "i=$((i + 1)); done; docker network rm docker_gwbridge >/dev/null 2>&1 || true; };; esac")
 
 
 def normal_ref(ref: str) -> str:

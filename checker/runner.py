@@ -560,16 +560,119 @@ class Runner:
             if self.close:
                 self.t.close()
         report.target = self.t.description
+        return self.judge(report, started, getattr(self.t, "first_exec_at", None))
+
+    def judge(self, report: RunReport, started: float, first_exec_at: float | None) -> RunReport:
+        """The report's steps, claims and statements, from the facts the run gathered."""
         report.steps = list(self.facts.steps.values())
         report.lab = departures_run(report.lab, report.steps)
-        born, first = process_started_at(), getattr(self.t, "first_exec_at", None)
-        if born is not None and first is not None:
-            report.timings["first_command_s"] = round(first - born, 3)
+        born = process_started_at()
+        if born is not None and first_exec_at is not None:
+            report.timings["first_command_s"] = round(first_exec_at - born, 3)
         claims, statements = self.plan.judged(self.runtime)
         report.claims = checks.evaluate(claims, self.facts)
         report.statements = checks.evaluate(statements, self.facts)
         report.duration = time.monotonic() - started
         return report
+
+
+class MachinesRunner:
+    """A lab over several machines (the course's swarm): one Runner per machine, each with its own session,
+    lock, work folder, guard of the lab's names and clean-up; the steps run in the lab's order, each on its
+    machine (`on:`), and share one set of facts and captured values (the join token of `docker swarm init`
+    reaches the workers' `join`). Preflight, upload and clean-up run on every machine at once."""
+
+    def __init__(self, plan: Plan, transports: dict[str, Transport], *, events: Events | None = None,
+                 **options):
+        if options.get("observe"):
+            raise ValueError("observe mode looks at one machine")
+        self.plan, self.lab = plan, plan.lab
+        self.events = events or NoEvents()
+        self.runners = {name: Runner(plan, t, events=self.events, **options) for name, t in transports.items()}
+        first = next(iter(self.runners.values()))
+        self.facts, self.runtime = first.facts, first.runtime
+        for runner in self.runners.values():
+            runner.facts, runner.runtime = self.facts, self.runtime
+        self.default = self.lab.machines[0]
+
+    @property
+    def description(self) -> str:
+        return "; ".join(f"{name}: {r.t.description}" for name, r in self.runners.items())
+
+    def _each(self, action: str) -> None:
+        """`action` on every machine at once; the first failure (in the lab's order of machines) is raised
+        once all have finished."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(self.runners)) as pool:
+            futures = {name: pool.submit(getattr(r, action)) for name, r in self.runners.items()}
+        for name, future in futures.items():
+            exc = future.exception()
+            if isinstance(exc, TargetError):
+                raise TargetError(f"{name}: {exc}", hint=exc.hint) from None
+            if exc is not None:
+                raise exc
+
+    def run_steps(self) -> None:
+        steps = self.lab.steps
+        for step in steps:
+            runner = self.runners[step.on or self.default]
+            self.facts.steps[step.id] = StepFact(step.id, f"{step.title} (on {step.on or self.default})",
+                                                 runner.display(step))
+        for i, step in enumerate(steps, 1):
+            runner = self.runners[step.on or self.default]
+            fact = self.facts.steps[step.id]
+            fact.command = runner.display(step)
+            self.events.step_started(i, len(steps), fact.title, fact.command)
+            fact.result = runner.sh(runner._wrapped(step), timeout=runner.timeout_for(step))
+            runner._judge_step(step, fact)
+            runner._capture(step, fact)
+            runner.gather(step)
+            self.events.step_finished(i, len(steps), fact)
+            if fact.status != "passed":
+                break
+
+    def _cleanup(self, report: RunReport) -> None:
+        try:
+            self._each("cleanup")
+        except KeyboardInterrupt as exc:
+            report.interrupted = True
+            report.signal = report.signal or getattr(exc, "signal", "SIGINT")
+            report.notes.append("cleanup was interrupted: run check-lab again to finish it")
+        except TargetError as exc:
+            report.notes.append(f"cleanup failed: {exc}")
+            report.error = report.error or str(exc)
+        for runner in self.runners.values():
+            runner.cleanup_armed = False
+
+    def run(self) -> RunReport:
+        report = RunReport(self.plan.info(), self.description,
+                           datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        started = time.monotonic()
+        try:
+            try:
+                self._each("preflight")
+            except BaseException:  # one machine cannot take the lab: the others are left as they were
+                self._cleanup(report)
+                raise
+            report.engine = self.facts.engine
+            try:
+                self._each("upload")
+                self.run_steps()
+            except KeyboardInterrupt as exc:
+                report.interrupted, report.signal = True, getattr(exc, "signal", "SIGINT")
+            except TargetError as exc:
+                report.error = str(exc)
+            finally:
+                self._cleanup(report)
+        finally:
+            for runner in self.runners.values():
+                runner.t.close()
+        for name, runner in self.runners.items():
+            report.notes += [f"{name}: {note}" for note in runner.notes]
+        firsts = [getattr(r.t, "first_exec_at", None) for r in self.runners.values()]
+        first = min((f for f in firsts if f is not None), default=None)
+        return next(iter(self.runners.values())).judge(report, started, first)
 
 
 def _json_or_none(text: str) -> dict | None:

@@ -85,3 +85,46 @@ def open_quickly(opts: TargetOptions):
     module = importlib.import_module(backend_for(spec).module)
     quick = getattr(module, "open_quickly", None)
     return quick(spec, opts) if quick is not None else module.open_target(spec, opts)
+
+
+def open_machines(opts: TargetOptions, machines: tuple[str, ...]) -> dict:
+    """One Transport per machine of a lab that spans several (the course's swarm), in the lab's order:
+    `--target vagrant` or `vagrant:PATH` (the Vagrant environment's machines of those names, the default), or
+    `--target NAME=SPEC,NAME=SPEC,…` (any target for each machine, e.g. swarmmanager=ssh://vagrant@10.0.0.5)."""
+    spec = opts.spec or DEFAULT
+    listed = ", ".join(machines)
+    if "=" in spec:
+        specs: dict[str, str] = {}
+        for part in spec.split(","):
+            name, sep, sub = part.partition("=")
+            if not sep or not name.strip() or not sub.strip():
+                raise UsageError(f"--target {spec!r}: each machine is NAME=TARGET, separated by commas")
+            specs[name.strip()] = sub.strip()
+        if set(specs) != set(machines):
+            raise UsageError(f"--target names {', '.join(specs) or 'no machine'}; the lab runs on {listed}: "
+                             f"give NAME=TARGET for each")
+        for sub in specs.values():
+            validate(sub)
+        ordered = [(name, specs[name]) for name in machines]
+    else:
+        backend = backend_for(spec)
+        if backend.scheme != "vagrant":
+            raise UsageError(f"the lab runs on {len(machines)} machines ({listed}): give the Vagrant folder "
+                             f"(--target vagrant or vagrant:PATH), or --target NAME=TARGET,… for each")
+        module = importlib.import_module(backend.module)
+        if module.parse(spec)[1] is not None:
+            raise UsageError(f"--target {spec}: the lab runs on {listed}, not on one machine; give the Vagrant "
+                             f"folder (vagrant or vagrant:PATH) and check-lab takes those machines")
+        root = module._root(spec)[0]  # the folder with the Vagrantfile (absolute)
+        ordered = [(m, f"vagrant:{root}#{m}") for m in machines]
+    opened: dict = {}
+    try:
+        for name, sub in ordered:
+            opened[name] = open_target(TargetOptions(sub, opts.identity, opts.known_hosts, opts.accept_new_host_key,
+                                                     opts.connect_timeout))
+    except BaseException:
+        for transport in opened.values():
+            transport.close()
+        raise
+    return opened
+

@@ -87,7 +87,8 @@ def test_removal_order_lets_everything_go():
     assert keys.index("stacks") < keys.index("services") < keys.index("containers")
     assert keys.index("containers") < keys.index("images") < keys.index("pulls")
     assert keys.index("containers") < keys.index("volumes") and keys.index("containers") < keys.index("networks")
-    assert keys[-1] == "swarm"
+    # Leaving the swarm goes after its services, before the pulled images (a worker's tasks use them).
+    assert keys.index("services") < keys.index("swarm") < keys.index("pulls")
 
 
 # ------------------------------------------------------------------------------------------------ assess
