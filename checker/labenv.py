@@ -84,7 +84,10 @@ def add_setting_flags(parser: argparse.ArgumentParser, vm: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lab-env", description="Bring up and provision the Docker lab machine.")
-    parser.add_argument("--machine", metavar="NAME", help="the Vagrant machine (default: the only one)")
+    parser.add_argument("--machine", metavar="NAME", help="the Vagrant machine (default: docker-vm, Vagrant's default)")
+    parser.add_argument("--machines", metavar="SET",
+                        help="several machines, one after the other: swarm (swarmmanager, swarmnode1, swarmnode2, "
+                             "the machines of labs 11 and 12) or NAME,NAME,…")
     parser.add_argument("--no-color", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="create or start the machine, then provision it")
@@ -217,6 +220,17 @@ class App:
         return ExitStatus.OK
 
 
+SWARM = ["swarmmanager", "swarmnode1", "swarmnode2"]
+
+
+def machine_set(text: str) -> list[str]:
+    """`--machines`: swarm (the course's swarm machines) or NAME,NAME,…"""
+    names = SWARM if text == "swarm" else [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--machines: swarm, or machine names separated by commas")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     from checker.errors import CheckLabError
     from provision.remote import ProvisionError
@@ -225,9 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        app = App(args)
-        return {"up": app.up, "provision": app.provision, "status": app.status, "ssh-config": app.ssh_config,
-                "destroy": app.destroy}[args.command]()
+        if args.machine and args.machines:
+            raise UsageError("--machine or --machines, not both")
+        names = machine_set(args.machines) if args.machines else [args.machine]
+        codes = []
+        for name in names:
+            args.machine = name
+            app = App(args)
+            codes.append({"up": app.up, "provision": app.provision, "status": app.status,
+                          "ssh-config": app.ssh_config, "destroy": app.destroy}[args.command]())
+        return max(codes)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else ExitStatus.USAGE
     except UsageError as exc:
