@@ -249,10 +249,17 @@ def run_machines(args, plan, runner_options: dict, requests, options) -> int:
     from checker.runner import MachinesRunner
 
     lab = plan.lab
-    if args.targets or args.watch or args.observe or args.record:
-        raise UsageError(f"lab {lab.id} runs on {', '.join(lab.machines)}: --targets, --watch, --observe and "
-                         "--record take one machine; leave them out")
+    if args.targets or args.watch or args.observe:
+        raise UsageError(f"lab {lab.id} runs on {', '.join(lab.machines)}: --targets, --watch and --observe "
+                         "take one machine; leave them out")
+    record_path = _output_path(args.record, "--record")
     transports = targets.open_machines(options, lab.machines)
+    if record_path:  # one transcript per machine: PATH.MACHINE.json
+        from checker.transcript import RecordingTransport
+
+        transports = {name: RecordingTransport(t, machine_transcript(record_path, name),
+                                               {"lab": lab.id, "values": plan.values, "machine": name})
+                      for name, t in transports.items()}
     runner = MachinesRunner(plan, transports, events=None, **runner_options)
     console = ConsoleReporter(_console(args), verbose=args.verbose)
     console.header(lab.name, runner.description)
@@ -269,6 +276,15 @@ def run_machines(args, plan, runner_options: dict, requests, options) -> int:
     if code != ExitStatus.OK:
         print(f"check-lab: {why_not(report)}", file=sys.stderr)
     return code
+
+
+def machine_transcript(path, machine: str):
+    """Where `--record PATH` keeps one machine's transcript of a lab over several: PATH.MACHINE.json."""
+    from pathlib import Path
+
+    path = Path(path)
+    stem = path.name[:-5] if path.name.endswith(".json") else path.name
+    return path.with_name(f"{stem}.{machine}.json")
 
 
 def run_course_cli(args, requests, options) -> int:
