@@ -223,6 +223,25 @@ COURSE_VARIANTS: list[Variant] = [
                               "/app/MaxProcessors.java"}),
 ]
 
+# Lab 11 runs on the course's three swarm machines (tests/integration/test_swarm.py, fresh machines for each
+# world): swarmnode2 that never joins; a service of 4 replicas; one scaled to 3 (the run asks for 6); a
+# service that is kept; a join that fails. The routing mesh's negative needs a kernel with IP_VS (not this host's): its check is
+# judged on recorded answers in tests/unit/test_swarm_claims.py.
+SWARM_VARIANTS: list[Variant] = [
+    _v("11-Docker-Swarm_cluster", "one-worker", {"three-nodes-ready"}, steps={"join-node2": "true"}),
+    _v("11-Docker-Swarm_cluster", "four-replicas", {"five-replicas"},
+       steps={"create": "docker service create --replicas 4 -p 4000:80 --name web nginx"}),
+    _v("11-Docker-Swarm_cluster", "scaled-to-three", {"scaled-replicas"}, steps={"scale": "docker service scale web=3"}),
+    _v("11-Docker-Swarm_cluster", "service-kept", {"service-removed"}, steps={"rm": "true"}),
+    # A join that fails (a token of no swarm): the lab stops there, nothing is judged, every machine is left
+    # out of the swarm the lab made.
+    _v("11-Docker-Swarm_cluster", "bad-token", set(),
+       steps={"join-node1": "docker swarm join --token SWMTKN-1-0000000000000000000000000000000000000000000000000-"
+                            "0000000000000000000000000 {{ captured.join_address }}"},
+       not_judged={"three-nodes-ready", "manager-leader", "five-replicas", "routing-mesh", "scaled-replicas",
+                   "service-removed"}),
+]
+
 
 def make_course_variant(variant: Variant, dest: Path) -> Path:
     """A copy of the variant's lab in `dest`, with its files and steps changed; returns the lab folder."""

@@ -12,8 +12,30 @@ import pytest
 from provision.vagrant import Machine
 from checker.targets.ssh import SSHSettings, SSHTransport
 from tests.integration.conftest import run_check
+from tests.variants import SWARM_VARIANTS, make_course_variant
 
 SWARM = ("swarmmanager", "swarmnode1", "swarmnode2")
+
+
+def vagrant(project, *args: str, timeout: float = 900) -> None:
+    done = subprocess.run(["vagrant", *args], cwd=project.root, env=project.env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+RESTART_ENGINE = ("sudo -n sh -c 'start-stop-daemon --stop --pidfile /var/run/docker-ssd.pid --remove-pidfile --retry 20; "
+                  "start-stop-daemon --start --oknodo --background --no-close --exec \"$(command -v dockerd)\" "
+                  "--pidfile /var/run/docker-ssd.pid --make-pidfile -- -p /var/run/docker.pid >>/var/log/docker.log 2>&1'; "
+                  "for i in $(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
+
+
+def fresh(project) -> None:
+    """The swarm machines' engines started again: on a kernel without IP_VS (this host's, in container VMs)
+    an engine that has been a swarm manager keeps a broken ingress network until it restarts, and a second
+    swarm's services never start there (what `vagrant reload` does for a student, in seconds)."""
+    for machine in SWARM:
+        res = on(project, machine, RESTART_ENGINE, timeout=120)
+        assert res.ok, res.stderr
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +43,9 @@ def swarm(lab_env, tmp_path_factory):
     from tests.integration.conftest import VagrantProject
 
     project = VagrantProject(tmp_path_factory.mktemp("swarm"), lab_env)
-    done = subprocess.run(["vagrant", "up", *SWARM, "--provider=docker"], cwd=project.root, env=project.env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    vagrant(project, "up", *SWARM, "--provider=docker")
     yield project
-    subprocess.run(["vagrant", "destroy", "-f"], cwd=project.root, env=project.env, capture_output=True, timeout=600)
+    subprocess.run(["vagrant", "destroy", "-f", *SWARM], cwd=project.root, env=project.env, capture_output=True, timeout=600)
 
 
 def on(project, machine: str, command: str, timeout: float = 120):
@@ -42,7 +62,16 @@ STATE = ("docker info --format '{{.Swarm.LocalNodeState}}'; docker ps -aq | wc -
          "ls -A ~/.check-lab 2>/dev/null | grep -v '^lock' | wc -l")
 
 
-def test_machines_know_each_other_by_name(swarm):
+def test_machines_know_each_other_by_name(swarm, monkeypatch, capsys):
+    from checker.labenv import main as lab_env
+
+    monkeypatch.chdir(swarm.root)
+    for key, value in swarm.env.items():
+        if key.startswith(("DOCKER_", "VAGRANT_")):
+            monkeypatch.setenv(key, value)
+    assert lab_env(["--no-color", "--machines", "swarm", "status"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in SWARM) and out.count("running") == 3, out
     res = on(swarm, "swarmnode1", "getent hosts swarmmanager swarmnode2; hostname")
     assert res.ok, res.stderr
     assert "192.168.135.100" in res.stdout and "192.168.135.102" in res.stdout
@@ -65,6 +94,22 @@ def test_lab_11_passes_on_three_machines_and_leaves_them_as_found(swarm, monkeyp
     assert steps["join-node1"]["command"].startswith("docker swarm join --token SWMTKN-")
     assert steps["join-node2"]["title"].endswith("(on swarmnode2)")
     assert {m: on(swarm, m, STATE).stdout for m in SWARM} == before
+
+
+@pytest.mark.parametrize("variant", SWARM_VARIANTS, ids=lambda v: v.id)
+def test_each_claims_negative_fails_exactly_it(variant, swarm, monkeypatch, tmp_path):
+    fresh(swarm)
+    folder = make_course_variant(variant, tmp_path)
+    report = tmp_path / "r.json"
+    code = run_check(monkeypatch, swarm, str(folder), "--target", f"vagrant:{swarm.root}", "--set", "replicas=6",
+                     *variant.args, "--report", f"json:{report}")
+    data = json.loads(report.read_text())
+    got = {c["id"]: c["verdict"] for c in data["claims"]}
+    assert code == 1, data
+    assert {cid for cid, v in got.items() if v == "fail"} == variant.fails, got
+    assert {cid for cid, v in got.items() if v == "error"} == variant.not_judged, got
+    assert all(on(swarm, m, "docker info --format '{{.Swarm.LocalNodeState}}'").stdout.strip() == "inactive"
+               for m in SWARM)
 
 
 def test_a_machine_in_another_swarm_is_a_target_error_and_is_left_in_it(swarm, monkeypatch, capsys):

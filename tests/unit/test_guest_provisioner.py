@@ -49,3 +49,23 @@ def test_docker_repository_packages():
 def test_versions():
     assert guest.version_tuple("Docker version 20.10.24+dfsg1, build 5d6db84") == (20, 10, 24)
     assert guest.version_tuple("Docker version 26.1.5+dfsg1") >= (24,)
+
+
+def test_hosts_names_the_course_machines_in_place_once(tmp_path, monkeypatch):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n172.29.107.3\tswarmnode1\n")
+    inode = hosts.stat().st_ino
+    monkeypatch.setattr(guest, "HOSTS_FILE", str(hosts))
+    opts = guest.Options(hosts=["192.168.135.100=swarmmanager", "192.168.135.101=swarmnode1"])
+    assert guest.step_hosts(opts)[0] == "changed"
+    text = hosts.read_text()
+    assert "192.168.135.100\tswarmmanager\n192.168.135.101\tswarmnode1\n" in text
+    assert text.startswith("127.0.0.1\tlocalhost\n172.29.107.3\tswarmnode1\n")  # theirs kept
+    assert hosts.stat().st_ino == inode  # written in place: a container's /etc/hosts is a bind mount
+    assert guest.step_hosts(opts)[0] == "unchanged"
+    opts2 = guest.Options(hosts=["10.0.0.100=swarmmanager"])
+    assert guest.step_hosts(opts2)[0] == "changed"
+    assert "192.168.135" not in hosts.read_text() and hosts.read_text().count(guest.HOSTS_BEGIN) == 1
+    assert guest.step_hosts(guest.Options())[0] == "unchanged"
+    with pytest.raises(guest.StepFailed, match="not ADDRESS=NAME"):
+        guest.step_hosts(guest.Options(hosts=["swarmmanager"]))

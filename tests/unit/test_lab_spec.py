@@ -78,6 +78,8 @@ def test_malformed_yaml_gives_line_and_column(lab_copy):
     (lambda d: d["variables"].update(n={"type": "int", "default": "five"}), r"must be a whole number"),
     (lambda d: d["steps"][0].update(sudo="yes"), r"`sudo` must be a bool"),
     (lambda d: d["steps"][0].update(observe=" "), r"`observe:` is true, false or the command observe mode runs"),
+    (lambda d: d["steps"][0].update(on="swarmnode9"), r"`on: swarmnode9` is not one of the lab's machines"),
+    (lambda d: d.update(machines=["a", "a"]), r"names a machine twice"),
     (lambda d: d["steps"][0].update(observe="docker logs {{ nope }}"), r"unknown name \{\{ nope \}\}"),
     (lambda d: d["steps"][0].update(capture={"cid": {}}), r"`capture.cid` needs `match:`, `observe:` or both"),
     (lambda d: d.update(files=["missing.txt"]), r"file 'missing.txt' does not exist"),
@@ -220,3 +222,10 @@ def test_a_step_may_have_an_observe_form_and_a_value_only_observe_mode_finds(lab
     plan = labs.Plan(lab, lab.values())
     assert plan.command(second, {"captured.clone": "/home/me/c"}, observing=True) == "ls -l /home/me/c"
     assert plan.command(second, {"captured.clone": "/home/me/c"}) == plan.command(second)  # its own run otherwise
+
+
+def test_a_step_says_on_which_machine_it_runs_in_plain_yaml():
+    lab = labs.find("11")  # `on: swarmnode1` (YAML 1.1 reads the bare key `on` as true)
+    assert lab.machines == ("swarmmanager", "swarmnode1", "swarmnode2")
+    where = {step.id: step.on for step in lab.steps}
+    assert where["init"] is None and where["join-node1"] == "swarmnode1" and where["join-node2"] == "swarmnode2"

@@ -149,3 +149,26 @@ def test_every_registered_format_renders_a_run_and_many(runs):
         module = reporters.module(fmt)
         assert module.render(report, 0).strip()
         assert module.render_many(report.lab, [TargetRun("a", "local", report, None, 0, 1.0)], 0).strip()
+
+
+def test_a_claim_not_applicable_here_is_no_failure_in_any_format(runs):
+    """n/a: what the machine cannot do whatever the student does (a kernel without IP_VS has no routing mesh)."""
+    import copy
+    import dataclasses
+
+    report = copy.deepcopy(runs["pass"])
+    first = report.claims[0]
+    report.claims[0] = dataclasses.replace(first, verdict="n/a", observed="not applicable here: no IP_VS",
+                                           hint="", points=0.0, max_points=0.0)
+    assert report.passed and for_run(report) == 0
+    assert report.score[1] == len(report.claims) - 1
+    data = json_report.to_dict(report, for_run(report))
+    validate(data)
+    assert data["summary"]["not_applicable"] == 1 and data["result"] == "pass"
+    xml = JUnitXml.fromstring(junit.render(report, for_run(report)))
+    claims = next(iter(xml))
+    assert claims.failures == 0 and claims.errors == 0 and claims.skipped == 1
+    text = console.render(report, for_run(report))
+    assert f"PASS: {len(report.claims) - 1}/{len(report.claims) - 1} claims hold (1 not applicable here)" in text
+    report.claims = report.claims[:1]  # nothing applicable: nothing passed
+    assert not report.passed

@@ -50,3 +50,16 @@ def test_help_imports_no_backend():
             "print(sorted(m for m in sys.modules if m.startswith(('checker.targets.', 'paramiko', 'yaml', 'rich'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("vagrant:swarmmanager", "not on one machine"),
+    ("ssh://vagrant@10.0.0.5", "give the Vagrant folder"),
+    ("swarmmanager=ssh://v@a,swarmnode1=ssh://v@b", "give NAME=TARGET for each"),
+    ("swarmmanager=ssh://v@a,swarmnode1=ssh://v@b,swarmnode2", "each machine is NAME=TARGET"),
+    ("swarmmanager=ssh://v@a,swarmnode1=ssh://v@b,swarmnode2=ftp://c", "unknown target 'ftp://c'"),
+])
+def test_a_lab_of_several_machines_takes_a_folder_or_one_target_per_machine(spec, message):
+    opts = targets.TargetOptions(spec)
+    with pytest.raises(UsageError, match=message):
+        targets.open_machines(opts, ("swarmmanager", "swarmnode1", "swarmnode2"))
