@@ -69,7 +69,7 @@ class Project:
         return timed(list(argv), self.root, self.env, check)
 
     def ssh_config_file(self) -> Path:
-        _s, proc = self.run("vagrant", "ssh-config")
+        _s, proc = self.run("vagrant", "ssh-config", "default")
         path = self.root / "ssh_config"
         path.write_text(proc.stdout)
         return path
@@ -279,7 +279,7 @@ def main(argv: list[str]) -> int:
 
             seconds, _ = project.run(str(BIN / "lab-env"), "provision")
             runs["noop_provision"].append(seconds)
-            seconds, _ = project.run("vagrant", "ssh-config")
+            seconds, _ = project.run("vagrant", "ssh-config", "default")
             runs["ssh_config"].append(seconds)
 
             # cold: no cached SSH settings, so Vagrant is asked first

@@ -117,14 +117,18 @@ def open_machines(opts: TargetOptions, machines: tuple[str, ...]) -> dict:
                              f"folder (vagrant or vagrant:PATH) and check-lab takes those machines")
         root = module._root(spec)[0]  # the folder with the Vagrantfile (absolute)
         ordered = [(m, f"vagrant:{root}#{m}") for m in machines]
-    opened: dict = {}
-    try:
-        for name, sub in ordered:
-            opened[name] = open_target(TargetOptions(sub, opts.identity, opts.known_hosts, opts.accept_new_host_key,
-                                                     opts.connect_timeout))
-    except BaseException:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # At once: a Vagrant machine whose SSH settings are not cached yet asks Vagrant (Ruby, seconds each).
+    with ThreadPoolExecutor(max_workers=len(ordered)) as pool:
+        futures = {name: pool.submit(open_target, TargetOptions(sub, opts.identity, opts.known_hosts,
+                                                                opts.accept_new_host_key, opts.connect_timeout))
+                   for name, sub in ordered}
+    opened = {name: f.result() for name, f in futures.items() if f.exception() is None}
+    failed = next((f.exception() for f in futures.values() if f.exception() is not None), None)
+    if failed is not None:
         for transport in opened.values():
             transport.close()
-        raise
+        raise failed
     return opened
 
