@@ -230,7 +230,11 @@ def run_check(args) -> int:
         transport = RecordingTransport(transport, record_path, {"lab": lab.id, "values": plan.values,
                                                                 "observe": args.observe})
     console.header(lab.name + (" (observe mode)" if args.observe else ""), transport.description)
-    runner = Runner(plan, transport, events=console, **runner_options)
+    return run_and_report(Runner(plan, transport, events=console, **runner_options), console, requests)
+
+
+def run_and_report(runner, console, requests) -> int:
+    """Run, render, write the reports asked for, say why not in one line; the exit code."""
     try:
         report = runner.run()
     finally:
@@ -260,22 +264,10 @@ def run_machines(args, plan, runner_options: dict, requests, options) -> int:
         transports = {name: RecordingTransport(t, machine_transcript(record_path, name),
                                                {"lab": lab.id, "values": plan.values, "machine": name})
                       for name, t in transports.items()}
-    runner = MachinesRunner(plan, transports, events=None, **runner_options)
     console = ConsoleReporter(_console(args), verbose=args.verbose)
+    runner = MachinesRunner(plan, transports, events=console, **runner_options)
     console.header(lab.name, runner.description)
-    runner.events = console
-    for machine in runner.runners.values():
-        machine.events = console
-    try:
-        report = runner.run()
-    finally:
-        console.close()
-    code = for_run(report)
-    console.render(report, code)
-    reporters.write_single(requests, report, code)
-    if code != ExitStatus.OK:
-        print(f"check-lab: {why_not(report)}", file=sys.stderr)
-    return code
+    return run_and_report(runner, console, requests)
 
 
 def machine_transcript(path, machine: str):
