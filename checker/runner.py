@@ -313,20 +313,7 @@ class Runner:
         if self.observe:
             self.observe_pass()
             return
-        steps = self.lab.steps
-        for step in steps:
-            self.facts.steps[step.id] = StepFact(step.id, step.title, self.display(step))
-        for i, step in enumerate(steps, 1):
-            fact = self.facts.steps[step.id]
-            fact.command = self.display(step)  # with what the steps before it captured
-            self.events.step_started(i, len(steps), step.title, fact.command)
-            fact.result = self.sh(self._wrapped(step), timeout=self.timeout_for(step))
-            self._judge_step(step, fact)
-            self._capture(step, fact)
-            self.gather(step)
-            self.events.step_finished(i, len(steps), fact)
-            if fact.status != "passed":  # a failed step stops the lab
-                break
+        run_in_order(self.lab.steps, self.facts, self.events, lambda step: (self, step.title))
 
     def observe_pass(self) -> None:
         """Observe mode: every step that only looks (or its observe form), and every probe, in one round trip
@@ -543,15 +530,7 @@ class Runner:
                     raise
                 report.error = str(exc)
             finally:
-                try:
-                    self.cleanup()
-                except KeyboardInterrupt as exc:
-                    report.interrupted = True
-                    report.signal = report.signal or getattr(exc, "signal", "SIGINT")
-                    report.notes.append("cleanup was interrupted: run check-lab again to finish it")
-                except TargetError as exc:
-                    report.notes.append(f"cleanup failed: {exc}")
-                    report.error = report.error or str(exc)
+                clean_up(self.cleanup, report)
             if self.observe and self.fingerprint_before and not report.error and not report.interrupted:
                 after = self.sh(FINGERPRINT, timeout=60)
                 report.fingerprint = {"before": self.fingerprint_before,
@@ -609,39 +588,19 @@ class MachinesRunner:
         for name, future in futures.items():
             exc = future.exception()
             if isinstance(exc, TargetError):
-                raise TargetError(f"{name}: {exc}", hint=exc.hint) from None
+                raise TargetError(f"{name}: {exc.message}", hint=exc.hint) from None
             if exc is not None:
                 raise exc
 
     def run_steps(self) -> None:
-        steps = self.lab.steps
-        for step in steps:
-            runner = self.runners[step.on or self.default]
-            self.facts.steps[step.id] = StepFact(step.id, f"{step.title} (on {step.on or self.default})",
-                                                 runner.display(step))
-        for i, step in enumerate(steps, 1):
-            runner = self.runners[step.on or self.default]
-            fact = self.facts.steps[step.id]
-            fact.command = runner.display(step)
-            self.events.step_started(i, len(steps), fact.title, fact.command)
-            fact.result = runner.sh(runner._wrapped(step), timeout=runner.timeout_for(step))
-            runner._judge_step(step, fact)
-            runner._capture(step, fact)
-            runner.gather(step)
-            self.events.step_finished(i, len(steps), fact)
-            if fact.status != "passed":
-                break
+        def where(step: Step) -> tuple[Runner, str]:
+            machine = step.on or self.default
+            return self.runners[machine], f"{step.title} (on {machine})"
+
+        run_in_order(self.lab.steps, self.facts, self.events, where)
 
     def _cleanup(self, report: RunReport) -> None:
-        try:
-            self._each("cleanup")
-        except KeyboardInterrupt as exc:
-            report.interrupted = True
-            report.signal = report.signal or getattr(exc, "signal", "SIGINT")
-            report.notes.append("cleanup was interrupted: run check-lab again to finish it")
-        except TargetError as exc:
-            report.notes.append(f"cleanup failed: {exc}")
-            report.error = report.error or str(exc)
+        clean_up(lambda: self._each("cleanup"), report)
         for runner in self.runners.values():
             runner.cleanup_armed = False
 
@@ -673,6 +632,39 @@ class MachinesRunner:
         firsts = [getattr(r.t, "first_exec_at", None) for r in self.runners.values()]
         first = min((f for f in firsts if f is not None), default=None)
         return next(iter(self.runners.values())).judge(report, started, first)
+
+
+def run_in_order(steps, facts: Facts, events: Events, where) -> None:
+    """The lab's steps in order, each run by the Runner `where(step)` names (with the step's title as
+    reported), followed by its probes; a failed step stops the lab."""
+    for step in steps:
+        runner, title = where(step)
+        facts.steps[step.id] = StepFact(step.id, title, runner.display(step))
+    for i, step in enumerate(steps, 1):
+        runner, _title = where(step)
+        fact = facts.steps[step.id]
+        fact.command = runner.display(step)  # with what the steps before it captured
+        events.step_started(i, len(steps), fact.title, fact.command)
+        fact.result = runner.sh(runner._wrapped(step), timeout=runner.timeout_for(step))
+        runner._judge_step(step, fact)
+        runner._capture(step, fact)
+        runner.gather(step)
+        events.step_finished(i, len(steps), fact)
+        if fact.status != "passed":
+            break
+
+
+def clean_up(cleanup, report: RunReport) -> None:
+    """`cleanup()`, with what stopped it (Ctrl-C, a target that failed) said in the report."""
+    try:
+        cleanup()
+    except KeyboardInterrupt as exc:
+        report.interrupted = True
+        report.signal = report.signal or getattr(exc, "signal", "SIGINT")
+        report.notes.append("cleanup was interrupted: run check-lab again to finish it")
+    except TargetError as exc:
+        report.notes.append(f"cleanup failed: {exc}")
+        report.error = report.error or str(exc)
 
 
 def _json_or_none(text: str) -> dict | None:
