@@ -134,6 +134,11 @@ class App:
             except LookupError as exc:
                 raise VagrantError(str(exc)) from None
             self.say(f"provider: {provider} ({why})")
+        if provider == "virtualbox":
+            problem = providers.virtualbox_network_problem(
+                providers.machine_address(self.args.machine, self.settings), version=providers.virtualbox_version())
+            if problem:
+                raise VagrantError(problem, "network")
         box = providers.box_for(provider, self.settings)
         if box:
             self.say(f"box: {box}", "dim")
@@ -220,7 +225,7 @@ class App:
         return ExitStatus.OK
 
 
-SWARM = ["swarmmanager", "swarmnode1", "swarmnode2"]
+SWARM = ["swarmmanager", "swarmnode1", "swarmnode2"]  # the Vagrantfile's (provision.providers.SWARM_HOSTS)
 
 
 def machine_set(text: str) -> list[str]:

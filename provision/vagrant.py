@@ -26,7 +26,8 @@ TIMEOUTS = {"status": 120.0, "ssh-config": 120.0, "up": 1800.0, "provision": 180
 
 class VagrantError(Exception):
     """A Vagrant call failed; the message is one line, for the user. `kind` says what failed:
-    missing (no vagrant), provider, box, boot-timeout, provision-step, timeout, other."""
+    missing (no vagrant), provider, box, network (an address the provider refuses), boot-timeout,
+    provision-step, timeout, other."""
 
     def __init__(self, message: str, kind: str = "other"):
         super().__init__(message)

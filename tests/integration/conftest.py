@@ -45,7 +45,8 @@ class VagrantProject:
         shutil.copytree(REPO / "provision" / "container-vm", root / "provision" / "container-vm", dirs_exist_ok=True)
         settings = {**testenv.lab_settings(lab_env), **(extra or {})}
         (root / ".lab-env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-        self.env = {**os.environ, **testenv.VAGRANT_OFFLINE, "DOCKER_HOST": lab_env["docker_host"]}
+        # (A project's own settings win over LAB_* variables exported in the developer's shell.)
+        self.env = {**os.environ, **testenv.VAGRANT_OFFLINE, "DOCKER_HOST": lab_env["docker_host"], **(extra or {})}
         self.log = root / "vagrant.log"
         self.vagrant = vagrant.Vagrant(str(root), env=self.env, out_cm=vagrant.make_file_cm(str(self.log)),
                                        err_cm=vagrant.make_file_cm(str(self.log)))

@@ -26,7 +26,7 @@ exec /usr/bin/$(basename "$0") "$@"
 def run_lab_env(monkeypatch, project, *args: str) -> int:
     monkeypatch.chdir(project.root)
     for key, value in project.env.items():
-        if key.startswith(("DOCKER_", "VAGRANT_")):
+        if key.startswith(("DOCKER_", "VAGRANT_", "LAB_")):  # as Vagrant will see them
             monkeypatch.setenv(key, value)
     return lab_env(list(args))
 
@@ -145,6 +145,22 @@ def test_provider_missing(project_factory, monkeypatch, capsys):
     assert code == 3
     assert len(err.strip().splitlines()) == 1
     assert "the virtualbox provider is not available here" in err and "VirtualBox" in err
+
+
+def test_an_address_virtualbox_refuses_is_said_before_vagrant_starts(project_factory, monkeypatch, capsys):
+    from provision.providers import VBOX_NETWORKS_CONF
+
+    if VBOX_NETWORKS_CONF.exists():
+        pytest.skip(f"{VBOX_NETWORKS_CONF} exists on this machine")
+    project = project_factory("vboxnet", {"LAB_ADDRESS": "192.168.135.10"})  # the course's address
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "virtualbox")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.strip() == ("lab-env: VirtualBox allows host-only addresses only in 192.168.56.0/21 "
+                           "(/etc/vbox/networks.conf is missing), not 192.168.135.10: add the line "
+                           "`* 192.168.135.0/24` to /etc/vbox/networks.conf (as root), or set LAB_SUBNET "
+                           "(and LAB_ADDRESS) to a range it allows")
+    assert not (project.root / ".vagrant").exists()  # nothing made
 
 
 def test_box_missing(project_factory, monkeypatch, capsys):

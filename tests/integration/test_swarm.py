@@ -5,7 +5,10 @@ container VMs on the Vagrantfile's private network: one session per machine, the
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import time
+import urllib.request
 
 import pytest
 
@@ -42,10 +45,25 @@ def fresh(project) -> None:
 def swarm(lab_env, tmp_path_factory):
     from tests.integration.conftest import VagrantProject
 
-    project = VagrantProject(tmp_path_factory.mktemp("swarm"), lab_env)
+    # docker-vm at the course's address, its ports 8000 and 9000 forwarded to free ports of the host's loopback.
+    ports = free_ports(2)
+    project = VagrantProject(tmp_path_factory.mktemp("swarm"), lab_env, {
+        "LAB_ADDRESS": "192.168.135.10", "LAB_FORWARD_PORTS": f"8000:{ports[0]},9000:{ports[1]}"})
+    project.ports = ports
     vagrant(project, "up", *SWARM, "--provider=docker")
     yield project
     subprocess.run(["vagrant", "destroy", "-f", *SWARM], cwd=project.root, env=project.env, capture_output=True, timeout=600)
+
+
+def free_ports(count: int) -> list[int]:
+    held = [socket.socket() for _ in range(count)]
+    try:
+        for sock in held:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def on(project, machine: str, command: str, timeout: float = 120):
@@ -76,6 +94,33 @@ def test_machines_know_each_other_by_name(swarm, monkeypatch, capsys):
     assert res.ok, res.stderr
     assert "192.168.135.100" in res.stdout and "192.168.135.102" in res.stdout
     assert res.stdout.split()[-1] == "swarmnode1"
+
+
+def test_docker_vm_has_the_course_address_and_forwarded_ports(swarm):
+    vagrant(swarm, "up", "--provider=docker")  # the primary machine only: docker-vm
+    try:
+        res = on(swarm, "default", "hostname; hostname -I; getent hosts swarmmanager; "
+                                   "timeout 5 bash -c '</dev/tcp/swarmmanager/22' && echo reached")
+        assert res.ok, res.stderr
+        assert res.stdout.split()[0] == "docker-vm"
+        assert "192.168.135.10" in res.stdout.splitlines()[1].split() and "192.168.135.100" in res.stdout, res.stdout
+        assert res.stdout.rstrip().endswith("reached")
+        assert on(swarm, "swarmnode1", "getent hosts docker-vm").stdout.split()[:2] == ["192.168.135.10", "docker-vm"]
+        # What answers on docker-vm's port 8000 (lab 13's WordPress) answers on the host's forwarded port.
+        assert on(swarm, "default", "mkdir -p /tmp/fwd && echo forwarded > /tmp/fwd/index.html && "
+                                    "(setsid python3 -m http.server 8000 --directory /tmp/fwd >/dev/null 2>&1 &)").ok
+        body = ""
+        for _ in range(40):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{swarm.ports[0]}/", timeout=5) as answer:
+                    body = answer.read().decode()
+                break
+            except OSError:
+                time.sleep(0.25)
+        assert body.strip() == "forwarded"
+    finally:
+        subprocess.run(["vagrant", "destroy", "-f", "default"], cwd=swarm.root, env=swarm.env, capture_output=True,
+                       timeout=600)
 
 
 def test_lab_11_passes_on_three_machines_and_leaves_them_as_found(swarm, monkeypatch, tmp_path):

@@ -203,6 +203,10 @@ def lab_settings(settings: dict) -> dict[str, str]:
         "LAB_INSECURE_REGISTRY": f"{REGISTRY_ADDR},{HUB_ADDR}",
         "LAB_VM_ISOLATED": "1",
         "LAB_VM_DNS": HOST_IP,
+        # Many container VMs run at once here: none takes the course's fixed address or host ports (the
+        # tests that need them give their own, tests/integration/test_swarm.py).
+        "LAB_ADDRESS": "none",
+        "LAB_FORWARD_PORTS": "none",
     }
 
 
