@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _console(args):
     from rich.console import Console
 
-    return Console(highlight=False, no_color=args.no_color or None)
+    return Console(highlight=False, no_color=args.no_color or None, stderr=getattr(args, "console_to_stderr", False))
 
 
 def report_requests(args) -> list[reporters.ReportRequest]:
@@ -97,9 +97,12 @@ def report_requests(args) -> list[reporters.ReportRequest]:
         requests.append(reporters.parse_request(f"json:{args.json}", "--json"))
     if args.junit:
         requests.append(reporters.parse_request(f"junit:{args.junit}", "--junit"))
-    outs = [r.destination for r in requests if r.destination == "-"]
-    if len(outs) > 1:
+    if sum(1 for r in requests if reporters.on_stdout(r)) > 1:
         raise UsageError("only one report can go to standard output")
+    if args.targets and any(r.format == "gradescope" for r in requests):
+        raise UsageError("--report gradescope is one student's submission: with --targets write json, junit or tap")
+    # A report on standard output keeps it to itself: what the terminal shows goes to standard error.
+    args.console_to_stderr = any(reporters.on_stdout(r) for r in requests)
     return requests
 
 

@@ -5,7 +5,8 @@ Each format is one module here, depending only on the records (checker/records.p
     def render(report: RunReport, exit_code: int) -> str               # one run on one target
     def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind) -> str  # --targets, course
 
-and one line in REPORTERS (its module, and a few words for the help text). The exit code is decided once (checker.exitcodes) and handed to every
+and one line in REPORTERS (its module, and a few words for the help text). A format with more than one output
+(GitHub's summary and annotations) also has `deliver(request, text, reports, stdout_taken)`. The exit code is decided once (checker.exitcodes) and handed to every
 format; none of them decides it. Modules are imported only when their format is written.
 """
 
@@ -23,6 +24,10 @@ REPORTERS: dict[str, tuple[str, str]] = {
     "console": ("checker.reporters.console", "what the terminal shows, as plain text"),
     "json": ("checker.reporters.json_report", "the versioned JSON report (checker/schemas/report.schema.json)"),
     "junit": ("checker.reporters.junit", "JUnit XML, a test case per claim and per step"),
+    "tap": ("checker.reporters.tap", "TAP version 13, a test point per claim"),
+    "gradescope": ("checker.reporters.gradescope", "Gradescope's autograder results.json, a test per claim"),
+    "github": ("checker.reporters.github", "a GitHub Actions job summary in Markdown (to $GITHUB_STEP_SUMMARY "
+                                           "when it is set), an annotation per failed claim"),
 }
 
 
@@ -64,14 +69,32 @@ def help_text() -> str:
     return "; ".join(f"{name}: {what}" for name, (_module, what) in REPORTERS.items())
 
 
+def on_stdout(request: ReportRequest) -> bool:
+    """Whether this report is written to standard output (the GitHub summary goes to its own file in a
+    workflow)."""
+    if request.destination != "-":
+        return False
+    return not (request.format == "github" and os.environ.get("GITHUB_STEP_SUMMARY"))
+
+
+def _deliver(requests: list[ReportRequest], request: ReportRequest, text: str, reports) -> None:
+    mod = module(request.format)
+    if hasattr(mod, "deliver"):  # a format with more than one output (GitHub: summary and annotations)
+        taken = any(on_stdout(r) for r in requests if r is not request)
+        mod.deliver(request, text, reports, taken)
+    else:
+        request.write(text)
+
+
 def write_single(requests: list[ReportRequest], report, exit_code: int) -> None:
     for request in requests:
-        request.write(module(request.format).render(report, exit_code))
+        _deliver(requests, request, module(request.format).render(report, exit_code), [(None, report)])
 
 
 def write_many(requests: list[ReportRequest], lab, runs, exit_code: int, kind: str = "targets") -> None:
+    reports = [(r.label, r.report) for r in runs if r.report is not None]
     for request in requests:
-        request.write(module(request.format).render_many(lab, runs, exit_code, kind))
+        _deliver(requests, request, module(request.format).render_many(lab, runs, exit_code, kind), reports)
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -42,7 +42,7 @@ def suites(report: RunReport, exit_code: int, label: str | None = None) -> list[
     for st in report.differences:
         claims.add_property(f"lab-vs-engine.{st.id}", f"{st.title} | here: {st.observed}")
     for c in report.claims:
-        case = TestCase(c.id, classname=f"{prefix}.claims")
+        case = TestCase(f"{c.title} ({c.id})", classname=f"{prefix}.claims")
         text = f"expected: {c.expected}\nobserved: {c.observed}" + (f"\nhint: {c.hint}" if c.hint else "")
         if c.verdict == FAIL:
             case.result = [Failure(f"{c.title}: {c.observed}", "claim")]

@@ -50,7 +50,10 @@ def test_vagrant_up_then_check_lab_07_twice(project_factory, monkeypatch, capsys
         claims_suite = suites.find("testsuite")
         assert claims_suite.get("tests") == "10" and claims_suite.get("failures") == "0"
         assert claims_suite.get("errors") == "0"
-        assert [tc.get("name") for tc in claims_suite.iter("testcase")] == CLAIMS
+        # Test cases are named after the claim's title and id.
+        names = [tc.get("name") for tc in claims_suite.iter("testcase")]
+        assert [n.rsplit(" (", 1)[1].rstrip(")") for n in names] == CLAIMS
+        assert names == [f"{c['title']} ({c['id']})" for c in data["claims"]]
         verdicts.append([(c["id"], c["verdict"]) for c in data["claims"]])
 
     assert verdicts[0] == verdicts[1]

@@ -81,7 +81,8 @@ def test_junit_report_read_back(runs):
     claims, steps = suites
     assert claims.tests == 10 and claims.failures == 2 and claims.errors == 0
     failed = {case.name for case in claims if case.result and case.result[0].type == "claim"}
-    assert failed == {"cmd-layer-empty", "image-sizes-equal"}
+    assert failed == {f"{c.title} ({c.id})" for c in report.claims if c.id in ("cmd-layer-empty", "image-sizes-equal")}
+    assert all(case.name.endswith(f"({c.id})") and case.name.startswith(c.title) for case, c in zip(claims, report.claims))
     assert steps.tests == len(report.steps)
     properties = {p.name: p.value for p in claims.properties()}
     assert properties["score"] == "8/10" and properties["exit_code"] == "1"
@@ -172,3 +173,146 @@ def test_a_claim_not_applicable_here_is_no_failure_in_any_format(runs):
     assert f"PASS: {len(report.claims) - 1}/{len(report.claims) - 1} claims hold (1 not applicable here)" in text
     report.claims = report.claims[:1]  # nothing applicable: nothing passed
     assert not report.passed
+
+
+# ------------------------------------------------------------------------------------ TAP, Gradescope, GitHub
+
+
+def with_verdict(report, claim_id: str, verdict: str, observed: str):
+    """The report with one claim given another verdict (as a lab whose claim is not judged, or n/a, has it)."""
+    import copy
+    import dataclasses
+
+    report = copy.deepcopy(report)
+    report.claims = [dataclasses.replace(c, verdict=verdict, observed=observed, points=0.0,
+                                         max_points=0.0 if verdict == "n/a" else c.max_points)
+                     if c.id == claim_id else c for c in report.claims]
+    return report
+
+
+def tap_lines(text: str):
+    from tap.parser import Parser
+
+    return [line for line in Parser().parse_text(text) if line.category == "test"]
+
+
+def test_tap_read_back_by_a_tap_parser(runs):
+    from checker.reporters import tap
+
+    report = with_verdict(runs["extra-run-layer"], "base-layers-shared", "n/a", "not applicable here: no # tag on this engine")
+    text = tap.render(report, for_run(report))
+    assert text.startswith("TAP version 13\n1..10\n")
+    tests = tap_lines(text)
+    assert [t.number for t in tests] == list(range(1, 11))
+    by_id = {t.description.rsplit("(", 1)[1].rstrip(")"): t for t in tests}
+    assert set(by_id) == {c.id for c in report.claims}
+    failed = {cid for cid, t in by_id.items() if not t.ok}
+    assert failed == {"cmd-layer-empty", "image-sizes-equal"}
+    block = by_id["image-sizes-equal"].yaml_block
+    claim = next(c for c in report.claims if c.id == "image-sizes-equal")
+    assert block["expected"] == claim.expected and block["observed"] == claim.observed and block["hint"] == claim.hint
+    assert block["verdict"] == "fails"
+    skipped = by_id["base-layers-shared"]
+    assert skipped.ok and skipped.skip and "# tag" in skipped.directive.reason  # the claim's own # is escaped
+
+
+def test_tap_many_targets_one_stream(runs):
+    from checker.reporters import tap
+
+    results = [TargetRun("alice", "vagrant:/vms/alice", runs["pass"], None, 0, 5.0),
+               TargetRun("bob", "ssh://vagrant@10.0.0.12:22", None, "cannot reach ssh://vagrant@10.0.0.12:22", 3, 1.0)]
+    tests = tap_lines(tap.render_many(runs["pass"].lab, results, 3))
+    assert len(tests) == 11 and all(t.ok for t in tests[:10]) and not tests[10].ok
+    assert tests[10].yaml_block["error"] == "cannot reach ssh://vagrant@10.0.0.12:22"
+
+
+GRADESCOPE_SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas" /
+                                "gradescope-results.schema.json").read_text())
+
+
+def test_gradescope_results_follow_gradescopes_specification(runs):
+    from checker.reporters import gradescope
+
+    report = with_verdict(runs["extra-run-layer"], "base-layers-shared", "n/a", "the engine has no such thing")
+    report = with_verdict(report, "containers-stopped", "error", "step stop did not run")
+    data = json.loads(gradescope.render(report, for_run(report)))
+    jsonschema.validate(data, GRADESCOPE_SCHEMA)
+    tests = {t["extra_data"]["claim"]: t for t in data["tests"]}
+    assert len(tests) == 10 and data["score"] == sum(t["score"] for t in data["tests"]) == report.score[0]
+    failed = tests["image-sizes-equal"]
+    assert failed["status"] == "failed" and failed["score"] == 0 and failed["max_score"] == 1
+    assert "Expected: " in failed["output"] and "Observed: " in failed["output"] and "Hint: " in failed["output"]
+    assert failed["name"].endswith("(image-sizes-equal)") and failed["number"] == "07." + str(
+        [c.id for c in report.claims].index("image-sizes-equal") + 1)
+    not_judged = tests["containers-stopped"]
+    assert not_judged["status"] == "failed" and "could not be judged" in not_judged["output"]
+    assert "step stop did not run" in not_judged["output"]
+    na = tests["base-layers-shared"]
+    assert na["status"] == "passed" and na["score"] == na["max_score"] == 0
+    assert "0 of 0 points" in na["output"] and "the engine has no such thing" in na["output"]
+    with pytest.raises(jsonschema.ValidationError):  # the schema refuses what Gradescope would
+        jsonschema.validate({**data, "tests": [{**failed, "status": "maybe"}]}, GRADESCOPE_SCHEMA)
+
+
+def test_github_summary_is_markdown_with_a_row_per_claim(runs):
+    from markdown_it import MarkdownIt
+
+    from checker.reporters import github
+
+    report = runs["extra-run-layer"]
+    text = github.render(report, for_run(report))
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    rows = [t for t in tokens if t.type == "tr_open"]
+    assert len(rows) == 1 + len(report.claims)  # the header, then one per claim
+    inline = [t.content for t in tokens if t.type == "inline"]
+    for claim in report.claims:
+        assert any(f"(`{claim.id}`)" in line for line in inline)
+    assert sum(1 for line in inline if line == "❌") == 2
+
+
+def test_github_annotations_and_step_summary(runs, monkeypatch, tmp_path, capsys):
+    from checker.reporters import github
+
+    report = runs["extra-run-layer"]
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    request = reporters.parse_request("github")
+    assert not reporters.on_stdout(request)  # in a workflow it goes to the summary file
+    reporters.write_single([request], report, for_run(report))
+    out = capsys.readouterr().out
+    assert summary.read_text().startswith("earlier step\n### check-lab 07")  # appended
+    lines = out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("::error title=") for line in lines)
+    import re
+
+    for line in lines:
+        title, message = re.fullmatch(r"::error title=([^:,]*)::(.*)", line).groups()
+        assert "%0A" in message and "\n" not in message
+        assert "check-lab 07%3A " in title
+
+
+def test_a_report_on_standard_output_keeps_it_to_itself(monkeypatch, capsys):
+    """`--report json:-`: standard output is the JSON report alone; what the terminal shows goes to stderr."""
+    from checker import cli, targets
+    from checker.transcript import ReplayTransport
+    from tests.unit.replay import transcript
+
+    path = transcript("e1-bookworm-docker20", "pass")
+    monkeypatch.setattr(targets, "open_quickly", lambda options: ReplayTransport(path))
+    code = cli.main(["07", "--report", "json:-", "--no-color"])
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    validate(data)
+    assert code == 0 and data["result"] == "pass"
+    assert "10/10 claims hold" in err
+
+
+def test_gradescope_is_one_submission_not_a_class(capsys, tmp_path):
+    from checker import cli
+
+    listing = tmp_path / "class.txt"
+    listing.write_text("local\n")
+    assert cli.main(["07", "--targets", str(listing), "--report", f"gradescope:{tmp_path / 'r.json'}"]) == 2
+    assert "gradescope is one student's submission" in capsys.readouterr().err
