@@ -56,6 +56,8 @@ CLAIMS: dict[str, Check] = {}
 def check(name: str, *, refs: dict[str, str], options: dict[str, Any] | None = None,
           validate: Callable[[dict, set[str]], str | None] | None = None):
     def register(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
+        if name in CLAIMS and CLAIMS[name].fn.__qualname__ != fn.__qualname__:
+            raise ValueError(f"a check named {name!r} is registered already ({CLAIMS[name].fn.__module__})")
         CLAIMS[name] = Check(name, fn, dict(refs), dict(options or {}), validate)
         return fn
 

@@ -1,4 +1,4 @@
-"""Record transcripts of real check-lab runs of lab 11 on the course's three swarm machines, for the unit
+"""Record transcripts of real check-lab runs of labs 11 and 12 on the course's three swarm machines, for the unit
 tests (tests/unit/test_swarm_replay.py).
 
     python -m tests.record_swarm NAME [--only SCENARIO ...]
@@ -6,7 +6,7 @@ tests (tests/unit/test_swarm_replay.py).
 On the test environment: three container VMs (`vagrant up swarmmanager swarmnode1 swarmnode2` in a
 throwaway copy of the project), new ones for each scenario (an engine that has been a swarm manager on a
 kernel without IP_VS keeps a broken ingress network). Each scenario, the lab as the course prints it
-(11-pass) and each of its negatives (SWARM_VARIANTS), writes one transcript per machine:
+(11-pass, 12-pass) and each of their negatives (SWARM_VARIANTS), writes one transcript per machine:
 tests/transcripts/swarm/NAME/SCENARIO.MACHINE.json (the variant's id in the transcript's meta).
 """
 
@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="record_swarm")
     parser.add_argument("name", help="the engine's name, a folder under tests/transcripts/swarm")
-    parser.add_argument("--only", nargs="*", default=None, help="only these scenarios (11-pass, variant ids)")
+    parser.add_argument("--only", nargs="*", default=None, help="only these scenarios (11-pass, 12-pass, variant ids)")
     args = parser.parse_args(argv)
     out = OUT / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -44,19 +44,20 @@ def main(argv: list[str]) -> int:
         os.environ.update({k: v for k, v in project.env.items() if k.startswith(("DOCKER_", "VAGRANT_"))})
         vagrant(project, "up", *SWARM, "--provider=docker")
         try:
-            scenarios = [("11-pass", None)] + [(v.id, v) for v in SWARM_VARIANTS]
+            scenarios = [("11-pass", None), ("12-pass", None)] + [(v.id, v) for v in SWARM_VARIANTS]
             for i, (scenario, variant) in enumerate(scenarios):
                 if args.only is not None and scenario not in args.only:
                     continue
                 if i:
                     fresh(project)
-                lab = "11"
+                lab = scenario[:2]
                 if variant:
                     (Path(tmp) / scenario).mkdir(exist_ok=True)
                     lab = str(make_course_variant(variant, Path(tmp) / scenario))
                 path = out / f"{scenario}.json"
-                code = check_lab([lab, "--target", f"vagrant:{project.root}", "--set", f"replicas={REPLICAS}",
-                                  "--record", str(path), "--no-color"])
+                sets = ["--set", f"replicas={REPLICAS}"] if scenario.startswith("11") else []
+                code = check_lab([lab, "--target", f"vagrant:{project.root}", *sets, "--record", str(path),
+                                  "--no-color"])
                 if variant:
                     for machine in SWARM:
                         recorded = path.with_name(f"{scenario}.{machine}.json")

@@ -240,6 +240,25 @@ SWARM_VARIANTS: list[Variant] = [
                             "0000000000000000000000000 {{ captured.join_address }}"},
        not_judged={"three-nodes-ready", "manager-leader", "five-replicas", "routing-mesh", "scaled-replicas",
                    "service-removed"}),
+    # 12: a network of the manager only (bridge): swarmnode1 has no such network, the lab stops at its
+    # container; one not attachable: swarmnode1 may not attach a container, likewise; one not encrypted (its
+    # traffic is then judged, and flows on any kernel); another subnet; busybox1 on the default bridge.
+    _v("12-Overlay_network_with_Swarm", "local-bridge", {"overlay-network"},
+       steps={"create-network": "docker network create --driver bridge --attachable --opt encrypted "
+                                "--subnet=172.19.0.0/16 my-overlay-network"},
+       not_judged={"address-in-subnet", "reaches-across-nodes"}),
+    _v("12-Overlay_network_with_Swarm", "not-attachable", {"attachable"},
+       steps={"create-network": "docker network create --driver overlay --opt encrypted --subnet=172.19.0.0/16 "
+                                "my-overlay-network"},
+       not_judged={"address-in-subnet", "reaches-across-nodes"}),
+    _v("12-Overlay_network_with_Swarm", "not-encrypted", {"encrypted"},
+       steps={"create-network": "docker network create --driver overlay --attachable --subnet=172.19.0.0/16 "
+                                "my-overlay-network"}),
+    _v("12-Overlay_network_with_Swarm", "other-subnet", {"subnet"},
+       steps={"create-network": "docker network create --driver overlay --attachable --opt encrypted "
+                                "--subnet=172.21.0.0/16 my-overlay-network"}),
+    _v("12-Overlay_network_with_Swarm", "default-bridge", {"address-in-subnet"},
+       steps={"run-busybox1": "docker run -d --rm --name busybox1 busybox sleep 1000"}),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Lab 11 on three machines, replayed from transcripts of real runs (tests/record_swarm.py): one transcript
+"""Labs 11 and 12 on three machines, replayed from transcripts of real runs (tests/record_swarm.py): one transcript
 per machine, replayed through the whole checker (MachinesRunner, one Runner per machine, shared facts and
 captured values, the claims)."""
 
@@ -26,7 +26,7 @@ def replay(engine: str, scenario: str, tmp_path: Path):
     paths = {m: SWARM / engine / f"{scenario}.{m}.json" for m in MACHINES}
     meta = json.loads(paths["swarmmanager"].read_text())["meta"]
     variant = VARIANTS.get(meta.get("variant", ""))
-    lab = labs.load(make_course_variant(variant, tmp_path)) if variant else labs.find("11")
+    lab = labs.load(make_course_variant(variant, tmp_path)) if variant else labs.find(scenario[:2])
     plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items() if k in lab.variables}))
     return MachinesRunner(plan, {m: ReplayTransport(p) for m, p in paths.items()}).run(), variant
 
@@ -36,12 +36,14 @@ def test_replayed_swarm_run_gives_the_verdicts_of_its_world(engine, scenario, tm
     report, variant = replay(engine, scenario, tmp_path)
     got = {c.id: c.verdict for c in report.claims}
     detail = [(c.id, c.verdict, c.observed) for c in report.claims]
-    mesh = got.pop("routing-mesh")
-    if variant is not None and "routing-mesh" in variant.not_judged:
-        assert mesh == "error", detail
-        got["routing-mesh"] = mesh
-    else:
-        assert mesh in ("pass", "n/a"), detail  # n/a: recorded on container VMs of a kernel without IP_VS
+    # The claims a kernel may lack what they need for (IP_VS, ESP): n/a on the container VMs they were recorded on.
+    for needs_kernel in {"routing-mesh", "reaches-across-nodes"} & set(got):
+        verdict = got.pop(needs_kernel)
+        if variant is not None and needs_kernel in variant.not_judged:
+            assert verdict == "error", detail
+            got[needs_kernel] = verdict
+        else:
+            assert verdict in ("pass", "n/a"), detail
     if variant is None:
         assert set(got.values()) == {"pass"}, detail
         assert all(s.status == "passed" for s in report.steps)
@@ -58,10 +60,10 @@ def test_replayed_swarm_run_gives_the_verdicts_of_its_world(engine, scenario, tm
 
 
 def test_every_swarm_scenario_has_transcripts():
-    assert CASES, "no transcripts of lab 11 recorded (python -m tests.record_swarm NAME)"
+    assert CASES, "no transcripts of labs 11 and 12 recorded (python -m tests.record_swarm NAME)"
     for engine in {engine for engine, _ in CASES}:
         recorded = {scenario for e, scenario in CASES if e == engine}
-        assert {"11-pass", *VARIANTS} <= recorded
+        assert {"11-pass", "12-pass", *VARIANTS} <= recorded
 
 
 def _step(step_id: str, title: str, stdout: str) -> StepFact:
@@ -92,3 +94,41 @@ def test_the_routing_mesh_is_judged_where_the_kernel_has_ip_vs_and_not_applicabl
     assert failed.verdict == "fail" and "swarmnode2" in failed.observed and failed.hint
     assert elsewhere.verdict == "n/a" and "swarmnode1, swarmnode2" in elsewhere.observed
     assert "IP_VS" in elsewhere.observed and (elsewhere.points, elsewhere.max_points) == (0.0, 0.0)
+
+
+def _reach_facts(esp: tuple[str, str], pings: str, options: dict | None = None) -> Facts:
+    facts = Facts()
+    for machine, kernel in zip(MACHINES[1:], esp):
+        facts.steps[f"esp-{machine}"] = _step(f"esp-{machine}", f"ESP (on {machine})", kernel + "\n")
+    network = [{"Name": "my-overlay-network", "Attachable": True,
+                "Options": {"encrypted": ""} if options is None else options,
+                "IPAM": {"Config": [{"Subnet": "172.19.0.0/16"}]}}]
+    facts.steps["inspect-network"] = _step("inspect-network", "The network's settings", json.dumps(network))
+    facts.steps["address"] = _step("address", "Its IP address (on swarmnode1)", "172.19.0.34\n")
+    facts.steps["ping"] = _step("ping", "A container on swarmnode2 pings it (on swarmnode2)", pings)
+    return facts
+
+
+def test_reaching_across_nodes_is_judged_where_the_kernels_have_esp_and_not_applicable_elsewhere():
+    """The live negative needs ESP on both workers (VMs with a distribution's kernel): here, the same
+    check on the facts such a run gives."""
+    from checker import checks
+
+    lab = labs.find("12")
+    plan = labs.Plan(lab, lab.values({}))
+    claims, _ = plan.judged({"captured.token": "t", "captured.join_address": "a", "captured.ip": "172.19.0.34"})
+    reach = [c for c in claims if c.id == "reaches-across-nodes"]
+    answered = ("PING 172.19.0.34 (172.19.0.34): 56 data bytes\n64 bytes from 172.19.0.34: seq=0 ttl=64 time=0.5 ms\n"
+                "\n--- 172.19.0.34 ping statistics ---\n3 packets transmitted, 1 packets received, 66% packet loss\n")
+    silent = ("PING 172.19.0.34 (172.19.0.34): 56 data bytes\n\n--- 172.19.0.34 ping statistics ---\n"
+              "3 packets transmitted, 0 packets received, 100% packet loss\n")
+    [held] = checks.evaluate(reach, _reach_facts(("esp", "esp"), answered))
+    [failed] = checks.evaluate(reach, _reach_facts(("esp", "esp"), silent))
+    [elsewhere] = checks.evaluate(reach, _reach_facts(("esp", "none"), silent))
+    [plain] = checks.evaluate(reach, _reach_facts(("none", "none"), silent, options={}))
+    [unknown] = checks.evaluate(reach, _reach_facts(("unknown", "unknown"), silent))
+    assert held.verdict == "pass" and held.observed == "1 of 3 pings answered by 172.19.0.34"
+    assert failed.verdict == "fail" and failed.observed == "0 of 3 pings answered by 172.19.0.34" and failed.hint
+    assert elsewhere.verdict == "n/a" and "the kernel of swarmnode2 has no ESP" in elsewhere.observed
+    assert plain.verdict == "fail"  # not encrypted: the kernel's ESP does not matter
+    assert unknown.verdict == "fail"  # could not look: judged
