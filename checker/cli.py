@@ -256,20 +256,21 @@ def run_machines(args, plan, runner_options: dict, requests, options) -> int:
     from checker.runner import MachinesRunner
 
     lab = plan.lab
-    if args.targets or args.watch or args.observe:
-        raise UsageError(f"lab {lab.id} runs on {', '.join(lab.machines)}: --targets, --watch and --observe "
-                         "take one machine; leave them out")
+    if args.targets or args.watch:
+        raise UsageError(f"lab {lab.id} runs on {', '.join(lab.machines)}: --targets and --watch take one machine; "
+                         "leave them out")
     record_path = _output_path(args.record, "--record")
     transports = targets.open_machines(options, lab.machines)
     if record_path:  # one transcript per machine: PATH.MACHINE.json
         from checker.transcript import RecordingTransport
 
         transports = {name: RecordingTransport(t, machine_transcript(record_path, name),
-                                               {"lab": lab.id, "values": plan.values, "machine": name})
+                                               {"lab": lab.id, "values": plan.values, "machine": name,
+                                                "observe": args.observe})
                       for name, t in transports.items()}
     console = ConsoleReporter(_console(args), verbose=args.verbose)
     runner = MachinesRunner(plan, transports, events=console, **runner_options)
-    console.header(lab.name, runner.description)
+    console.header(lab.name + (" (observe mode)" if args.observe else ""), runner.description)
     return run_and_report(runner, console, requests)
 
 

@@ -315,17 +315,23 @@ class Runner:
             return
         run_in_order(self.lab.steps, self.facts, self.events, lambda step: (self, step.title))
 
-    def observe_pass(self) -> None:
+    def observe_pass(self, steps: list[Step] | None = None, missing: dict[str, str] | None = None) -> dict[str, str]:
         """Observe mode: every step that only looks (or its observe form), and every probe, in one round trip
         (they change nothing, so none waits for another); a step that would change the machine is `skipped`,
-        its probes look at the state instead. `--watch` repeats this whenever the engine reports a change."""
-        steps = self.lab.steps
+        its probes look at the state instead. `--watch` repeats this whenever the engine reports a change.
+
+        Given `steps` (a lab over several machines: this machine's steps), it fills in their facts only, among
+        the facts the caller made, and reports nothing; `missing` are values other machines did not find.
+        Returns the values this machine did not find (name -> why)."""
+        own = steps is None
+        steps = self.lab.steps if own else steps
         facts = self.facts
-        not_found = self._observe_captures()
-        facts.steps = {step.id: StepFact(step.id, step.title, self.display(step, observing=step.looks))
-                       for step in steps}
-        facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
-        facts.problems = {}
+        not_found = {**(missing or {}), **self._observe_captures(steps)}
+        if own:
+            facts.steps = {step.id: StepFact(step.id, step.title, self.display(step, observing=step.looks))
+                           for step in steps}
+            facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
+            facts.problems = {}
         commands: list[str] = []
         plan: list[tuple] = []
         for step in steps:
@@ -361,11 +367,11 @@ class Runner:
                 self._capture(item, fact)
             else:
                 self._take_probe(item, *extra, res)
-        for i, step in enumerate(steps, 1):
-            fact = facts.steps[step.id]
-            if fact.result is None:
-                fact.status = "skipped"  # it would change the machine, or what it reads is not there
-            self.events.step_finished(i, len(steps), fact)
+        if own:
+            for i, step in enumerate(steps, 1):
+                settle_observed(facts.steps[step.id])
+                self.events.step_finished(i, len(steps), facts.steps[step.id])
+        return not_found
 
     def _capture(self, step: Step, fact: StepFact) -> None:
         """The values the step's output gives later steps (`capture:`); one not found fails the step."""
@@ -381,12 +387,12 @@ class Runner:
                 continue
             self.runtime[f"captured.{name}"] = match.group(1) if match.groups() else match.group(0)
 
-    def _observe_captures(self) -> dict[str, str]:
+    def _observe_captures(self, steps: list[Step]) -> dict[str, str]:
         """Observe mode: the values later steps need, found on the machine as the student left it. Returns
         those not found (or with no command to find them): name -> why."""
         not_found: dict[str, str] = {}
         wanted = []
-        for step in self.lab.steps:
+        for step in steps:
             for name, _pattern, command in step.captures:
                 if command:
                     wanted.append((name, self.plan.render(command, self.runtime)))
@@ -555,6 +561,13 @@ class Runner:
         return report
 
 
+def settle_observed(fact: StepFact) -> None:
+    """Observe mode: a step that did not run is `skipped` (it would change the machine, or what it reads is
+    not there)."""
+    if fact.result is None:
+        fact.status = "skipped"
+
+
 class MachinesRunner:
     """A lab over several machines (the course's swarm): one Runner per machine, each with its own session,
     lock, work folder, guard of the lab's names and clean-up; the steps run in the lab's order, each on its
@@ -563,9 +576,8 @@ class MachinesRunner:
 
     def __init__(self, plan: Plan, transports: dict[str, Transport], *, events: Events | None = None,
                  **options):
-        if options.get("observe"):
-            raise ValueError("observe mode looks at one machine")
         self.plan, self.lab = plan, plan.lab
+        self.observe = bool(options.get("observe"))
         self.events = events or NoEvents()
         self.runners = {name: Runner(plan, t, events=self.events, **options) for name, t in transports.items()}
         first = next(iter(self.runners.values()))
@@ -597,7 +609,40 @@ class MachinesRunner:
             machine = step.on or self.default
             return self.runners[machine], f"{step.title} (on {machine})"
 
+        if self.observe:
+            self.observe_pass(where)
+            return
         run_in_order(self.lab.steps, self.facts, self.events, where)
+
+    def observe_pass(self, where) -> None:
+        """Observe mode: each machine looks at what its steps would show (Runner.observe_pass), one machine
+        after the other, in the lab's order of machines; the values one finds reach the next."""
+        steps, facts = self.lab.steps, self.facts
+        facts.steps = {}
+        for step in steps:
+            runner, title = where(step)
+            facts.steps[step.id] = StepFact(step.id, title, runner.display(step, observing=step.looks))
+        facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
+        facts.problems = {}
+        missing: dict[str, str] = {}
+        for name, runner in self.runners.items():
+            mine = [step for step in steps if (step.on or self.default) == name]
+            missing.update(runner.observe_pass(mine, missing))
+        for i, step in enumerate(steps, 1):
+            settle_observed(facts.steps[step.id])
+            self.events.step_finished(i, len(steps), facts.steps[step.id])
+
+    def _fingerprints(self, report: RunReport) -> None:
+        """Observe mode: whether every machine's engine was left as it was (one line per machine)."""
+        before, after = [], []
+        for name, runner in self.runners.items():
+            if runner.fingerprint_before is None:
+                return
+            res = runner.sh(FINGERPRINT, timeout=60)
+            before.append(f"{name}: {runner.fingerprint_before}")
+            after.append(f"{name}: {res.stdout.strip()}" if res.ok else None)
+        report.fingerprint = {"before": "\n".join(before),
+                              "after": None if None in after else "\n".join(after)}
 
     def _cleanup(self, report: RunReport) -> None:
         clean_up(lambda: self._each("cleanup"), report)
@@ -624,6 +669,8 @@ class MachinesRunner:
                 report.error = str(exc)
             finally:
                 self._cleanup(report)
+            if self.observe and not report.error and not report.interrupted:
+                self._fingerprints(report)
         finally:
             for runner in self.runners.values():
                 runner.t.close()

@@ -65,9 +65,28 @@ def main(argv: list[str]) -> int:
                         data["meta"]["variant"] = variant.id
                         recorded.write_text(json.dumps(data, indent=1) + "\n")
                 print(f"{scenario}: exit {code}", file=sys.stderr)
+            if args.only is None or "student-observe" in args.only:
+                record_student(project, out)
         finally:
             vagrant(project, "destroy", "-f", *SWARM)
     return 0
+
+
+def record_student(project, out: Path) -> None:
+    """A student types labs 11 and 12 as printed (tests/student.py), then `check-lab 11 --observe` and
+    `check-lab 12 --observe`: 11-student-observe and 12-student-observe."""
+    from tests.integration.test_swarm import fresh, leave_the_students_swarm, typed_on
+    from tests.student import type_on_machines
+
+    fresh(project)
+    try:
+        for lab in ("11", "12"):
+            type_on_machines(lab, lambda machine, command: typed_on(project, machine, command))
+            code = check_lab([lab, "--target", f"vagrant:{project.root}", "--observe", "--no-color",
+                              "--record", str(out / f"{lab}-student-observe.json")])
+            print(f"{lab}-student-observe: exit {code}", file=sys.stderr)
+    finally:
+        leave_the_students_swarm(project)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,38 @@ def course_commands(readme: Path) -> list[str]:
     return commands
 
 
+MACHINE_PROMPT = re.compile(r"^vagrant@([A-Za-z0-9-]+):~\$\s*")
+
+
+def commands_on_machines(readme: Path) -> list[tuple[str, str]]:
+    """A lab over several machines: every command its README shows after a prompt `vagrant@MACHINE:~$`, with
+    the machine, continuation lines joined."""
+    commands: list[tuple[str, str]] = []
+    in_block, pending = False, None
+    for raw in readme.read_text().splitlines():
+        line = raw.rstrip()
+        if line.startswith("```"):
+            in_block, pending = not in_block, None
+            continue
+        if not in_block:
+            continue
+        if pending is not None:
+            pending = (pending[0], pending[1] + "\n" + line)
+            if not line.endswith("\\"):
+                commands.append(pending)
+                pending = None
+            continue
+        match = MACHINE_PROMPT.match(line)
+        if not match or not line[match.end():].strip():
+            continue
+        item = (match.group(1), line[match.end():])
+        if item[1].endswith("\\"):
+            pending = item
+        else:
+            commands.append(item)
+    return commands
+
+
 def retype(lab: str, changes: list[tuple[str, list[str] | None]]) -> list[str]:
     """The course's commands of a lab as its README prints them, as a student types them: each change
     replaces the next printed command equal to its first member by what the student types instead (None:
@@ -165,3 +197,30 @@ class Student:
     def forget(self) -> None:
         """Remove the clone (as root: a container may have written files of root's into it)."""
         self.ssh.run(f"sudo -n rm -rf {shlex.quote(self.home + '/' + REPO_NAME)}")
+
+
+# --------------------------------------------------------------------------- labs over several machines
+
+
+def type_on_machines(lab: str, shell) -> None:
+    """A student types a swarm lab's commands (11, 12) as printed, each in `vagrant ssh` of the machine its
+    prompt names; `shell(machine, command)` types one and returns its Result. Typed otherwise: the join
+    command the student's own `init` printed (the course's token is its own swarm's), and lab 12's ping to
+    the address busybox1 got here, ended by Ctrl-C after 8 seconds (the course's runs until then)."""
+    join = address = None
+    for machine, command in commands_on_machines(FOLDERS[lab] / "course" / "README.md"):
+        if command.startswith("docker swarm join"):
+            command = join
+        elif command.rstrip().endswith("ping 172.19.0.34"):
+            command = "timeout -s INT 8 " + command.replace("172.19.0.34", address)
+        res = shell(machine, command)
+        if command.startswith("docker swarm init"):
+            join = re.search(r"docker swarm join --token \S+ \S+", res.stdout).group(0)
+        if "{{.IPAddress}}" in command:
+            address = res.stdout.strip()
+
+
+# What `check-lab NN --observe` judges on the swarm labs after a student typed them: these pass; the rest
+# are not judged (the commands' own output), or not applicable where the kernel lacks what they need.
+OBSERVED_ON_MACHINES = {"11": {"three-nodes-ready", "manager-leader"},
+                        "12": {"overlay-network", "attachable", "encrypted", "subnet", "address-in-subnet"}}

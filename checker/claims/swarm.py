@@ -81,6 +81,9 @@ def network_setting(facts: Facts, network: StepFact, setting: str, value: str) -
 
 
 def _address(step: StepFact) -> str:
+    """The address a step printed; a step that could not look (observe mode: busybox1 gone) judges nothing."""
+    if step.result is not None and step.result.exit_status != 0:
+        raise MissingFact(f"step {step.step_id!r} found no address: {step.result.first_error_line()}")
     return _stdout(step).strip()
 
 

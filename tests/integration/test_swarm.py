@@ -141,6 +141,63 @@ def test_lab_11_passes_on_three_machines_and_leaves_them_as_found(swarm, monkeyp
     assert {m: on(swarm, m, STATE).stdout for m in SWARM} == before
 
 
+def typed_on(project, machine: str, command: str, timeout: float = 900):
+    """A student types one command in `vagrant ssh MACHINE`."""
+    from tests.student import Student
+
+    cfg = Machine(project.root, machine).ssh_config()
+    ssh = SSHTransport(SSHSettings(cfg.host, cfg.port, cfg.user, cfg.key_files, host_keys="vagrant"))
+    try:
+        return Student(ssh).do([command], timeout=timeout)
+    finally:
+        ssh.close()
+
+
+def observed(monkeypatch, project, lab: str, tmp_path) -> tuple[int, dict]:
+    report = tmp_path / f"observe-{lab}.json"
+    code = run_check(monkeypatch, project, lab, "--target", f"vagrant:{project.root}", "--observe",
+                     "--report", f"json:{report}")
+    return code, json.loads(report.read_text())
+
+
+def test_a_student_who_typed_labs_11_and_12_passes_what_observe_sees(swarm, monkeypatch, tmp_path):
+    """The course's commands of labs 11 and 12 as printed (tests/student.py, type_on_machines), then
+    `check-lab NN --observe`: what the machines still show passes, nothing is judged false, and nothing is
+    changed on any machine."""
+    from tests.student import OBSERVED_ON_MACHINES, type_on_machines
+
+    fresh(swarm)
+    try:
+        type_on_machines("11", lambda machine, command: typed_on(swarm, machine, command))
+        code, data = observed(monkeypatch, swarm, "11", tmp_path)
+        got = {c["id"]: c["verdict"] for c in data["claims"]}
+        assert code == 1 and "fail" not in got.values(), data["claims"]
+        assert {cid for cid, v in got.items() if v == "pass"} == OBSERVED_ON_MACHINES["11"]
+        assert got.pop("routing-mesh") in ("n/a", "error")  # n/a on a kernel without IP_VS
+        assert {cid for cid, v in got.items() if v == "error"} == {"five-replicas", "scaled-replicas", "service-removed"}
+        assert data["fingerprint"]["unchanged"]
+
+        # Lab 12 on lab 11's swarm, its prerequisite.
+        type_on_machines("12", lambda machine, command: typed_on(swarm, machine, command))
+        code, data = observed(monkeypatch, swarm, "12", tmp_path)
+        got = {c["id"]: c["verdict"] for c in data["claims"]}
+        assert "fail" not in got.values(), data["claims"]
+        assert {cid for cid, v in got.items() if v == "pass"} == OBSERVED_ON_MACHINES["12"]
+        # busybox2's pings are gone with it: not judged; n/a on kernels without ESP, whatever was typed.
+        reach = got["reaches-across-nodes"]
+        assert reach in ("n/a", "error") and code == (0 if reach == "n/a" else 1)
+        assert data["fingerprint"]["unchanged"]
+    finally:
+        leave_the_students_swarm(swarm)
+
+
+def leave_the_students_swarm(project) -> None:
+    on(project, "swarmnode1", "docker rm -f busybox1 >/dev/null 2>&1; true")
+    for machine in SWARM:
+        on(project, machine, "docker swarm leave --force >/dev/null 2>&1; "
+                             "docker image rm -f busybox $(docker image ls -q nginx) >/dev/null 2>&1; true")
+
+
 def lab_sets(lab: str) -> tuple[str, ...]:
     # Lab 11 scales to 6 replicas instead of the course's 50: the same claim, a fraction of the time on two cores.
     return ("--set", "replicas=6") if lab.startswith("11") else ()

@@ -14,6 +14,7 @@ from checker.facts import Facts
 from checker.records import Result, StepFact
 from checker.runner import MachinesRunner
 from checker.transcript import ReplayTransport
+from tests.student import OBSERVED_ON_MACHINES
 from tests.variants import SWARM_VARIANTS, make_course_variant
 
 SWARM = Path(__file__).resolve().parent.parent / "transcripts" / "swarm"
@@ -28,7 +29,8 @@ def replay(engine: str, scenario: str, tmp_path: Path):
     variant = VARIANTS.get(meta.get("variant", ""))
     lab = labs.load(make_course_variant(variant, tmp_path)) if variant else labs.find(scenario[:2])
     plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items() if k in lab.variables}))
-    return MachinesRunner(plan, {m: ReplayTransport(p) for m, p in paths.items()}).run(), variant
+    transports = {m: ReplayTransport(p) for m, p in paths.items()}
+    return MachinesRunner(plan, transports, observe=bool(meta.get("observe"))).run(), variant
 
 
 @pytest.mark.parametrize("engine,scenario", CASES)
@@ -36,6 +38,13 @@ def test_replayed_swarm_run_gives_the_verdicts_of_its_world(engine, scenario, tm
     report, variant = replay(engine, scenario, tmp_path)
     got = {c.id: c.verdict for c in report.claims}
     detail = [(c.id, c.verdict, c.observed) for c in report.claims]
+    if scenario.endswith("-student-observe"):  # a student typed the lab as printed; observe mode looked
+        assert {cid for cid, v in got.items() if v == "pass"} == OBSERVED_ON_MACHINES[scenario[:2]], detail
+        assert "fail" not in got.values(), detail
+        assert all(s.status in ("passed", "skipped") for s in report.steps)
+        assert report.fingerprint["before"] == report.fingerprint["after"]
+        assert {line.split(":")[0] for line in report.fingerprint["before"].splitlines()} == set(MACHINES)
+        return
     # The claims a kernel may lack what they need for (IP_VS, ESP): n/a on the container VMs they were recorded on.
     for needs_kernel in {"routing-mesh", "reaches-across-nodes"} & set(got):
         verdict = got.pop(needs_kernel)
@@ -63,7 +72,7 @@ def test_every_swarm_scenario_has_transcripts():
     assert CASES, "no transcripts of labs 11 and 12 recorded (python -m tests.record_swarm NAME)"
     for engine in {engine for engine, _ in CASES}:
         recorded = {scenario for e, scenario in CASES if e == engine}
-        assert {"11-pass", "12-pass", *VARIANTS} <= recorded
+        assert {"11-pass", "12-pass", "11-student-observe", "12-student-observe", *VARIANTS} <= recorded
 
 
 def _step(step_id: str, title: str, stdout: str) -> StepFact:
