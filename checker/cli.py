@@ -164,6 +164,59 @@ def list_labs(argv: list[str]) -> int:
     return ExitStatus.OK
 
 
+def merge_reports(argv: list[str]) -> int:
+    """`check-lab merge REPORT…`: JSON reports written elsewhere (a student's machine, a CI job of a matrix),
+    read back into one class: the roster and every other format, as `--targets` writes them."""
+    import json
+    from pathlib import Path
+
+    from checker.reporters import json_report
+    from checker.reporters.console import ConsoleReporter
+
+    parser = argparse.ArgumentParser(prog="check-lab merge", description="Merge JSON reports of one lab into "
+                                     "one class: a student per single report (named after its file), each "
+                                     "target of a report of many.")
+    parser.add_argument("reports", nargs="+", metavar="REPORT", help="JSON reports (--report json:FILE)")
+    parser.add_argument("--report", dest="reports_out", action="append", default=[], metavar="FORMAT:FILE",
+                        help=f"write a report (repeatable; FILE - for standard output): {reporters.help_text()}")
+    parser.add_argument("--no-color", action="store_true")
+    args = parser.parse_args(argv)
+    requests = [reporters.parse_request(value) for value in args.reports_out]
+    if sum(1 for r in requests if reporters.on_stdout(r)) > 1:
+        raise UsageError("only one report can go to standard output")
+    if any(r.format == "gradescope" for r in requests):
+        raise UsageError("--report gradescope is one student's submission: a merged class writes roster, csv, "
+                         "json, junit or tap")
+    lab, runs, seen = None, [], {}
+    for name in args.reports:
+        path = Path(name).expanduser()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            this_lab, these = json_report.runs_from(data, path.stem)
+        except OSError as exc:
+            raise UsageError(f"merge: cannot read {name}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # not JSON, or not a report
+            raise UsageError(f"merge: {name} is {'not JSON' if isinstance(exc, json.JSONDecodeError) else exc}") from None
+        if data.get("kind") == "course":
+            raise UsageError(f"merge: {name} holds several labs (check-lab course): merge reports of one lab")
+        if lab is not None and this_lab.id != lab.id:
+            raise UsageError(f"merge: {name} is lab {this_lab.id}, {seen[runs[0].label]} is lab {lab.id}: "
+                             "a class roster is one lab's")
+        lab = lab or this_lab
+        for run in these:
+            if run.label in seen:
+                raise UsageError(f"merge: {name} and {seen[run.label]} are both {run.label!r}")
+            seen[run.label] = name
+            runs.append(run)
+    code = for_targets(r.exit_code for r in runs)
+    console = ConsoleReporter(_console(argparse.Namespace(no_color=args.no_color,
+                                                          console_to_stderr=any(map(reporters.on_stdout, requests)))))
+    console.header(lab.name, f"{len(runs)} students from {len(args.reports)} report(s)")
+    console.render_many(runs, code, 0.0, noun="students")
+    reporters.write_many(requests, lab, runs, code)
+    return code
+
+
 def run_check(args) -> int:
     if args.timeout_factor <= 0:
         raise UsageError("--timeout-factor must be positive")
@@ -384,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "list":
             return list_labs(argv[1:])
+        if argv and argv[0] == "merge":
+            return merge_reports(argv[1:])
         args = build_parser().parse_args(argv)
         return run_check(args)
     except CheckLabError as exc:

@@ -26,6 +26,9 @@ REPORTERS: dict[str, tuple[str, str]] = {
     "junit": ("checker.reporters.junit", "JUnit XML, a test case per claim and per step"),
     "tap": ("checker.reporters.tap", "TAP version 13, a test point per claim"),
     "gradescope": ("checker.reporters.gradescope", "Gradescope's autograder results.json, a test per claim"),
+    "roster": ("checker.reporters.roster", "the class roster as JSON: a students × claims matrix, each student's "
+                                           "score and the claims that did not hold with their hints"),
+    "csv": ("checker.reporters.csv_report", "the class roster as CSV: a row per student, a column per claim"),
     "github": ("checker.reporters.github", "a GitHub Actions job summary in Markdown (to $GITHUB_STEP_SUMMARY "
                                            "when it is set), an annotation per failed claim"),
 }

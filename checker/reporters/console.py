@@ -121,7 +121,7 @@ class ConsoleReporter:
     def render_many(self, results: list[TargetRun], exit_code: int, seconds: float, noun: str = "targets") -> None:
         c = self.console
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        first = "lab" if noun == "labs" else "target"
+        first = {"labs": "lab", "students": "student"}.get(noun, "target")
         for column in (first, "result", "claims", "score", "text differs", "time", "why"):
             table.add_column(column, overflow="fold")
         for r in results:

@@ -7,7 +7,8 @@ import json
 
 from checker import __version__
 from checker.exitcodes import result_word
-from checker.records import LabInfo, RunReport, TargetRun
+from checker.records import (FAIL, NOT_JUDGED, PASS, ClaimResult, Engine, LabInfo, Result, RunReport, StepFact,
+                             TargetRun)
 
 SCHEMA = "check-lab-report"
 VERSION = 1
@@ -103,3 +104,71 @@ def render(report: RunReport, exit_code: int) -> str:
 
 def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind: str = "targets") -> str:
     return json.dumps(to_dict_many(lab, runs, exit_code, kind), indent=2, default=str) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+class NotAReport(ValueError):
+    """A file that is not a check-lab JSON report (of this schema and version)."""
+
+
+def _engine(data: dict | None) -> Engine | None:
+    if not data:
+        return None
+    builder = data.get("builder")
+    return Engine(server_version=str(data.get("server_version", "")), storage_driver=str(data.get("storage_driver", "")),
+                  docker_root_dir=str(data.get("docker_root_dir", "")),
+                  driver_status=(("driver-type", "io.containerd.snapshotter.v1"),) if data.get("containerd_image_store")
+                  else (), operating_system=str(data.get("operating_system", "")), kernel=str(data.get("kernel", "")),
+                  cgroup_version=str(data.get("cgroup_version", "")), client_version=str(data.get("client_version", "")),
+                  buildx=bool(data.get("buildx")),
+                  buildkit_env={"buildkit": "1", "legacy": "0"}.get(builder) if builder else None)
+
+
+def from_dict(data: dict) -> RunReport:
+    """The run a JSON report (one lab on one target) describes, as the reporters take it: its claims,
+    statements, steps and their output (as clipped in the report), departures, notes and score."""
+    try:
+        lab = LabInfo(str(data["lab"]["id"]), str(data["lab"]["title"]), str(data["lab"].get("folder", "")),
+                      dict(data["lab"].get("variables") or {}), tuple(dict(d) for d in data.get("departures") or ()))
+        steps = [StepFact(s["id"], s["title"], s["command"], s["status"],
+                          None if s["exit_status"] is None and s["duration_s"] is None else
+                          Result(s["exit_status"], s["stdout"], s["stderr"], s["duration_s"] or 0.0,
+                                 bool(s["timed_out"])), error=s.get("error"))
+                 for s in data["steps"]]
+        claims = [ClaimResult(c["id"], c["title"], c["verdict"], c["expected"], c["observed"], c["hint"],
+                              dict(c.get("details") or {}), float(c["points"]), float(c["max_points"]))
+                  for c in data["claims"]]
+        statements = [ClaimResult(st["id"], st["statement"], PASS if st["holds"] else (FAIL if st["judged"] else
+                                  NOT_JUDGED), "", st["here"], "", {}, 0.0, 0.0)
+                      for st in data.get("lab_vs_engine") or []]
+        fingerprint = data.get("fingerprint")
+        return RunReport(lab, str(data["target"]), str(data["started_at"]), _engine(data.get("engine")), steps, claims,
+                         statements, list(data.get("notes") or []), float(data.get("duration_s") or 0.0),
+                         interrupted=data.get("result") == "interrupted", error=data.get("error"),
+                         timings=dict(data.get("timings") or {}),
+                         fingerprint=None if fingerprint is None else {"before": fingerprint.get("before"),
+                                                                       "after": fingerprint.get("after")})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NotAReport(f"not a check-lab report of one run: {exc.__class__.__name__} {exc}") from None
+
+
+def runs_from(data: dict, label: str) -> tuple[LabInfo, list[TargetRun]]:
+    """A JSON report read back: its lab and its runs (one for a single run, labelled `label`; one per target
+    for a report of many, labelled as there)."""
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise NotAReport("not a check-lab report (no \"schema\": \"check-lab-report\")")
+    if data.get("version") != VERSION:
+        raise NotAReport(f"a check-lab report of version {data.get('version')}, this check-lab reads version {VERSION}")
+    if data.get("kind") in ("targets", "course"):
+        runs = []
+        for section in data.get("targets") or []:
+            report = from_dict(section["report"]) if section.get("report") else None
+            runs.append(TargetRun(str(section["label"]), str(section.get("target", "")), report, section.get("error"),
+                                  int(section.get("exit_code", 0)), float(section.get("duration_s") or 0.0)))
+        lab = LabInfo(str(data["lab"]["id"]), str(data["lab"]["title"]), str(data["lab"].get("folder", "")))
+        return lab, runs
+    report = from_dict(data)
+    return report.lab, [TargetRun(label, report.target, report, None, int(data.get("exit_code", 0)),
+                                  report.duration)]

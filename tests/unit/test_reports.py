@@ -316,3 +316,86 @@ def test_gradescope_is_one_submission_not_a_class(capsys, tmp_path):
     listing.write_text("local\n")
     assert cli.main(["07", "--targets", str(listing), "--report", f"gradescope:{tmp_path / 'r.json'}"]) == 2
     assert "gradescope is one student's submission" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ the roster, merge
+
+ROSTER_SCHEMA = json.loads((Path(json_report.__file__).resolve().parent.parent / "schemas" /
+                            "roster.schema.json").read_text())
+
+
+def test_a_json_report_reads_back_into_the_same_report(runs):
+    for name in ("pass", "extra-run-layer", "observe"):
+        report = runs[name]
+        data = json.loads(json_report.render(report, for_run(report)))
+        _lab, [run] = json_report.runs_from(data, "alice")
+        assert json.loads(json_report.render(run.report, run.exit_code)) == data
+
+
+def class_reports(runs, tmp_path) -> list[Path]:
+    """alice passed, bob's image has a RUN layer too much, carol's machine could not be reached (a report of
+    many targets, written by --targets), each as a JSON report written elsewhere."""
+    alice, bob = tmp_path / "alice.json", tmp_path / "bob.json"
+    alice.write_text(json_report.render(runs["pass"], 0))
+    bob.write_text(json_report.render(runs["extra-run-layer"], for_run(runs["extra-run-layer"])))
+    batch = tmp_path / "batch-2.json"
+    batch.write_text(json_report.render_many(runs["pass"].lab, [
+        TargetRun("carol", "ssh://vagrant@10.0.0.13:22", None, "cannot reach ssh://vagrant@10.0.0.13:22", 3, 1.0)], 3))
+    return [alice, bob, batch]
+
+
+def test_merge_builds_the_class_roster_from_reports_written_elsewhere(runs, tmp_path, capsys):
+    import csv
+
+    from checker import cli
+
+    roster, table = tmp_path / "roster.json", tmp_path / "roster.csv"
+    code = cli.main(["merge", *map(str, class_reports(runs, tmp_path)), "--report", f"roster:{roster}",
+                     "--report", f"csv:{table}", "--no-color"])
+    out = capsys.readouterr().out
+    assert code == 3  # the class's worst: a machine that could not be reached
+    assert "alice" in out and "bob" in out and "carol" in out
+    data = json.loads(roster.read_text())
+    jsonschema.validate(data, ROSTER_SCHEMA)
+    assert [s["student"] for s in data["students"]] == ["alice", "bob", "carol"]
+    assert [c["id"] for c in data["claims"]] == [c.id for c in runs["pass"].claims]
+    alice, bob, carol = data["students"]
+    assert (alice["score"], alice["max"], alice["not_passed"]) == (10.0, 10.0, [])
+    assert {n["claim"] for n in bob["not_passed"]} == {"cmd-layer-empty", "image-sizes-equal"}
+    assert all(n["hint"] for n in bob["not_passed"]) and bob["verdicts"]["cmd-layer-empty"] == "fail"
+    assert carol["result"] == "unreachable" and carol["score"] is None and "cannot reach" in carol["error"]
+    rows = list(csv.DictReader(table.open()))
+    assert [r["student"] for r in rows] == ["alice", "bob", "carol"]
+    assert rows[1]["cmd-layer-empty"] == "fail" and rows[1]["score"] == "8" and rows[0]["five-containers-running"] == "pass"
+    assert rows[2]["result"] == "unreachable" and rows[2]["cmd-layer-empty"] == ""
+
+
+@pytest.mark.parametrize("mistake,message", [
+    ("not-json", "is not JSON"),
+    ("not-a-report", "is not a check-lab report"),
+    ("other-lab", "is lab 09, "),
+    ("same-student", "are both 'alice'"),
+    ("missing", "cannot read"),
+])
+def test_merge_refuses_what_is_not_one_labs_class_and_writes_nothing(runs, tmp_path, capsys, mistake, message):
+    from checker import cli
+
+    files = class_reports(runs, tmp_path)
+    odd = tmp_path / "odd" / "alice.json"
+    odd.parent.mkdir()
+    if mistake == "not-json":
+        odd.write_text("{")
+    elif mistake == "not-a-report":
+        odd.write_text(json.dumps({"tests": []}))
+    elif mistake == "other-lab":
+        data = json.loads(files[0].read_text())
+        data["lab"]["id"] = "09"
+        odd = tmp_path / "dave.json"
+        odd.write_text(json.dumps(data))
+    elif mistake == "same-student":
+        odd.write_text(files[0].read_text())
+    roster = tmp_path / "roster.json"
+    code = cli.main(["merge", *map(str, files), str(odd), "--report", f"roster:{roster}"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not roster.exists()
