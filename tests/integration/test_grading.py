@@ -8,14 +8,19 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from checker.cli import main as check_lab
 from tests.integration.conftest import run_check
 from tests.integration.test_negative import lab_state
 from tests.testenv import env as testenv
 from tests.variants import LAB07
+from tests.workflows import batches
 
 pytestmark = pytest.mark.integration
 
-def test_three_targets_one_stopped(project_factory, monkeypatch, capsys, tmp_path):
+def test_a_class_in_batches_merged_into_the_roster(project_factory, monkeypatch, capsys, tmp_path):
+    """A class of three machines, one stopped, checked as the instructors' workflow does
+    (.github/workflows/grade-class.yml): split by its own steps into two batches, each checked with
+    `--targets` (the machines of a batch at once), then `check-lab merge` of the two reports."""
     vms = [project_factory(name) for name in ("alice", "bob", "carol")]
     for vm in vms:
         vm.up()
@@ -23,25 +28,40 @@ def test_three_targets_one_stopped(project_factory, monkeypatch, capsys, tmp_pat
     targets = tmp_path / "class.txt"
     targets.write_text("# the class\n" + "".join(f"{name} = vagrant:{vm.root}\n"
                                                  for name, vm in zip(("alice", "bob", "carol"), vms)))
-    report, junit = tmp_path / "class.json", tmp_path / "class.xml"
-    code = run_check(monkeypatch, vms[0], "07", "--targets", str(targets), "-j", "3", "--json", str(report),
-                     "--junit", str(junit))
+    first, second = batches(targets, 2, tmp_path)
+    assert first.read_text().split()[0::3] == ["alice", "carol"] and second.read_text().split()[0] == "bob"
+
+    report = tmp_path / "report-0.json"
+    code = run_check(monkeypatch, vms[0], "07", "--targets", str(first), "-j", "2", "--json", str(report))
     out, err = capsys.readouterr()
     assert code == 3
-    assert "2/3 targets pass" in out
-    assert [ln.split()[:2] for ln in out.splitlines() if ln.strip().startswith(("alice", "bob", "carol"))] == \
-        [["alice", "PASS"], ["bob", "PASS"], ["carol", "unreachable"]]
+    assert "1/2 targets pass" in out
+    assert [ln.split()[:2] for ln in out.splitlines() if ln.strip().startswith(("alice", "carol"))] == \
+        [["alice", "PASS"], ["carol", "unreachable"]]
     assert "carol (unreachable)" in err
-
     data = json.loads(report.read_text())
-    assert data["kind"] == "targets" and data["summary"] == {"targets": 3, "passed": 2, "unreachable": 1}
+    assert data["kind"] == "targets" and data["summary"] == {"targets": 2, "passed": 1, "unreachable": 1}
     sections = {t["label"]: t for t in data["targets"]}
-    assert sections["alice"]["result"] == sections["bob"]["result"] == "pass"
-    assert sections["alice"]["score"] == {"points": 10.0, "max": 10.0}
+    assert sections["alice"]["result"] == "pass" and sections["alice"]["score"] == {"points": 10.0, "max": 10.0}
     assert sections["carol"]["result"] == "unreachable" and "is stopped" in sections["carol"]["error"]
+    assert run_check(monkeypatch, vms[1], "07", "--targets", str(second), "--json", str(tmp_path / "report-1.json")) == 0
+    capsys.readouterr()
 
+    # The roster job: every batch's report merged.
+    roster, table, junit = tmp_path / "class-roster.json", tmp_path / "class-roster.csv", tmp_path / "class-roster.xml"
+    code = check_lab(["merge", str(report), str(tmp_path / "report-1.json"), "--report", f"roster:{roster}",
+                      "--report", f"csv:{table}", "--report", f"junit:{junit}", "--no-color"])
+    out, _err = capsys.readouterr()
+    assert code == 3 and "2/3 students pass" in out
+    data = json.loads(roster.read_text())
+    assert sorted(s["student"] for s in data["students"]) == ["alice", "bob", "carol"]
+    by_name = {s["student"]: s for s in data["students"]}
+    assert by_name["alice"]["score"] == by_name["bob"]["score"] == 10.0
+    assert set(by_name["bob"]["verdicts"].values()) == {"pass"} and len(by_name["bob"]["verdicts"]) == 10
+    assert by_name["carol"]["result"] == "unreachable" and "is stopped" in by_name["carol"]["error"]
+    assert table.read_text().splitlines()[0].startswith("student,target,result,score,max,")
     suites = {s.get("name"): s for s in ET.parse(junit).getroot().iter("testsuite")}
-    assert any(name.endswith("claims [alice]") and s.get("tests") == "10" and s.get("failures") == "0"
+    assert any(name.endswith("claims [bob]") and s.get("tests") == "10" and s.get("failures") == "0"
                for name, s in suites.items())
     carol = next(s for name, s in suites.items() if name.endswith("claims [carol]"))
     assert carol.get("errors") == "1"
