@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if another check-lab run is using the machine, wait this long for it (default 300)")
     p.add_argument("--labs", metavar="IDS", help="with `course`: the labs to run, e.g. 02-06,08 (default: all)")
     p.add_argument("--lab-dir", metavar="DIR", help="look for labs in DIR")
+    p.add_argument("--sign", metavar="KEY", help="sign the JSON reports with this Ed25519 private key (the "
+                   "grader's; check-lab verify REPORT --key KEY.pub checks them)")
+    p.add_argument("--nonce", metavar="TEXT", help="a value of the grader's that the report carries (default: drawn "
+                   "for this run), so a report of another run cannot stand in for this one")
     p.add_argument("--record", metavar="FILE", help="write a transcript of every remote command (for tests)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every step's output")
     p.add_argument("--no-color", action="store_true", help="no colours")
@@ -103,7 +107,31 @@ def report_requests(args) -> list[reporters.ReportRequest]:
         raise UsageError("--report gradescope is one student's submission: with --targets write json, junit or tap")
     # A report on standard output keeps it to itself: what the terminal shows goes to standard error.
     args.console_to_stderr = any(reporters.on_stdout(r) for r in requests)
+    if args.nonce is not None and not args.nonce.strip():
+        raise UsageError("--nonce: give a value (or leave it out: one is drawn)")
+    if args.sign:
+        from dataclasses import replace
+
+        from checker.signing import SigningKeyError, load_private
+
+        if not any(r.format == "json" for r in requests):
+            raise UsageError("--sign signs JSON reports: add --report json:FILE")
+        try:
+            key = load_private(args.sign)
+        except SigningKeyError as exc:
+            raise UsageError(f"--sign: {exc}") from None
+        requests = [replace(r, sign=key) if r.format == "json" else r for r in requests]
     return requests
+
+
+def stamp(report, args) -> None:
+    """The run's nonce on its report: the grader's (--nonce), else one drawn once for this invocation."""
+    import secrets
+
+    if report is not None:
+        if getattr(args, "drawn_nonce", None) is None:
+            args.drawn_nonce = args.nonce or secrets.token_hex(16)
+        report.nonce = args.drawn_nonce
 
 
 def _output_path(value: str | None, flag: str):
@@ -164,10 +192,56 @@ def list_labs(argv: list[str]) -> int:
     return ExitStatus.OK
 
 
+def _public_key(path: str, flag: str = "--key"):
+    from checker.signing import SigningKeyError, load_public
+
+    try:
+        return load_public(path)
+    except SigningKeyError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _read_json(name: str, what: str) -> dict:
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads(Path(name).expanduser().read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot read {name}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise UsageError(f"{what}: {name} is not JSON") from None
+
+
+def verify_reports(argv: list[str]) -> int:
+    """`check-lab verify REPORT… --key KEY.pub`: 0 when every report was signed with the grader's key and not
+    changed since, 1 when one was not (one line each, why), 2 on usage errors."""
+    from checker.signing import verify
+
+    parser = argparse.ArgumentParser(prog="check-lab verify", description="Check that JSON reports were signed "
+                                     "with the grader's key (--sign) and not changed since.")
+    parser.add_argument("reports", nargs="+", metavar="REPORT")
+    parser.add_argument("--key", required=True, metavar="KEY.pub", help="the grader's Ed25519 public key")
+    args = parser.parse_args(argv)
+    key = _public_key(args.key)
+    bad = 0
+    for name in args.reports:
+        data = _read_json(name, "verify")
+        why = verify(data, key)
+        if why:
+            bad += 1
+            print(f"{name}: NOT VALID: {why}")
+            continue
+        identity = data.get("identity") or {}
+        seen = ", ".join(f"{k} {v}" for k, v in (("engine", identity.get("engine_id")), ("host", identity.get("host")),
+                                                  ("nonce", identity.get("nonce"))) if v)
+        print(f"{name}: valid: signed with this key, unchanged" + (f" ({seen})" if seen else ""))
+    return ExitStatus.FAILED if bad else ExitStatus.OK
+
+
 def merge_reports(argv: list[str]) -> int:
     """`check-lab merge REPORT…`: JSON reports written elsewhere (a student's machine, a CI job of a matrix),
     read back into one class: the roster and every other format, as `--targets` writes them."""
-    import json
     from pathlib import Path
 
     from checker.reporters import json_report
@@ -179,9 +253,12 @@ def merge_reports(argv: list[str]) -> int:
     parser.add_argument("reports", nargs="+", metavar="REPORT", help="JSON reports (--report json:FILE)")
     parser.add_argument("--report", dest="reports_out", action="append", default=[], metavar="FORMAT:FILE",
                         help=f"write a report (repeatable; FILE - for standard output): {reporters.help_text()}")
+    parser.add_argument("--key", metavar="KEY.pub", help="take only reports signed with this key (the grader's "
+                        "Ed25519 public key) and not changed since")
     parser.add_argument("--no-color", action="store_true")
     args = parser.parse_args(argv)
     requests = [reporters.parse_request(value) for value in args.reports_out]
+    key = _public_key(args.key) if args.key else None
     if sum(1 for r in requests if reporters.on_stdout(r)) > 1:
         raise UsageError("only one report can go to standard output")
     if any(r.format == "gradescope" for r in requests):
@@ -190,13 +267,17 @@ def merge_reports(argv: list[str]) -> int:
     lab, runs, seen = None, [], {}
     for name in args.reports:
         path = Path(name).expanduser()
+        data = _read_json(name, "merge")
+        if key is not None:
+            from checker.signing import verify
+
+            why = verify(data, key)
+            if why:
+                raise UsageError(f"merge: {name}: {why}")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             this_lab, these = json_report.runs_from(data, path.stem)
-        except OSError as exc:
-            raise UsageError(f"merge: cannot read {name}: {exc.strerror or exc}") from None
-        except ValueError as exc:  # not JSON, or not a report
-            raise UsageError(f"merge: {name} is {'not JSON' if isinstance(exc, json.JSONDecodeError) else exc}") from None
+        except ValueError as exc:  # not a report
+            raise UsageError(f"merge: {name} is {exc}") from None
         if data.get("kind") == "course":
             raise UsageError(f"merge: {name} holds several labs (check-lab course): merge reports of one lab")
         if lab is not None and this_lab.id != lab.id:
@@ -274,6 +355,7 @@ def run_check(args) -> int:
         from checker.watch import Watch
 
         report = Watch(plan, transport, WatchView(console.console), timeout=args.watch_timeout).run()
+        stamp(report, args)
         code = for_run(report)
         console.render(report, code)
         reporters.write_single(requests, report, code)
@@ -286,15 +368,16 @@ def run_check(args) -> int:
         transport = RecordingTransport(transport, record_path, {"lab": lab.id, "values": plan.values,
                                                                 "observe": args.observe})
     console.header(lab.name + (" (observe mode)" if args.observe else ""), transport.description)
-    return run_and_report(Runner(plan, transport, events=console, **runner_options), console, requests)
+    return run_and_report(Runner(plan, transport, events=console, **runner_options), console, requests, args)
 
 
-def run_and_report(runner, console, requests) -> int:
+def run_and_report(runner, console, requests, args) -> int:
     """Run, render, write the reports asked for, say why not in one line; the exit code."""
     try:
         report = runner.run()
     finally:
         console.close()
+    stamp(report, args)
     code = for_run(report)
     console.render(report, code)
     reporters.write_single(requests, report, code)
@@ -324,7 +407,7 @@ def run_machines(args, plan, runner_options: dict, requests, options) -> int:
     console = ConsoleReporter(_console(args), verbose=args.verbose)
     runner = MachinesRunner(plan, transports, events=console, **runner_options)
     console.header(lab.name + (" (observe mode)" if args.observe else ""), runner.description)
-    return run_and_report(runner, console, requests)
+    return run_and_report(runner, console, requests, args)
 
 
 def machine_transcript(path, machine: str):
@@ -363,6 +446,8 @@ def run_course_cli(args, requests, options) -> int:
                           observe=args.observe)
     results = run_course(chosen, transport, runner_options, console.target_done,
                          on_start=lambda lab: console.phase(f"lab {lab.name}"), sets=sets)
+    for r in results:
+        stamp(r.report, args)
     code = for_targets(r.exit_code for r in results)
     console.render_many(results, code, time.monotonic() - started, noun="labs")
     reporters.write_many(requests, COURSE, results, code, kind="course")
@@ -392,6 +477,8 @@ def run_many(args, plan, runner_options: dict, requests) -> int:
                    f"{len(entries)} targets, {min(args.jobs, len(entries))} at a time")
     started = time.monotonic()
     results = check_all(plan, entries, args.jobs, runner_options, console.target_done)
+    for r in results:
+        stamp(r.report, args)
     code = for_targets(r.exit_code for r in results)
     console.render_many(results, code, time.monotonic() - started)
     reporters.write_many(requests, plan.info(), results, code)
@@ -439,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             return list_labs(argv[1:])
         if argv and argv[0] == "merge":
             return merge_reports(argv[1:])
+        if argv and argv[0] == "verify":
+            return verify_reports(argv[1:])
         args = build_parser().parse_args(argv)
         return run_check(args)
     except CheckLabError as exc:

@@ -72,6 +72,8 @@ class Engine:
     client_version: str = ""
     buildx: bool = False
     buildkit_env: str | None = None  # DOCKER_BUILDKIT in the target user's environment
+    engine_id: str = ""  # the engine's own ID (`docker info`: ID), which ties a report to the machine
+    name: str = ""  # the engine's host name (`docker info`: Name)
 
     @classmethod
     def from_info(cls, info: dict, client_version: str = "", buildx: bool = False,
@@ -87,6 +89,8 @@ class Engine:
             client_version=client_version,
             buildx=buildx,
             buildkit_env=buildkit_env,
+            engine_id=str(info.get("ID", "")),
+            name=str(info.get("Name", "")),
         )
 
     @property
@@ -117,7 +121,7 @@ class Engine:
                 "storage_driver": self.storage_driver, "image_store": self.image_store,
                 "containerd_image_store": self.containerd_store, "builder": self.builder, "buildx": self.buildx,
                 "docker_root_dir": self.docker_root_dir, "operating_system": self.operating_system,
-                "kernel": self.kernel, "cgroup_version": self.cgroup_version}
+                "kernel": self.kernel, "cgroup_version": self.cgroup_version, "id": self.engine_id, "name": self.name}
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -207,6 +211,7 @@ class RunReport:
     timings: dict[str, float] = field(default_factory=dict)
     # Observe mode: a hash of the engine's containers, images, volumes and networks before and after the run.
     fingerprint: dict | None = None
+    nonce: str | None = None  # given by the grader (--nonce) or drawn for this run: one report, one run
 
     @property
     def passed(self) -> bool:

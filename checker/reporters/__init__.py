@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from checker.errors import UsageError
@@ -38,6 +38,7 @@ REPORTERS: dict[str, tuple[str, str]] = {
 class ReportRequest:
     format: str
     destination: str  # a file name, or "-" for standard output
+    sign: object = field(default=None, compare=False)  # the grader's private key (--sign): JSON is signed
 
     def write(self, text: str) -> None:
         if self.destination == "-":
@@ -81,6 +82,10 @@ def on_stdout(request: ReportRequest) -> bool:
 
 
 def _deliver(requests: list[ReportRequest], request: ReportRequest, text: str, reports) -> None:
+    if request.sign is not None:
+        from checker.signing import sign_text
+
+        text = sign_text(text, request.sign)
     mod = module(request.format)
     if hasattr(mod, "deliver"):  # a format with more than one output (GitHub: summary and annotations)
         taken = any(on_stdout(r) for r in requests if r is not request)

@@ -71,6 +71,9 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
         "notes": list(report.notes),
         "timings": dict(report.timings),
         "error": report.error,
+        # What ties the report to one machine and one run (with --sign, to the grader's key).
+        "identity": {"engine_id": report.engine.engine_id if report.engine else None,
+                     "host": report.engine.name if report.engine else None, "nonce": report.nonce},
     }
 
 
@@ -123,7 +126,8 @@ def _engine(data: dict | None) -> Engine | None:
                   else (), operating_system=str(data.get("operating_system", "")), kernel=str(data.get("kernel", "")),
                   cgroup_version=str(data.get("cgroup_version", "")), client_version=str(data.get("client_version", "")),
                   buildx=bool(data.get("buildx")),
-                  buildkit_env={"buildkit": "1", "legacy": "0"}.get(builder) if builder else None)
+                  buildkit_env={"buildkit": "1", "legacy": "0"}.get(builder) if builder else None,
+                  engine_id=str(data.get("id") or ""), name=str(data.get("name") or ""))
 
 
 def from_dict(data: dict) -> RunReport:
@@ -149,7 +153,8 @@ def from_dict(data: dict) -> RunReport:
                          interrupted=data.get("result") == "interrupted", error=data.get("error"),
                          timings=dict(data.get("timings") or {}),
                          fingerprint=None if fingerprint is None else {"before": fingerprint.get("before"),
-                                                                       "after": fingerprint.get("after")})
+                                                                       "after": fingerprint.get("after")},
+                         nonce=(data.get("identity") or {}).get("nonce"))
     except (KeyError, TypeError, ValueError) as exc:
         raise NotAReport(f"not a check-lab report of one run: {exc.__class__.__name__} {exc}") from None
 
