@@ -116,3 +116,14 @@ def test_what_cannot_sign_is_refused_before_anything_runs(monkeypatch, tmp_path,
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not report.exists()
+
+
+def test_a_signed_report_follows_the_reports_schema(signed):
+    import jsonschema
+
+    _key, report = signed
+    schema = json.loads((Path(cli.__file__).resolve().parent / "schemas" / "report.schema.json").read_text())
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**data, "signature": {**data["signature"], "algorithm": "md5"}}, schema)
