@@ -29,6 +29,8 @@ REPORTERS: dict[str, tuple[str, str]] = {
     "roster": ("checker.reporters.roster", "the class roster as JSON: a students × claims matrix, each student's "
                                            "score and the claims that did not hold with their hints"),
     "csv": ("checker.reporters.csv_report", "the class roster as CSV: a row per student, a column per claim"),
+    "html": ("checker.reporters.html_roster", "the class roster as one self-contained HTML page, sortable by "
+                                              "student and claim, each student's failed claims with their hints"),
     "github": ("checker.reporters.github", "a GitHub Actions job summary in Markdown (to $GITHUB_STEP_SUMMARY "
                                            "when it is set), an annotation per failed claim"),
 }
