@@ -18,11 +18,11 @@ def render_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind: str =
     columns = [c["id"] for c in data["claims"]]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", "target", "result", "score", "max", *columns])
+    writer.writerow(["student", "target", "result", "score", "max", "same engine as", *columns])
     for row in data["students"]:
         writer.writerow([row["student"], row["target"], row["result"],
                          "" if row["score"] is None else f"{row['score']:g}",
-                         "" if row["max"] is None else f"{row['max']:g}",
+                         "" if row["max"] is None else f"{row['max']:g}", " ".join(row["same_engine_as"]),
                          *(WORDS.get(row["verdicts"].get(c, ""), row["verdicts"].get(c, "")) for c in columns)])
     return out.getvalue()
 

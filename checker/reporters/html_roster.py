@@ -29,6 +29,7 @@ td.student, td.target { text-align: left; }
 td.pass { background: #e6f4e6; color: #1a6b1a; } td.fail { background: #fbe3e3; color: #a11; font-weight: bold; }
 td.error { background: #fff4d6; color: #8a6100; } td.na { background: #eee; color: #777; }
 td.unreachable { background: #fbe3e3; color: #a11; }
+.shared { color: #b35c00; font-weight: bold; }
 section.student { margin: 1em 0; } section.student h2 { font-size: 1.05em; margin: 0 0 .3em; }
 dl { margin: 0 0 0 1em; } dt { font-weight: bold; } dd { margin: 0 0 .5em 1em; }
 dd .hint { color: #235; } dd .observed { color: #444; }
@@ -78,8 +79,10 @@ def page(data: dict) -> str:
     rows = []
     for s in data["students"]:
         score = "" if s["score"] is None else f'{s["score"]:g}/{s["max"]:g}'
+        shared = (f' <span class="shared" title="the same Docker engine as {_esc(", ".join(s["same_engine_as"]))}">'
+                  '⚠</span>' if s["same_engine_as"] else "")
         cells = [f'<td class="student" data-sort="{_esc(s["student"])}">'
-                 f'<a href="#student-{_esc(s["student"])}">{_esc(s["student"])}</a></td>',
+                 f'<a href="#student-{_esc(s["student"])}">{_esc(s["student"])}</a>{shared}</td>',
                  f'<td data-sort="{-1 if s["score"] is None else s["score"]}">{score or "–"}</td>',
                  f'<td class="{"unreachable" if s["score"] is None else ""}" data-sort="{_esc(s["result"])}">'
                  f'{_esc(s["result"])}</td>']
@@ -106,6 +109,9 @@ def page(data: dict) -> str:
                 for n in s["not_passed"])
             body = f"<dl>{items}</dl>"
         points = "" if s["score"] is None else f' – {s["score"]:g}/{s["max"]:g}'
+        if s["same_engine_as"]:
+            body = (f'<p class="shared">Checked on the same Docker engine as {_esc(", ".join(s["same_engine_as"]))} '
+                    f'(engine ID {_esc(s["engine_id"])}): one machine, or copies of one.</p>') + body
         sections.append(f'<section class="student" id="student-{_esc(s["student"])}" data-student='
                         f'"{_esc(s["student"])}"><h2>{_esc(s["student"])} – {_esc(s["result"])}{points}</h2>'
                         f'{body}</section>')

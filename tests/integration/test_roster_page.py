@@ -85,3 +85,8 @@ def test_the_roster_opens_sorts_and_shows_each_students_failed_claims(browser, p
     assert hints[0] == "hint: my-image:1.0's Dockerfile changes files (RUN, COPY or ADD): keep only FROM and CMD in it"
     assert all(div.is_displayed() for div in section.find_elements("css selector", "dd .hint"))
     assert "Not checked: cannot reach" in browser.find_element("id", "student-carol").text
+    # alice's and bob's runs were recorded on one machine: each is marked, in the table and in their section.
+    assert section.find_element("css selector", "p.shared").text.startswith("Checked on the same Docker engine as alice")
+    marked = [row.get_attribute("data-student") for row in browser.find_elements("css selector", "#roster tbody tr")
+              if row.find_elements("css selector", "span.shared")]
+    assert sorted(marked) == ["alice", "bob"]

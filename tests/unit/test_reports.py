@@ -364,7 +364,11 @@ def test_merge_builds_the_class_roster_from_reports_written_elsewhere(runs, tmp_
     assert {n["claim"] for n in bob["not_passed"]} == {"cmd-layer-empty", "image-sizes-equal"}
     assert all(n["hint"] for n in bob["not_passed"]) and bob["verdicts"]["cmd-layer-empty"] == "fail"
     assert carol["result"] == "unreachable" and carol["score"] is None and "cannot reach" in carol["error"]
+    # alice's and bob's runs were recorded on one machine: the roster says they share its engine.
+    assert alice["same_engine_as"] == ["bob"] and bob["same_engine_as"] == ["alice"] and carol["same_engine_as"] == []
+    assert alice["engine_id"] == runs["pass"].engine.engine_id and data["summary"]["sharing_an_engine"] == 2
     rows = list(csv.DictReader(table.open()))
+    assert rows[0]["same engine as"] == "bob" and rows[2]["same engine as"] == ""
     assert [r["student"] for r in rows] == ["alice", "bob", "carol"]
     assert rows[1]["cmd-layer-empty"] == "fail" and rows[1]["score"] == "8" and rows[0]["five-containers-running"] == "pass"
     assert rows[2]["result"] == "unreachable" and rows[2]["cmd-layer-empty"] == ""
