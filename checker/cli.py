@@ -239,6 +239,49 @@ def verify_reports(argv: list[str]) -> int:
     return ExitStatus.FAILED if bad else ExitStatus.OK
 
 
+def drift_report(argv: list[str]) -> int:
+    """`check-lab drift REPORT…`: the course's claims and sentences on several engines, from a JSON report per
+    engine (named after its file), or one `--targets` report whose targets are the engines."""
+    from pathlib import Path
+
+    from checker import drift
+    from checker.reporters import atomic_write, json_report
+
+    parser = argparse.ArgumentParser(prog="check-lab drift", description="Which claims and sentences of the "
+                                     "course hold on which engine: a lab × engine table.")
+    parser.add_argument("reports", nargs="+", metavar="REPORT",
+                        help="JSON reports: one per engine (a lab's run, or check-lab course's), or a --targets "
+                             "report with one target per engine")
+    parser.add_argument("--markdown", metavar="FILE", help="the table as Markdown (- for standard output, the default)")
+    parser.add_argument("--html", metavar="FILE", help="the table as one self-contained HTML page")
+    parser.add_argument("--json", metavar="FILE", help="the table as JSON (schema check-lab-drift)")
+    args = parser.parse_args(argv)
+    engines: list = []
+    for name in args.reports:
+        data = _read_json(name, "drift")
+        try:
+            _lab, runs = json_report.runs_from(data, Path(name).stem)
+        except ValueError as exc:
+            raise UsageError(f"drift: {name} is {exc}") from None
+        if data.get("kind") == "targets":  # one engine per target
+            engines += [drift.engine_of(r.label, [r.report]) for r in runs if r.report is not None]
+        else:  # one engine: a lab's run, or the labs of the course
+            engines.append(drift.engine_of(Path(name).stem, [r.report for r in runs if r.report is not None]))
+    labels = [e.label for e in engines]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise UsageError(f"drift: more than one report for the engine {twice[0]!r} (name the files after the engines)")
+    data = drift.table(engines)
+    outputs = [(args.markdown or ("-" if not (args.html or args.json) else None), drift.markdown(data)),
+               (args.html, drift.page(data)), (args.json, drift.render_json(data))]
+    for destination, text in outputs:
+        if destination == "-":
+            sys.stdout.write(text)
+        elif destination:
+            atomic_write(Path(destination).expanduser(), text)
+    return ExitStatus.OK
+
+
 def merge_reports(argv: list[str]) -> int:
     """`check-lab merge REPORT…`: JSON reports written elsewhere (a student's machine, a CI job of a matrix),
     read back into one class: the roster and every other format, as `--targets` writes them."""
@@ -528,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
             return merge_reports(argv[1:])
         if argv and argv[0] == "verify":
             return verify_reports(argv[1:])
+        if argv and argv[0] == "drift":
+            return drift_report(argv[1:])
         args = build_parser().parse_args(argv)
         return run_check(args)
     except CheckLabError as exc:

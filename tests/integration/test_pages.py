@@ -1,6 +1,7 @@
-"""The class roster's HTML page in a real browser (Debian's headless Chromium, driven by Selenium through
-chromedriver): it opens from the file alone, sorts by student, score and claim when a column's head is
-clicked, and shows each student's failed claims with their hints."""
+"""The pages check-lab writes, in a real browser (Debian's headless Chromium, driven by Selenium through
+chromedriver): the class roster opens from the file alone, sorts by student, score and claim when a
+column's head is clicked, and shows each student's failed claims with their hints; the drift report's
+tables say which sentence holds on which engine."""
 
 from __future__ import annotations
 
@@ -90,3 +91,24 @@ def test_the_roster_opens_sorts_and_shows_each_students_failed_claims(browser, p
     marked = [row.get_attribute("data-student") for row in browser.find_elements("css selector", "#roster tbody tr")
               if row.find_elements("css selector", "span.shared")]
     assert sorted(marked) == ["alice", "bob"]
+
+
+def test_the_drift_report_page_shows_the_lab_on_each_engine(browser, tmp_path):
+    from checker import cli
+    from tests import drift_readme
+
+    page = tmp_path / "drift.html"
+    assert cli.main(["drift", *map(str, drift_readme.reports(tmp_path)), "--html", str(page)]) == 0
+    browser.get(page.as_uri())
+    assert browser.title == "The course on today's engines – check-lab"
+    engines = [row.find_elements("tag name", "td")[0].text for row in
+               browser.find_elements("css selector", "#engines tbody tr")]
+    assert engines == ["E1", "E2", "E3"]
+    claims = browser.find_elements("css selector", 'table.claims[data-lab="07"] tbody tr')
+    assert len(claims) == 10
+    assert all(td.get_attribute("data-verdict") == "pass" for row in claims for td in row.find_elements("tag name", "td"))
+    build = browser.find_element("css selector", 'table.statements[data-lab="07"] tr[data-statement="build-steps"]')
+    cells = build.find_elements("tag name", "td")
+    assert [td.get_attribute("data-holds") for td in cells] == ["yes", "no", "no"]
+    assert cells[1].text.startswith("does not hold") and "BuildKit builds" in cells[1].text
+    assert cells[1].find_element("css selector", ".here").is_displayed()
