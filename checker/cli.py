@@ -192,155 +192,6 @@ def list_labs(argv: list[str]) -> int:
     return ExitStatus.OK
 
 
-def _public_key(path: str, flag: str = "--key"):
-    from checker.signing import SigningKeyError, load_public
-
-    try:
-        return load_public(path)
-    except SigningKeyError as exc:
-        raise UsageError(f"{flag}: {exc}") from None
-
-
-def _read_json(name: str, what: str) -> dict:
-    import json
-    from pathlib import Path
-
-    try:
-        return json.loads(Path(name).expanduser().read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{what}: cannot read {name}: {exc.strerror or exc}") from None
-    except ValueError:
-        raise UsageError(f"{what}: {name} is not JSON") from None
-
-
-def verify_reports(argv: list[str]) -> int:
-    """`check-lab verify REPORT… --key KEY.pub`: 0 when every report was signed with the grader's key and not
-    changed since, 1 when one was not (one line each, why), 2 on usage errors."""
-    from checker.signing import verify
-
-    parser = argparse.ArgumentParser(prog="check-lab verify", description="Check that JSON reports were signed "
-                                     "with the grader's key (--sign) and not changed since.")
-    parser.add_argument("reports", nargs="+", metavar="REPORT")
-    parser.add_argument("--key", required=True, metavar="KEY.pub", help="the grader's Ed25519 public key")
-    args = parser.parse_args(argv)
-    key = _public_key(args.key)
-    bad = 0
-    for name in args.reports:
-        data = _read_json(name, "verify")
-        why = verify(data, key)
-        if why:
-            bad += 1
-            print(f"{name}: NOT VALID: {why}")
-            continue
-        identity = data.get("identity") or {}
-        seen = ", ".join(f"{k} {v}" for k, v in (("engine", identity.get("engine_id")), ("host", identity.get("host")),
-                                                  ("nonce", identity.get("nonce"))) if v)
-        print(f"{name}: valid: signed with this key, unchanged" + (f" ({seen})" if seen else ""))
-    return ExitStatus.FAILED if bad else ExitStatus.OK
-
-
-def drift_report(argv: list[str]) -> int:
-    """`check-lab drift REPORT…`: the course's claims and sentences on several engines, from a JSON report per
-    engine (named after its file), or one `--targets` report whose targets are the engines."""
-    from pathlib import Path
-
-    from checker import drift
-    from checker.reporters import atomic_write, json_report
-
-    parser = argparse.ArgumentParser(prog="check-lab drift", description="Which claims and sentences of the "
-                                     "course hold on which engine: a lab × engine table.")
-    parser.add_argument("reports", nargs="+", metavar="REPORT",
-                        help="JSON reports: one per engine (a lab's run, or check-lab course's), or a --targets "
-                             "report with one target per engine")
-    parser.add_argument("--markdown", metavar="FILE", help="the table as Markdown (- for standard output, the default)")
-    parser.add_argument("--html", metavar="FILE", help="the table as one self-contained HTML page")
-    parser.add_argument("--json", metavar="FILE", help="the table as JSON (schema check-lab-drift)")
-    args = parser.parse_args(argv)
-    engines: list = []
-    for name in args.reports:
-        data = _read_json(name, "drift")
-        try:
-            _lab, runs = json_report.runs_from(data, Path(name).stem)
-        except ValueError as exc:
-            raise UsageError(f"drift: {name} is {exc}") from None
-        if data.get("kind") == "targets":  # one engine per target
-            engines += [drift.engine_of(r.label, [r.report]) for r in runs if r.report is not None]
-        else:  # one engine: a lab's run, or the labs of the course
-            engines.append(drift.engine_of(Path(name).stem, [r.report for r in runs if r.report is not None]))
-    labels = [e.label for e in engines]
-    twice = sorted({label for label in labels if labels.count(label) > 1})
-    if twice:
-        raise UsageError(f"drift: more than one report for the engine {twice[0]!r} (name the files after the engines)")
-    data = drift.table(engines)
-    outputs = [(args.markdown or ("-" if not (args.html or args.json) else None), drift.markdown(data)),
-               (args.html, drift.page(data)), (args.json, drift.render_json(data))]
-    for destination, text in outputs:
-        if destination == "-":
-            sys.stdout.write(text)
-        elif destination:
-            atomic_write(Path(destination).expanduser(), text)
-    return ExitStatus.OK
-
-
-def merge_reports(argv: list[str]) -> int:
-    """`check-lab merge REPORT…`: JSON reports written elsewhere (a student's machine, a CI job of a matrix),
-    read back into one class: the roster and every other format, as `--targets` writes them."""
-    from pathlib import Path
-
-    from checker.reporters import json_report
-    from checker.reporters.console import ConsoleReporter
-
-    parser = argparse.ArgumentParser(prog="check-lab merge", description="Merge JSON reports of one lab into "
-                                     "one class: a student per single report (named after its file), each "
-                                     "target of a report of many.")
-    parser.add_argument("reports", nargs="+", metavar="REPORT", help="JSON reports (--report json:FILE)")
-    parser.add_argument("--report", dest="reports_out", action="append", default=[], metavar="FORMAT:FILE",
-                        help=f"write a report (repeatable; FILE - for standard output): {reporters.help_text()}")
-    parser.add_argument("--key", metavar="KEY.pub", help="take only reports signed with this key (the grader's "
-                        "Ed25519 public key) and not changed since")
-    parser.add_argument("--no-color", action="store_true")
-    args = parser.parse_args(argv)
-    requests = [reporters.parse_request(value) for value in args.reports_out]
-    key = _public_key(args.key) if args.key else None
-    if sum(1 for r in requests if reporters.on_stdout(r)) > 1:
-        raise UsageError("only one report can go to standard output")
-    if any(r.format == "gradescope" for r in requests):
-        raise UsageError("--report gradescope is one student's submission: a merged class writes roster, csv, "
-                         "json, junit or tap")
-    lab, runs, seen = None, [], {}
-    for name in args.reports:
-        path = Path(name).expanduser()
-        data = _read_json(name, "merge")
-        if key is not None:
-            from checker.signing import verify
-
-            why = verify(data, key)
-            if why:
-                raise UsageError(f"merge: {name}: {why}")
-        try:
-            this_lab, these = json_report.runs_from(data, path.stem)
-        except ValueError as exc:  # not a report
-            raise UsageError(f"merge: {name} is {exc}") from None
-        if data.get("kind") == "course":
-            raise UsageError(f"merge: {name} holds several labs (check-lab course): merge reports of one lab")
-        if lab is not None and this_lab.id != lab.id:
-            raise UsageError(f"merge: {name} is lab {this_lab.id}, {seen[runs[0].label]} is lab {lab.id}: "
-                             "a class roster is one lab's")
-        lab = lab or this_lab
-        for run in these:
-            if run.label in seen:
-                raise UsageError(f"merge: {name} and {seen[run.label]} are both {run.label!r}")
-            seen[run.label] = name
-            runs.append(run)
-    code = for_targets(r.exit_code for r in runs)
-    console = ConsoleReporter(_console(argparse.Namespace(no_color=args.no_color,
-                                                          console_to_stderr=any(map(reporters.on_stdout, requests)))))
-    console.header(lab.name, f"{len(runs)} students from {len(args.reports)} report(s)")
-    console.render_many(runs, code, 0.0, noun="students")
-    reporters.write_many(requests, lab, runs, code)
-    return code
-
-
 def run_check(args) -> int:
     if args.timeout_factor <= 0:
         raise UsageError("--timeout-factor must be positive")
@@ -567,12 +418,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "list":
             return list_labs(argv[1:])
-        if argv and argv[0] == "merge":
-            return merge_reports(argv[1:])
-        if argv and argv[0] == "verify":
-            return verify_reports(argv[1:])
-        if argv and argv[0] == "drift":
-            return drift_report(argv[1:])
+        if argv and argv[0] in ("merge", "verify", "drift"):
+            from checker import classroom
+
+            return {"merge": classroom.merge, "verify": classroom.verify, "drift": classroom.drift}[argv[0]](argv[1:])
         args = build_parser().parse_args(argv)
         return run_check(args)
     except CheckLabError as exc:

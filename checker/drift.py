@@ -118,7 +118,7 @@ def _e(text) -> str:
 
 def page(data: dict) -> str:
     engines = [e["label"] for e in data["engines"]]
-    parts = [f"<h1>The course on today's engines</h1>",
+    parts = ["<h1>The course on today's engines</h1>",
              "<table id=\"engines\"><thead><tr><th>engine</th><th>what it is</th></tr></thead><tbody>"]
     parts += [f"<tr><td>{_e(e['label'])}</td><td>{_e(e['engine'])}</td></tr>" for e in data["engines"]]
     parts.append("</tbody></table>")

@@ -271,8 +271,6 @@ def test_github_summary_is_markdown_with_a_row_per_claim(runs):
 
 
 def test_github_annotations_and_step_summary(runs, monkeypatch, tmp_path, capsys):
-    from checker.reporters import github
-
     report = runs["extra-run-layer"]
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
