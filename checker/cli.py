@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if another check-lab run is using the machine, wait this long for it (default 300)")
     p.add_argument("--labs", metavar="IDS", help="with `course`: the labs to run, e.g. 02-06,08 (default: all)")
     p.add_argument("--lab-dir", metavar="DIR", help="look for labs in DIR")
+    p.add_argument("--student", metavar="ID", help="the student whose machine this must be: its engine is labelled "
+                   "check-lab.student=ID (LAB_STUDENT=ID when provisioned); another's is refused (exit 3)")
     p.add_argument("--sign", metavar="KEY", help="sign the JSON reports with this Ed25519 private key (the "
                    "grader's; check-lab verify REPORT --key KEY.pub checks them)")
     p.add_argument("--nonce", metavar="TEXT", help="a value of the grader's that the report carries (default: drawn "
@@ -109,6 +111,14 @@ def report_requests(args) -> list[reporters.ReportRequest]:
     args.console_to_stderr = any(reporters.on_stdout(r) for r in requests)
     if args.nonce is not None and not args.nonce.strip():
         raise UsageError("--nonce: give a value (or leave it out: one is drawn)")
+    if args.student is not None:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}", args.student):
+            raise UsageError(f"--student {args.student!r}: a student's ID is letters, digits and . _ @ + - "
+                             "(at most 64)")
+        if args.targets:
+            raise UsageError("--student names one student's machine: with --targets, check each with its own")
     if args.sign:
         from dataclasses import replace
 
@@ -132,6 +142,7 @@ def stamp(report, args) -> None:
         if getattr(args, "drawn_nonce", None) is None:
             args.drawn_nonce = args.nonce or secrets.token_hex(16)
         report.nonce = args.drawn_nonce
+        report.student = args.student
 
 
 def _output_path(value: str | None, flag: str):
@@ -222,7 +233,7 @@ def run_check(args) -> int:
         plan = labs.Plan(lab, lab.values(labs.parse_sets(args.sets)))
         runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor,
                               step_timeouts=_timeouts(args.timeouts, lab), lock_wait=args.lock_wait,
-                              observe=args.observe)
+                              observe=args.observe, student=args.student)
         from checker.course import runs_here
 
         if not runs_here(lab):
@@ -248,7 +259,8 @@ def run_check(args) -> int:
         from checker.reporters.console import WatchView
         from checker.watch import Watch
 
-        report = Watch(plan, transport, WatchView(console.console), timeout=args.watch_timeout).run()
+        report = Watch(plan, transport, WatchView(console.console), timeout=args.watch_timeout,
+                       student=args.student).run()
         stamp(report, args)
         code = for_run(report)
         console.render(report, code)
@@ -337,7 +349,7 @@ def run_course_cli(args, requests, options) -> int:
                               f"check-lab {lab.id} on its own")
     started = time.monotonic()
     runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor, lock_wait=args.lock_wait,
-                          observe=args.observe)
+                          observe=args.observe, student=args.student)
     results = run_course(chosen, transport, runner_options, console.target_done,
                          on_start=lambda lab: console.phase(f"lab {lab.name}"), sets=sets)
     for r in results:

@@ -74,6 +74,12 @@ class Engine:
     buildkit_env: str | None = None  # DOCKER_BUILDKIT in the target user's environment
     engine_id: str = ""  # the engine's own ID (`docker info`: ID), which ties a report to the machine
     name: str = ""  # the engine's host name (`docker info`: Name)
+    labels: tuple[str, ...] = ()  # the engine's labels (`docker info`: Labels), e.g. check-lab.student=ID
+
+    @property
+    def student(self) -> str | None:
+        """The student whose machine this is, as its provisioning labelled the engine (LAB_STUDENT)."""
+        return next((label.split("=", 1)[1] for label in self.labels if label.startswith("check-lab.student=")), None)
 
     @classmethod
     def from_info(cls, info: dict, client_version: str = "", buildx: bool = False,
@@ -91,6 +97,7 @@ class Engine:
             buildkit_env=buildkit_env,
             engine_id=str(info.get("ID", "")),
             name=str(info.get("Name", "")),
+            labels=tuple(str(label) for label in info.get("Labels") or ()),
         )
 
     @property
@@ -121,7 +128,8 @@ class Engine:
                 "storage_driver": self.storage_driver, "image_store": self.image_store,
                 "containerd_image_store": self.containerd_store, "builder": self.builder, "buildx": self.buildx,
                 "docker_root_dir": self.docker_root_dir, "operating_system": self.operating_system,
-                "kernel": self.kernel, "cgroup_version": self.cgroup_version, "id": self.engine_id, "name": self.name}
+                "kernel": self.kernel, "cgroup_version": self.cgroup_version, "id": self.engine_id, "name": self.name,
+                "labels": list(self.labels)}
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -212,6 +220,7 @@ class RunReport:
     # Observe mode: a hash of the engine's containers, images, volumes and networks before and after the run.
     fingerprint: dict | None = None
     nonce: str | None = None  # given by the grader (--nonce) or drawn for this run: one report, one run
+    student: str | None = None  # --student: whose machine the grader asked for (its engine says so)
 
     @property
     def passed(self) -> bool:

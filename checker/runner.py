@@ -97,7 +97,7 @@ def _not_found_in(template: str, not_found: dict[str, str]) -> str | None:
 class Runner:
     def __init__(self, plan: Plan, transport: Transport, *, events: Events | None = None, replace: bool = False,
                  timeout_factor: float = 1.0, step_timeouts: dict[str, float] | None = None,
-                 lock_wait: float = 300.0, observe: bool = False, close: bool = True):
+                 lock_wait: float = 300.0, observe: bool = False, close: bool = True, student: str | None = None):
         self.plan = plan
         self.close = close  # False: the caller runs more labs over the same connection (check-lab course)
         self.lab = plan.lab
@@ -108,6 +108,7 @@ class Runner:
         self.step_timeouts = step_timeouts or {}
         self.lock_wait = lock_wait
         self.observe = observe
+        self.student = student  # --student: the machine must be this student's (its engine's label)
         self.uid: int | None = None
         self.workdir: str | None = None
         self.home: str | None = None
@@ -139,6 +140,20 @@ class Runner:
 
     # -- preflight
 
+    def _check_student(self) -> None:
+        """--student ID: the machine's engine must be labelled for that student (LAB_STUDENT at provisioning),
+        so that a copy of another student's machine, or the wrong machine, is not checked as theirs."""
+        if self.student is None:
+            return
+        owner = self.facts.engine.student
+        if owner is None:
+            raise TargetError(f"the engine of {self.t.description} names no student (no label check-lab.student): "
+                              f"provision the machine for its student first (LAB_STUDENT={self.student}, "
+                              f"lab-env provision --student {self.student})")
+        if owner != self.student:
+            raise TargetError(f"this machine is {owner}'s, not {self.student}'s: its engine is labelled "
+                              f"check-lab.student={owner} ({self.t.description})")
+
     def preflight(self) -> None:
         """Lock the machine, learn who and where we are, what engine runs, and which lab names exist."""
         self.events.phase(f"connecting to {self.t.description}")
@@ -166,6 +181,7 @@ class Runner:
             # A lab that checks the environment itself judges this in its claims.
             self.facts.problems["engine"] = f"{exc} ({docker_hint(f'{exc}{chr(10)}{info.stderr}')})"
             return
+        self._check_student()
         if self.observe:  # the lab's names are the student's work here: look, change nothing
             self.fingerprint_before = stale.stdout.strip() if stale.ok else None
             return

@@ -56,10 +56,10 @@ class View(Protocol):
 
 class Watch:
     def __init__(self, plan: Plan, transport, view: View, *, timeout: float | None = None, settle: float = 0.25,
-                 reconnect_for: float = 30.0):
+                 reconnect_for: float = 30.0, student: str | None = None):
         self.plan, self.t, self.view = plan, transport, view
         self.timeout, self.settle, self.reconnect_for = timeout, settle, reconnect_for
-        self.runner = Runner(plan, transport, events=NoEvents(), observe=True)
+        self.runner = Runner(plan, transport, events=NoEvents(), observe=True, student=student)
         self.states = {spec.id: ClaimState() for spec in plan.lab.claims}
         self.titles = {spec.id: spec.title for spec in plan.lab.claims}
         self.action_of = claim_steps(plan)

@@ -50,7 +50,12 @@ OPTIONS = {
     "user": ("LAB_USER", "vagrant", None, "the login user that must be able to run docker"),
     "hosts": ("LAB_HOSTS", "", None,
               "the course's machines this one knows by name, ADDRESS=NAME,... (the swarm machines), in /etc/hosts"),
+    "student": ("LAB_STUDENT", "", None,
+                "the student whose machine this is: the engine's label check-lab.student=ID, which "
+                "`check-lab --student ID` checks"),
 }
+STUDENT_LABEL = "check-lab.student="
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 LISTS = ("registry_mirror", "insecure_registry", "hosts")
 PACKAGE_MANAGERS = ("apt-get", "dpkg")
 
@@ -79,6 +84,7 @@ class Options:
     user: str = "vagrant"
     compose: str = "yes"
     hosts: list[str] = field(default_factory=list)
+    student: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> "Options":
@@ -308,6 +314,14 @@ def desired_daemon_config(opts: Options, current: dict) -> dict:
             config[key] = values
         else:
             config.pop(key, None)
+    # The engine's label naming its student (other labels are kept as they are).
+    labels = [label for label in config.get("labels") or [] if not str(label).startswith(STUDENT_LABEL)]
+    if opts.student:
+        labels.append(STUDENT_LABEL + opts.student)
+    if labels:
+        config["labels"] = labels
+    else:
+        config.pop("labels", None)
     return config
 
 
@@ -325,6 +339,8 @@ def read_daemon_json() -> dict:
 
 
 def step_daemon_config(opts: Options, state: dict) -> tuple[str, str]:
+    if opts.student and not STUDENT_ID.fullmatch(opts.student):
+        raise StepFailed(f"LAB_STUDENT={opts.student!r}: a student's ID is letters, digits and . _ @ + - (at most 64)")
     if opts.image_store == "containerd":
         version = dockerd_version()
         if version < (24,):

@@ -73,7 +73,8 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
         "error": report.error,
         # What ties the report to one machine and one run (with --sign, to the grader's key).
         "identity": {"engine_id": report.engine.engine_id if report.engine else None,
-                     "host": report.engine.name if report.engine else None, "nonce": report.nonce},
+                     "host": report.engine.name if report.engine else None, "nonce": report.nonce,
+                     "student": report.student},
     }
 
 
@@ -127,7 +128,8 @@ def _engine(data: dict | None) -> Engine | None:
                   cgroup_version=str(data.get("cgroup_version", "")), client_version=str(data.get("client_version", "")),
                   buildx=bool(data.get("buildx")),
                   buildkit_env={"buildkit": "1", "legacy": "0"}.get(builder) if builder else None,
-                  engine_id=str(data.get("id") or ""), name=str(data.get("name") or ""))
+                  engine_id=str(data.get("id") or ""), name=str(data.get("name") or ""),
+                  labels=tuple(str(label) for label in data.get("labels") or ()))
 
 
 def from_dict(data: dict) -> RunReport:
@@ -154,7 +156,8 @@ def from_dict(data: dict) -> RunReport:
                          timings=dict(data.get("timings") or {}),
                          fingerprint=None if fingerprint is None else {"before": fingerprint.get("before"),
                                                                        "after": fingerprint.get("after")},
-                         nonce=(data.get("identity") or {}).get("nonce"))
+                         nonce=(data.get("identity") or {}).get("nonce"),
+                         student=(data.get("identity") or {}).get("student"))
     except (KeyError, TypeError, ValueError) as exc:
         raise NotAReport(f"not a check-lab report of one run: {exc.__class__.__name__} {exc}") from None
 

@@ -62,6 +62,20 @@ def test_up_then_check_then_noop_provision(project_factory, monkeypatch, capsys)
         ssh.run("sudo rm -f /usr/local/sbin/apt-get /usr/local/sbin/dpkg /var/log/package-manager-calls")
         ssh.close()
 
+    # The machine provisioned for its student: checked as alice's, refused as bob's (a copy of alice's
+    # machine handed in by bob is refused the same way).
+    assert run_lab_env(monkeypatch, project, "provision", "--student", "alice") == 0
+    assert "check-lab.student=alice" not in capsys.readouterr().err
+    report = project.root / "alice.json"
+    code = run_check(monkeypatch, project, "07", "--observe", "--student", "alice", "--json", str(report))
+    assert code == 1, capsys.readouterr()  # nothing of lab 07 is left to see: not judged, not refused
+    data = json.loads(report.read_text())
+    assert data["identity"]["student"] == "alice" and "check-lab.student=alice" in data["engine"]["labels"]
+    capsys.readouterr()
+    assert run_check(monkeypatch, project, "07", "--observe", "--student", "bob") == 3
+    err = capsys.readouterr().err
+    assert "this machine is alice's, not bob's: its engine is labelled check-lab.student=alice" in err
+
 
 def test_install_path_through_the_apt_proxy(project_factory, monkeypatch, capsys, lab_env):
     # A VM without Docker and without a route out: the classroom apt-cacher-ng is its only way to packages.

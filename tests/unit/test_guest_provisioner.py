@@ -34,6 +34,17 @@ def test_daemon_json_keeps_keys_we_do_not_manage():
     assert guest.desired_daemon_config(opts, desired) == desired  # a second run changes nothing
 
 
+def test_the_engine_is_labelled_for_its_student():
+    current = {"labels": ["room=B12", "check-lab.student=alice"]}
+    bob = guest.desired_daemon_config(guest.Options.from_env({"LAB_STUDENT": "bob"}), current)
+    assert bob["labels"] == ["room=B12", "check-lab.student=bob"]  # others' labels kept, one student
+    assert guest.desired_daemon_config(guest.Options.from_env({"LAB_STUDENT": "bob"}), bob) == bob
+    nobody = guest.desired_daemon_config(guest.Options.from_env({}), {"labels": ["check-lab.student=alice"]})
+    assert "labels" not in nobody
+    with pytest.raises(guest.StepFailed, match="a student's ID is letters, digits"):
+        guest.step_daemon_config(guest.Options.from_env({"LAB_STUDENT": "alice; rm -rf /"}), {})
+
+
 def test_containerd_store_and_builder_in_daemon_json():
     opts = guest.Options.from_env({"LAB_IMAGE_STORE": "containerd", "LAB_BUILDER": "legacy"})
     desired = guest.desired_daemon_config(opts, {"storage-driver": "overlay2"})

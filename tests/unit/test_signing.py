@@ -43,7 +43,7 @@ def test_a_signed_report_names_the_machine_and_the_run_and_verifies(signed, caps
     key, report = signed
     data = json.loads(report.read_text())
     assert data["identity"] == {"engine_id": "5B63:A7DX:AHXL:B6XM:CWWC:E5WR:YBXY:J7EU:BAQA:QK4I:P7RN:FIMC",
-                                "host": "docker-vm", "nonce": "lab07-alice"}
+                                "host": "docker-vm", "nonce": "lab07-alice", "student": None}
     assert data["signature"]["algorithm"] == "ed25519"
     assert data["signature"]["public_key"].split()[:2] == Path(f"{key}.pub").read_text().split()[:2]
     assert cli.main(["verify", str(report), "--key", f"{key}.pub"]) == 0
@@ -127,3 +127,19 @@ def test_a_signed_report_follows_the_reports_schema(signed):
     jsonschema.validate(data, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "signature": {**data["signature"], "algorithm": "md5"}}, schema)
+
+
+def test_a_machine_is_checked_as_one_students_only(monkeypatch, tmp_path, capsys):
+    """--student ID: the recorded machine's engine names no student (it was provisioned without LAB_STUDENT):
+    refused before anything runs, with what to do; a malformed ID, or one ID for a class, is a usage error."""
+    report = tmp_path / "r.json"
+    assert checked(monkeypatch, "pass", "--student", "alice", "--report", f"json:{report}") == 3
+    err = capsys.readouterr().err
+    assert "names no student (no label check-lab.student)" in err and "lab-env provision --student alice" in err
+    assert not report.exists()
+    assert checked(monkeypatch, "pass", "--student", "alice; rm") == 2
+    assert "a student's ID is letters, digits" in capsys.readouterr().err
+    listing = tmp_path / "class.txt"
+    listing.write_text("local\n")
+    assert cli.main(["07", "--targets", str(listing), "--student", "alice"]) == 2
+    assert "--student names one student's machine" in capsys.readouterr().err
