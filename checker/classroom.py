@@ -145,7 +145,9 @@ def merge(argv: list[str]) -> int:
             if why:
                 raise UsageError(f"merge: {name}: {why}")
         try:
-            this_lab, these = json_report.runs_from(data, path.stem)
+            # A single report is the student it names (--student), else the student its file is named after.
+            student = (data.get("identity") or {}).get("student") if isinstance(data, dict) else None
+            this_lab, these = json_report.runs_from(data, student or path.stem)
         except ValueError as exc:  # not a report
             raise UsageError(f"merge: {name} is {exc}") from None
         if data.get("kind") == "course":

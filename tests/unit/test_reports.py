@@ -372,6 +372,18 @@ def test_merge_builds_the_class_roster_from_reports_written_elsewhere(runs, tmp_
     assert rows[2]["result"] == "unreachable" and rows[2]["cmd-layer-empty"] == ""
 
 
+def test_merge_names_a_report_after_the_student_it_names(runs, tmp_path, capsys):
+    from checker import cli
+
+    data = json.loads(json_report.render(runs["pass"], 0))
+    data["identity"]["student"] = "alice"
+    report = tmp_path / "report-0.json"
+    report.write_text(json.dumps(data))
+    roster = tmp_path / "roster.json"
+    assert cli.main(["merge", str(report), "--report", f"roster:{roster}"]) == 0
+    assert [s["student"] for s in json.loads(roster.read_text())["students"]] == ["alice"]
+
+
 @pytest.mark.parametrize("mistake,message", [
     ("not-json", "is not JSON"),
     ("not-a-report", "is not a check-lab report"),
