@@ -194,8 +194,11 @@ def test_a_student_who_typed_labs_11_and_12_passes_what_observe_sees(swarm, monk
 def leave_the_students_swarm(project) -> None:
     on(project, "swarmnode1", "docker rm -f busybox1 >/dev/null 2>&1; true")
     for machine in SWARM:
-        on(project, machine, "docker swarm leave --force >/dev/null 2>&1; "
-                             "docker image rm -f busybox $(docker image ls -q nginx) >/dev/null 2>&1; true")
+        # (docker_gwbridge, the bridge a swarm makes, stays after a plain `leave`: the machines go back to
+        # how they were before the student's swarm.)
+        on(project, machine, "docker swarm leave --force >/dev/null 2>&1; docker network rm docker_gwbridge "
+                             ">/dev/null 2>&1; docker image rm -f busybox $(docker image ls -q nginx) >/dev/null 2>&1; "
+                             "true")
 
 
 def lab_sets(lab: str) -> tuple[str, ...]:
