@@ -85,36 +85,40 @@ def evaluate(claim_specs, facts: Facts) -> list[ClaimResult]:
     """Judge each claim (ClaimSpec with its `with:` already rendered) on the facts."""
     checks = registry()
     results = []
-    for spec in claim_specs:
-        chk = checks[spec.check]
-        try:
-            if chk.validate is not None:
-                verdict = chk.fn(facts, **spec.args)
-            else:
-                kwargs: dict[str, Any] = {}
-                for param, default in chk.refs.items():
-                    kwargs[param] = resolve(facts, spec.args.get(param, default))
-                for param, default in chk.options.items():
-                    kwargs[param] = spec.args.get(param, default)
-                verdict = chk.fn(facts, **kwargs)
-        except NotApplicable as exc:
-            results.append(ClaimResult(spec.id, spec.title, NOT_APPLICABLE, spec.title,
-                                       f"not applicable here: {exc}", "", {}, 0.0, 0.0))
-            continue
-        except MissingFact as exc:
-            results.append(ClaimResult(spec.id, spec.title, NOT_JUDGED, spec.title, f"not judged: {exc}",
-                                       exc.what_to_do or "fix what stopped the run (see the failed step above), "
-                                                         "then run again",
-                                       {}, 0.0, spec.points))
-            continue
-        except Exception as exc:  # a bug in a check must not cost the run its report
-            results.append(ClaimResult(spec.id, spec.title, NOT_JUDGED, spec.title,
-                                       f"not judged: the check {spec.check} failed ({type(exc).__name__}: {exc})",
-                                       "this is a bug of check-lab: please report it, with the JSON report",
-                                       {}, 0.0, spec.points))
-            continue
-        results.append(ClaimResult(
-            spec.id, spec.title, PASS if verdict.ok else FAIL, verdict.expected, verdict.observed,
-            "" if verdict.ok else (verdict.hint or spec.hint), verdict.details,
-            spec.points if verdict.ok else 0.0, spec.points))
+    try:
+        for spec in claim_specs:
+            read = facts.reading()
+            result = _judge(checks[spec.check], spec, facts)
+            result.evidence = tuple(sorted(read))
+            results.append(result)
+    finally:
+        facts.read = None
     return results
+
+
+def _judge(chk: Check, spec, facts: Facts) -> ClaimResult:
+    """One claim's verdict; a fact the run could not gather makes it not judged, never a silent pass."""
+    try:
+        if chk.validate is not None:
+            verdict = chk.fn(facts, **spec.args)
+        else:
+            kwargs: dict[str, Any] = {}
+            for param, default in chk.refs.items():
+                kwargs[param] = resolve(facts, spec.args.get(param, default))
+            for param, default in chk.options.items():
+                kwargs[param] = spec.args.get(param, default)
+            verdict = chk.fn(facts, **kwargs)
+    except NotApplicable as exc:
+        return ClaimResult(spec.id, spec.title, NOT_APPLICABLE, spec.title, f"not applicable here: {exc}", "",
+                           {}, 0.0, 0.0)
+    except MissingFact as exc:
+        return ClaimResult(spec.id, spec.title, NOT_JUDGED, spec.title, f"not judged: {exc}",
+                           exc.what_to_do or "fix what stopped the run (see the failed step above), then run again",
+                           {}, 0.0, spec.points)
+    except Exception as exc:  # a bug in a check must not cost the run its report
+        return ClaimResult(spec.id, spec.title, NOT_JUDGED, spec.title,
+                           f"not judged: the check {spec.check} failed ({type(exc).__name__}: {exc})",
+                           "this is a bug of check-lab: please report it, with the JSON report", {}, 0.0, spec.points)
+    return ClaimResult(spec.id, spec.title, PASS if verdict.ok else FAIL, verdict.expected, verdict.observed,
+                       "" if verdict.ok else (verdict.hint or spec.hint), verdict.details,
+                       spec.points if verdict.ok else 0.0, spec.points)

@@ -59,6 +59,7 @@ def verify(argv: list[str]) -> int:
             continue
         identity = data.get("identity") or {}
         seen = ", ".join(f"{k} {v}" for k, v in (("engine", identity.get("engine_id")), ("host", identity.get("host")),
+                                                  ("machine", identity.get("machine_id")),
                                                   ("nonce", identity.get("nonce"))) if v)
         print(f"{name}: valid: signed with this key, unchanged" + (f" ({seen})" if seen else ""))
     return ExitStatus.FAILED if bad else ExitStatus.OK

@@ -230,9 +230,23 @@ class Facts:
     steps: dict[str, StepFact] = field(default_factory=dict)
     gathered: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    # Where each gathered fact came from: name -> {command, exit_status, excerpt, step} (the report's `sources`).
+    sources: dict[str, dict] = field(default_factory=dict)
+    # The names of the steps and facts read since `reading()` began: the evidence of the claim being judged.
+    read: set[str] | None = None
+
+    def reading(self) -> set[str]:
+        """Start noting what is read (one claim's evidence); returns the set the reads go into."""
+        self.read = set()
+        return self.read
+
+    def _note(self, name: str) -> None:
+        if self.read is not None:
+            self.read.add(name)
 
     def step(self, step_id: str) -> StepFact:
         """A step's fact; in observe mode a step that changes things is `skipped` (claims judge from state)."""
+        self._note(step_id)
         fact = self.steps.get(step_id)
         if fact is None or fact.status == "not-run":
             raise MissingFact(f"step {step_id!r} did not run")
@@ -249,7 +263,18 @@ class Facts:
             raise not_run_here(fact)
         return fact.parsed
 
+    def peek(self, name: str) -> Any:
+        """A gathered fact, or None when it was not gathered (for checks that can do without it)."""
+        self._note(name)
+        return self.gathered.get(name)
+
+    def peek_step(self, step_id: str) -> StepFact | None:
+        """A step's record as it is, or None (for checks that say themselves what its absence means)."""
+        self._note(step_id)
+        return self.steps.get(step_id)
+
     def get(self, name: str) -> Any:
+        self._note(name)
         if name in self.gathered:
             return self.gathered[name]
         if name in self.problems:

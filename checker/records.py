@@ -149,6 +149,20 @@ class StepFact:
     unreadable: bool = False  # its output did not parse
 
 
+EXCERPT_CHARS = 400
+
+
+def source(command: str | None, result: Result | None, step: str | None = None, why: str | None = None) -> dict:
+    """Where a fact came from: the command, its exit status, and the start of what it printed; or, for one
+    not asked of the machine (`command` None), why not."""
+    if command is None or result is None:
+        return {"command": None, "step": step, "exit_status": None, "timed_out": False, "excerpt": "", "why": why}
+    text = result.stdout if result.stdout.strip() else result.stderr
+    excerpt = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + f"… [{len(text)} characters]"
+    return {"command": command, "step": step, "exit_status": result.exit_status, "timed_out": result.timed_out,
+            "excerpt": excerpt}
+
+
 # ------------------------------------------------------------------------------------------------ claims
 
 
@@ -174,6 +188,7 @@ class ClaimResult:
     details: dict
     points: float
     max_points: float
+    evidence: tuple[str, ...] = ()  # the steps and facts the check read (the report's `sources` say whence)
 
     @property
     def passed(self) -> bool:
@@ -221,6 +236,8 @@ class RunReport:
     fingerprint: dict | None = None
     nonce: str | None = None  # given by the grader (--nonce) or drawn for this run: one report, one run
     student: str | None = None  # --student: whose machine the grader asked for (its engine says so)
+    machine_id: str | None = None  # the machine's /etc/machine-id (machines: name -> id, one per line)
+    sources: dict[str, dict] = field(default_factory=dict)  # fact name -> where it came from (records.source)
 
     @property
     def passed(self) -> bool:

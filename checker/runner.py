@@ -28,10 +28,13 @@ from checker.facts import Facts
 from checker.lab import TEMPLATE_RE, Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
-from checker.records import Result, RunReport, StepFact, departures_run
+from checker.records import Result, RunReport, StepFact, departures_run, source
 from checker.resources import KINDS, Kind, ResourceError, assess
 from checker.transport import Transport, process_started_at
 
+# Who and where we are: user ID, the machine's clock, home, and the machine's ID (or - where it has none).
+WHO_AM_I = "id -u && date +%s && printf '%s\\n' \"$HOME\" && { cat /etc/machine-id 2>/dev/null || echo -; }"
+NOTHING_TO_ASK = "this engine has nothing of the kind to ask about"
 STATE_DIR = ".check-lab"  # under the target user's home: marks a run in progress
 # Observe mode proves it changed nothing: a hash of the engine's containers (and their states), images,
 # volumes and networks, taken before and after.
@@ -110,6 +113,7 @@ class Runner:
         self.observe = observe
         self.student = student  # --student: the machine must be this student's (its engine's label)
         self.uid: int | None = None
+        self.machine_id: str | None = None
         self.workdir: str | None = None
         self.home: str | None = None
         self.facts = Facts(values=dict(plan.values), observe=observe)
@@ -160,9 +164,10 @@ class Runner:
         if not self.observe:  # observe mode writes nothing, not even a lock file
             self._lock()
         kinds = [(kind, names) for kind, names in self._kinds() if names]
+        engine_command = PROBES["engine"].build({}, None)[0]
         who, info, stale, *answers = run_batch(self.t, [
-            "id -u && date +%s && printf '%s\\n' \"$HOME\"",
-            PROBES["engine"].build({}, None)[0],
+            WHO_AM_I,
+            engine_command,
             ["cat", self.state_rel] if not self.observe else FINGERPRINT,
             *[kind.find(names) for kind, names in kinds],
         ], timeout=60)
@@ -170,6 +175,10 @@ class Runner:
         if not who.ok or len(lines) < 3 or not lines[0].isdigit():
             raise TargetError(f"cannot run commands on {self.t.description}: {who.first_error_line()}")
         self.uid, self.remote_now, self.home = int(lines[0]), int(lines[1]), lines[2]
+        # (A transcript recorded before the machine's ID was asked for has three lines.)
+        self.machine_id = lines[3] if len(lines) > 3 and lines[3] != "-" else None
+        self.facts.sources["engine"] = source(engine_command if isinstance(engine_command, str)
+                                              else shlex.join(engine_command), info)
         self.runtime["run.started"] = "" if self.observe else str(self.remote_now)
         try:
             self.facts.engine = PROBES["engine"].parse(info, {})
@@ -347,6 +356,7 @@ class Runner:
             facts.steps = {step.id: StepFact(step.id, step.title, self.display(step, observing=step.looks))
                            for step in steps}
             facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
+            facts.sources = {key: value for key, value in facts.sources.items() if key == "engine"}
             facts.problems = {}
         commands: list[str] = []
         plan: list[tuple] = []
@@ -364,11 +374,13 @@ class Runner:
                 missing = _not_found_in(json.dumps(probe.args), not_found)
                 if missing:
                     facts.problems[probe.name] = missing
+                    facts.sources[probe.name] = source(None, None, step.id, missing)
                     continue
                 if command is None:
                     facts.gathered[probe.name] = None
+                    facts.sources[probe.name] = source(None, None, step.id, NOTHING_TO_ASK)
                     continue
-                plan.append(("probe", probe, (pdef, args)))
+                plan.append(("probe", probe, (pdef, args, command, step.id)))
                 commands.append(command)
         timeout = max([self.timeout_for(s) for s in steps if s.looks] + [120.0]) * 2
         for (what, item, extra), res in zip(plan, run_batch(self.t, commands, timeout)):
@@ -479,7 +491,8 @@ class Runner:
             command = shlex.join(argv)
             yield probe, pdef, args, self.root_wrap(command) if needs_root else command
 
-    def _take_probe(self, probe, pdef, args, res: Result) -> None:
+    def _take_probe(self, probe, pdef, args, command: str, step_id: str, res: Result) -> None:
+        self.facts.sources[probe.name] = source(command, res, step_id)
         if res.timed_out:
             self.facts.problems[probe.name] = "it gave no answer in time"
             return
@@ -494,13 +507,14 @@ class Runner:
         for probe, pdef, args, command in self._probes(step):
             if command is None:
                 self.facts.gathered[probe.name] = None
+                self.facts.sources[probe.name] = source(None, None, step.id, NOTHING_TO_ASK)
             else:
                 planned.append((probe, pdef, args, command))
         if not planned:
             return
         timeout = sum(pdef.timeout for _p, pdef, _a, _c in planned) * self.timeout_factor
-        for (probe, pdef, args, _command), res in zip(planned, run_batch(self.t, [c for *_x, c in planned], timeout)):
-            self._take_probe(probe, pdef, args, res)
+        for (probe, pdef, args, command), res in zip(planned, run_batch(self.t, [c for *_x, c in planned], timeout)):
+            self._take_probe(probe, pdef, args, command, step.id, res)
 
     # -- cleanup
 
@@ -561,11 +575,13 @@ class Runner:
             if self.close:
                 self.t.close()
         report.target = self.t.description
+        report.machine_id = self.machine_id
         return self.judge(report, started, getattr(self.t, "first_exec_at", None))
 
     def judge(self, report: RunReport, started: float, first_exec_at: float | None) -> RunReport:
         """The report's steps, claims and statements, from the facts the run gathered."""
         report.steps = list(self.facts.steps.values())
+        report.sources = dict(self.facts.sources)
         report.lab = departures_run(report.lab, report.steps)
         born = process_started_at()
         if born is not None and first_exec_at is not None:
@@ -639,6 +655,7 @@ class MachinesRunner:
             runner, title = where(step)
             facts.steps[step.id] = StepFact(step.id, title, runner.display(step, observing=step.looks))
         facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
+        facts.sources = {key: value for key, value in facts.sources.items() if key == "engine"}
         facts.problems = {}
         missing: dict[str, str] = {}
         for name, runner in self.runners.items():
@@ -692,6 +709,8 @@ class MachinesRunner:
                 runner.t.close()
         for name, runner in self.runners.items():
             report.notes += [f"{name}: {note}" for note in runner.notes]
+        if any(r.machine_id for r in self.runners.values()):
+            report.machine_id = ", ".join(f"{name}={r.machine_id or '-'}" for name, r in self.runners.items())
         firsts = [getattr(r.t, "first_exec_at", None) for r in self.runners.values()]
         first = min((f for f in firsts if f is not None), default=None)
         return next(iter(self.runners.values())).judge(report, started, first)

@@ -99,6 +99,8 @@ def _shape(script: str) -> str:
         script = "\n@@batch@@\n".join(BATCHED.findall(script))
     script = re.sub(r"/[^\s'\"]*check-lab\.[A-Za-z0-9]{8}", "<workdir>", script)
     script = BOUNDARY.sub("<boundary>", script)
+    # Transcripts recorded before preflight asked for the machine's ID (runner.WHO_AM_I) answer without it.
+    script = script.replace(" && { cat /etc/machine-id 2>/dev/null || echo -; }", "")
     script = re.sub(r"since='[0-9: -]+'", "since=<time>", script)
     script = re.sub(r"started \d+", "started <time>", script)
     # The run's state file: when, by whom, and what it found (its content is this run's own).

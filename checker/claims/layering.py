@@ -220,7 +220,7 @@ GONE_HINT = ("run `check-lab 07 --observe` before you stop the containers (`--rm
 def _events(facts: Facts, name: str, image: Image | None = None) -> ContainerEvents | None:
     """The event log of the lab's containers; in observe mode only what happened since `image` (the one the
     containers run) was made: older events are of earlier containers of the same names."""
-    value = facts.gathered.get(name)
+    value = facts.peek(name)
     if not isinstance(value, ContainerEvents):
         return None
     if facts.observe and image is not None:
@@ -437,7 +437,7 @@ def disk_formula(facts: Facts, containers: list[Container], du: StepFact, image:
 def containers_stopped(facts: Facts, containers: list[Container], names: list[str], events: str,
                        image: str) -> Verdict:
     names, by_name = _lab_containers(names, containers)
-    image_fact = facts.gathered.get(image)
+    image_fact = facts.peek(image)
     if facts.observe and not isinstance(image_fact, Image) and not by_name:
         raise MissingFact("the lab's image and containers are not there (yet)")
     log = _events(facts, events, image_fact if isinstance(image_fact, Image) else None)

@@ -24,7 +24,7 @@ def routing_mesh(facts: Facts, answers: StepFact, kernels: list, expect: str) ->
     applicable: the machine, not the lab, cannot do it."""
     missing = []
     for step_id in kernels:
-        fact = facts.steps.get(step_id)
+        fact = facts.peek_step(step_id)
         if fact is None or fact.result is None:
             raise MissingFact(f"step {step_id!r} did not run")
         if "ip_vs" not in fact.result.stdout:
@@ -118,7 +118,7 @@ def overlay_reach(facts: Facts, pings: StepFact, address: StepFact, network: Ste
     if "encrypted" in (_network(network).get("Options") or {}):
         missing = []
         for step_id in kernels:
-            fact = facts.steps.get(step_id)
+            fact = facts.peek_step(step_id)
             if fact is None or fact.result is None:
                 raise MissingFact(f"step {step_id!r} did not run")
             if fact.result.stdout.strip() == "none":

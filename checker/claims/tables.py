@@ -73,7 +73,7 @@ def table_rows(facts: Facts, table: str, where: dict | None = None, rows: str = 
 def printed(facts: Facts, run: StepFact, text: str, logs: str) -> Verdict:
     """The container printed `text`: in the step's own output, or (observe mode: the step did not run here)
     in the container's log, which the engine keeps until the container is removed."""
-    logs = facts.gathered.get(logs)  # the `logs` probe (observe mode)
+    logs = facts.peek(logs)  # the `logs` probe (observe mode)
     if run.result is not None:
         output, where = run.result.stdout + run.result.stderr, "its output"
     elif logs is not None:

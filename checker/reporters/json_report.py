@@ -57,7 +57,8 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
         ],
         "claims": [
             {"id": c.id, "title": c.title, "verdict": c.verdict, "expected": c.expected, "observed": c.observed,
-             "hint": c.hint, "points": c.points, "max_points": c.max_points, "details": c.details}
+             "hint": c.hint, "points": c.points, "max_points": c.max_points, "details": c.details,
+             "evidence": list(c.evidence)}
             for c in report.claims
         ],
         "lab_vs_engine": [
@@ -73,8 +74,10 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
         "error": report.error,
         # What ties the report to one machine and one run (with --sign, to the grader's key).
         "identity": {"engine_id": report.engine.engine_id if report.engine else None,
-                     "host": report.engine.name if report.engine else None, "nonce": report.nonce,
-                     "student": report.student},
+                     "host": report.engine.name if report.engine else None, "machine_id": report.machine_id,
+                     "nonce": report.nonce, "student": report.student},
+        # Where every gathered fact came from (a claim's `evidence` names these, and the steps above).
+        "sources": {name: dict(src) for name, src in sorted(report.sources.items())},
     }
 
 
@@ -144,7 +147,8 @@ def from_dict(data: dict) -> RunReport:
                                  bool(s["timed_out"])), error=s.get("error"))
                  for s in data["steps"]]
         claims = [ClaimResult(c["id"], c["title"], c["verdict"], c["expected"], c["observed"], c["hint"],
-                              dict(c.get("details") or {}), float(c["points"]), float(c["max_points"]))
+                              dict(c.get("details") or {}), float(c["points"]), float(c["max_points"]),
+                              tuple(c.get("evidence") or ()))
                   for c in data["claims"]]
         statements = [ClaimResult(st["id"], st["statement"], PASS if st["holds"] else (FAIL if st["judged"] else
                                   NOT_JUDGED), "", st["here"], "", {}, 0.0, 0.0)
@@ -157,7 +161,9 @@ def from_dict(data: dict) -> RunReport:
                          fingerprint=None if fingerprint is None else {"before": fingerprint.get("before"),
                                                                        "after": fingerprint.get("after")},
                          nonce=(data.get("identity") or {}).get("nonce"),
-                         student=(data.get("identity") or {}).get("student"))
+                         student=(data.get("identity") or {}).get("student"),
+                         machine_id=(data.get("identity") or {}).get("machine_id"),
+                         sources={str(k): dict(v) for k, v in (data.get("sources") or {}).items()})
     except (KeyError, TypeError, ValueError) as exc:
         raise NotAReport(f"not a check-lab report of one run: {exc.__class__.__name__} {exc}") from None
 

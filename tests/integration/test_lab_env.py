@@ -54,8 +54,8 @@ def test_up_then_check_then_noop_provision(project_factory, monkeypatch, capsys)
         code = run_lab_env(monkeypatch, project, "provision")
         out, err = capsys.readouterr()
         assert code == 0, out + err
-        assert "0 step(s) changed, 10 unchanged, package manager called 0 time(s)" in out
-        assert len(re.findall(r"^ ✓ unchanged ", out, re.M)) == 10  # compose-installed and hosts among them
+        assert "0 step(s) changed, 11 unchanged, package manager called 0 time(s)" in out
+        assert len(re.findall(r"^ ✓ unchanged ", out, re.M)) == 11  # compose-installed and hosts among them
         log = ssh.run("cat /var/log/package-manager-calls 2>/dev/null || true")
         assert log.stdout == ""
     finally:
@@ -71,6 +71,13 @@ def test_up_then_check_then_noop_provision(project_factory, monkeypatch, capsys)
     assert code == 1, capsys.readouterr()  # nothing of lab 07 is left to see: not judged, not refused
     data = json.loads(report.read_text())
     assert data["identity"]["student"] == "alice" and "check-lab.student=alice" in data["engine"]["labels"]
+    ssh = project.ssh()
+    try:  # the machine's own ID (a container VM gets one when it is provisioned)
+        machine_id = ssh.run("cat /etc/machine-id").stdout.strip()
+    finally:
+        ssh.close()
+    assert len(machine_id) == 32 and data["identity"]["machine_id"] == machine_id
+    assert data["sources"]["engine"]["exit_status"] == 0 and "docker info" in data["sources"]["engine"]["command"]
     capsys.readouterr()
     assert run_check(monkeypatch, project, "07", "--observe", "--student", "bob") == 3
     err = capsys.readouterr().err

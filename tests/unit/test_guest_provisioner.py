@@ -80,3 +80,18 @@ def test_hosts_names_the_course_machines_in_place_once(tmp_path, monkeypatch):
     assert guest.step_hosts(guest.Options())[0] == "unchanged"
     with pytest.raises(guest.StepFailed, match="not ADDRESS=NAME"):
         guest.step_hosts(guest.Options(hosts=["swarmmanager"]))
+
+
+def test_machine_id_made_once_where_there_is_none_and_never_changed(tmp_path, monkeypatch):
+    path = tmp_path / "machine-id"
+    monkeypatch.setattr(guest, "MACHINE_ID_FILE", str(path))
+    status, detail = guest.step_machine_id(guest.Options())
+    made = path.read_text()
+    assert status == "changed" and len(made.strip()) == 32 and made.endswith("\n")
+    assert guest.step_machine_id(guest.Options())[0] == "unchanged" and path.read_text() == made
+    path.write_text("")  # an image's empty placeholder
+    assert guest.step_machine_id(guest.Options())[0] == "changed"
+    path.write_text("not-an-id\n")
+    with pytest.raises(guest.StepFailed, match="not a machine ID"):
+        guest.step_machine_id(guest.Options())
+    assert path.read_text() == "not-an-id\n"  # theirs, left as it was

@@ -413,3 +413,54 @@ def test_merge_refuses_what_is_not_one_labs_class_and_writes_nothing(runs, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not roster.exists()
+
+
+@pytest.mark.parametrize("name", ["pass", "extra-run-layer", "observe"])
+def test_every_claim_names_its_evidence_and_every_fact_its_source(runs, name):
+    """Issue 15: a report says where each fact came from (command, exit status, an excerpt of the output)."""
+    report = runs[name]
+    data = json.loads(json_report.render(report, for_run(report)))
+    steps = {s["id"]: s for s in data["steps"]}
+    for claim in data["claims"]:
+        if claim["verdict"] in ("pass", "fail"):
+            assert claim["evidence"], claim["id"]
+        for name_read in claim["evidence"]:
+            assert name_read in steps or name_read in data["sources"], (claim["id"], name_read)
+    engine = data["sources"]["engine"]
+    assert "docker info" in engine["command"] and engine["exit_status"] == 0 and engine["step"] is None
+    assert engine["excerpt"].lstrip().startswith("{")
+    for fact, src in data["sources"].items():
+        assert src["excerpt"] == "" or len(src["excerpt"]) <= 450, fact
+        if fact != "engine":
+            assert src["step"] in steps, fact
+    # A fact gathered after a step: that step, its probe's own command.
+    assert data["sources"]["my_image"]["step"] == "build-image"
+    assert "my-image:1.0" in data["sources"]["my_image"]["command"]
+
+
+def test_the_report_names_the_machine_by_its_machine_id(tmp_path):
+    """The preflight asks for /etc/machine-id (runner.WHO_AM_I); a transcript recorded before it answers with
+    three lines and the report says null, a machine that answers a fourth line is named by it."""
+    from tests.unit.replay import transcript
+
+    data = json.loads(transcript("e1-bookworm-docker20", "pass").read_text())
+    first = data["calls"][0] if "command" in data["calls"][0] else next(c for c in data["calls"] if "command" in c)
+    assert "id -u" in first["command"]
+    assert replay("e1-bookworm-docker20", "pass", tmp_path).machine_id is None
+    answer = first["result"]["stdout"]
+    marker = answer.split("\n")
+    # The batch answers each command between boundaries; the who-am-I answer is the first one's.
+    home = next(line for line in marker if line.startswith("/"))
+    first["result"]["stdout"] = answer.replace(home + "\n", home + "\n0123456789abcdef0123456789abcdef\n", 1)
+    path = tmp_path / "with-machine-id.json"
+    path.write_text(json.dumps(data))
+    from checker import lab as labs
+    from checker.runner import Runner
+    from checker.transcript import ReplayTransport
+    from tests.variants import LAB07
+
+    lab = labs.load(LAB07)
+    plan = labs.Plan(lab, lab.values({k: str(v) for k, v in data["meta"].get("values", {}).items()}))
+    report = Runner(plan, ReplayTransport(path)).run()
+    assert report.machine_id == "0123456789abcdef0123456789abcdef"
+    assert json_report.to_dict(report, for_run(report))["identity"]["machine_id"] == report.machine_id

@@ -43,7 +43,7 @@ def test_a_signed_report_names_the_machine_and_the_run_and_verifies(signed, caps
     key, report = signed
     data = json.loads(report.read_text())
     assert data["identity"] == {"engine_id": "5B63:A7DX:AHXL:B6XM:CWWC:E5WR:YBXY:J7EU:BAQA:QK4I:P7RN:FIMC",
-                                "host": "docker-vm", "nonce": "lab07-alice", "student": None}
+                                "host": "docker-vm", "machine_id": None, "nonce": "lab07-alice", "student": None}
     assert data["signature"]["algorithm"] == "ed25519"
     assert data["signature"]["public_key"].split()[:2] == Path(f"{key}.pub").read_text().split()[:2]
     assert cli.main(["verify", str(report), "--key", f"{key}.pub"]) == 0
