@@ -400,7 +400,13 @@ class SwarmMembership(Kind):
         return {name: Found(name, created, str(swarm.get("NodeID", ""))) for name in names}
 
     def remove(self, names: list[str], since: float | None = None) -> str:
-        # Leaving also takes the bridge swarm made for its containers (docker_gwbridge), unless it is in use.
+        # Leaving also takes the bridge the swarm made for its containers (docker_gwbridge), unless it is in
+        # use – and only when it was made since the run began (`since`): one that was there before is the
+        # machine's (an earlier swarm's, left by a plain `leave`), and stays.
+        bridge = ("true" if since is None else
+                  "c=$(docker network inspect docker_gwbridge --format '{{.Created}}' 2>/dev/null) && "
+                  f"[ \"$(date -d \"$c\" +%s 2>/dev/null || echo 0)\" -ge {int(since)} ] && "
+                  "docker network rm docker_gwbridge >/dev/null 2>&1 || true")
         return (f"s=$(docker info --format '{{{{.Swarm.LocalNodeState}}}}'); case \"$s\" in active|pending|locked) "
                 f"docker swarm leave --force >/dev/null && printf '%s\\n' {quote(*names)} && "
                 # The swarm's task containers go with it (asynchronously): wait for them (up to 30 s), then
@@ -409,7 +415,7 @@ class SwarmMembership(Kind):
                 "do sleep 0.5; i=$((i + 1)); done; t=$(docker ps -aq --filter label=com.docker.swarm.task.id); "
                 "[ -z \"$t\" ] || docker rm -f $t >/dev/null 2>&1; "
                 "i=0; while docker network inspect ingress >/dev/null 2>&1 && [ $i -lt 20 ]; do sleep 0.5; "
-                "i=$((i + 1)); done; docker network rm docker_gwbridge >/dev/null 2>&1 || true; };; esac")
+                f"i=$((i + 1)); done; {bridge}; }};; esac")
 
 
 def normal_ref(ref: str) -> str:

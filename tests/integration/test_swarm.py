@@ -208,6 +208,13 @@ def lab_sets(lab: str) -> tuple[str, ...]:
 
 def test_lab_12_passes_on_the_swarm_and_leaves_every_machine_as_found(swarm, monkeypatch, tmp_path):
     fresh(swarm)
+    # swarmnode1 has a docker_gwbridge of its own (as Docker's documentation shows, made before a swarm to
+    # choose its subnet; or left by an earlier swarm's plain `leave`): the lab's swarm uses it, and leaves it.
+    on(swarm, "swarmnode1", "docker network rm docker_gwbridge >/dev/null 2>&1; true")
+    assert on(swarm, "swarmnode1", "docker network create --subnet 10.211.0.0/16 "
+                                   "--opt com.docker.network.bridge.name=docker_gwbridge "
+                                   "--opt com.docker.network.bridge.enable_icc=false "
+                                   "--opt com.docker.network.bridge.enable_ip_masquerade=true docker_gwbridge").ok
     before = {m: on(swarm, m, STATE + "; docker network ls -q | wc -l").stdout for m in SWARM}
     report = tmp_path / "r.json"
     code = run_check(monkeypatch, swarm, "12", "--target", f"vagrant:{swarm.root}", "--report", f"json:{report}")
@@ -222,6 +229,9 @@ def test_lab_12_passes_on_the_swarm_and_leaves_every_machine_as_found(swarm, mon
     address = steps["address"]["stdout"].strip()
     assert address.startswith("172.19.") and steps["ping"]["command"].rstrip().endswith(f"ping -c 3 -W 2 {address}")
     assert {m: on(swarm, m, STATE + "; docker network ls -q | wc -l").stdout for m in SWARM} == before
+    assert on(swarm, "swarmnode1", "docker network inspect --format '{{.IPAM.Config}}' docker_gwbridge").stdout \
+        .count("10.211.0.0/16") == 1
+    on(swarm, "swarmnode1", "docker network rm docker_gwbridge >/dev/null 2>&1; true")
 
 
 @pytest.mark.parametrize("variant", SWARM_VARIANTS, ids=lambda v: v.id)
