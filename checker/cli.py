@@ -230,7 +230,7 @@ def run_check(args) -> int:
         if args.lab == "course":
             return run_course_cli(args, requests, options)
         lab = labs.find(args.lab, args.lab_dir)
-        plan = labs.Plan(lab, lab.values(labs.parse_sets(args.sets)))
+        plan = labs.Plan(lab, lab.values(labs.parse_sets(args.sets)), student=args.student)
         runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor,
                               step_timeouts=_timeouts(args.timeouts, lab), lock_wait=args.lock_wait,
                               observe=args.observe, student=args.student)

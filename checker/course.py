@@ -73,7 +73,7 @@ def run_course(labs: list, transport, runner_options: dict, on_done: Callable[[T
                 continue
             if on_start is not None:
                 on_start(lab)
-            plan = Plan(lab, values)
+            plan = Plan(lab, values, student=runner_options.get("student"))
             report = Runner(plan, transport, close=False, **runner_options).run()
             result = TargetRun(lab.id, report.target, report, report.error, for_run(report), time.monotonic() - started)
             results.append(result)

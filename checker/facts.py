@@ -38,6 +38,7 @@ class Image:
     cmd: tuple[str, ...] | None
     created: str
     digests: tuple[str, ...] = ()  # RepoDigests: set when the image came from a registry
+    labels: dict = field(default_factory=dict)  # Config.Labels (e.g. the student's mark, check-lab.student)
 
     @classmethod
     def from_inspect(cls, data: dict) -> "Image":
@@ -53,6 +54,7 @@ class Image:
             cmd=tuple(cmd) if cmd else None,
             created=str(data.get("Created", "")),
             digests=tuple(data.get("RepoDigests") or ()),
+            labels=dict((data.get("Config") or {}).get("Labels") or {}),
         )
 
     def layer_dirs(self) -> list[str]:

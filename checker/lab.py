@@ -33,6 +33,8 @@ RANGE_RE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 # target's clock (empty in observe mode: everything the engine still holds); a step's own timeout in
 # seconds, scaled by --timeout-factor (a step that waits for something gives up a little before it).
 RUNTIME = {"run.started": "", "step.timeout": ""}
+# `{{ student }}`: the student's ID given with --student (empty without), for a step's `student:` form and the
+# claims that judge the student's mark.
 DEFAULT_TIMEOUT = 120.0
 
 
@@ -111,6 +113,10 @@ class Step:
     # instead of `run` there, and claims read its output as the step's.
     observe_run: str | None = None
     on: str | None = None  # the machine it runs on, for a lab of several machines (default: the first)
+    # With --student ID: the step's form that leaves the student's mark on what it makes (`student: {run:
+    # COMMAND, why: TEXT}`), e.g. a label with the ID on the image it builds; an addition of check-lab's.
+    student_run: str | None = None
+    student_why: str | None = None
 
     @property
     def looks(self) -> bool:
@@ -137,6 +143,7 @@ class ClaimSpec:
     hint: str
     points: float = 1.0
     addition: str | None = None  # a claim beyond the course's text, and why
+    student: bool = False  # judged only with --student (the student's mark on their work)
 
 
 @dataclass(frozen=True)
@@ -460,7 +467,9 @@ def load(folder: Path) -> Lab:
                 raise res.fail(f"`{key}`: {problem}")
         resources[key] = tuple(names)
 
-    known_names = set(variables) | {f"resources.{k}" for k in KINDS} | set(RUNTIME)
+    if "student" in variables:
+        raise top.fail("`student` is a name of check-lab's own ({{ student }}: the --student ID), not a variable")
+    known_names = set(variables) | {f"resources.{k}" for k in KINDS} | set(RUNTIME) | {"student"}
 
     def check_templates(text: str, spec: _Spec) -> None:
         for match in TEMPLATE_RE.finditer(text):
@@ -479,7 +488,7 @@ def load(folder: Path) -> Lab:
             raw = {("on" if k is True else k): v for k, v in raw.items()}
         spec = _Spec(raw, f"steps[{i}]", path)
         spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after", "observe", "course",
-                   "departs", "addition", "capture", "on"})
+                   "departs", "addition", "capture", "on", "student"})
         sid = spec.get("id", str, required=True)
         spec.where = f"step {sid!r}"
         if not ID_RE.match(sid):
@@ -548,11 +557,19 @@ def load(folder: Path) -> Lab:
                 raise spec.fail("`observe:` is true, false or the command observe mode runs instead")
             check_templates(observe, spec)
             observe, observe_run = False, observe
+        student_run = student_why = None
+        if "student" in spec.data:
+            sspec = _Spec(spec.get("student", dict), f"step {sid!r} student", path)
+            sspec.only({"run", "why"})
+            student_run, student_why = sspec.get("run", str, required=True), sspec.get("why", str, required=True)
+            check_templates(student_run, sspec)
+            if "{{ student }}" not in student_run:
+                raise sspec.fail("`student.run` leaves the student's mark: it uses {{ student }}")
         steps.append(Step(sid, spec.get("title", str, sid), run, spec.get("sudo", bool, False), float(timeout),
                           parse, spec.get("may_fail", bool, False), tuple(after), observe,
                           spec.get("course", str, None), spec.get("departs", str, None),
                           spec.get("addition", str, None), tuple(captures), observe_run,
-                          spec.get("on", str, None)))
+                          spec.get("on", str, None), student_run, student_why))
 
     facts_known = seen | fact_names | {"engine"}  # the engine is gathered before any step
     claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, known_names)
@@ -587,8 +604,8 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], known_
     title_key = "title" if section == "claims" else "text"
     for i, raw in enumerate(items):
         spec = _Spec(raw, f"{section}[{i}]", path)
-        spec.only({"id", title_key, "check", "with", "expect", "hint", "points", "addition"} if section == "claims"
-                  else {"id", title_key, "check", "with", "expect"})
+        spec.only({"id", title_key, "check", "with", "expect", "hint", "points", "addition", "student"}
+                  if section == "claims" else {"id", title_key, "check", "with", "expect"})
         cid = spec.get("id", str, required=True)
         spec.where = f"{section[:-1]} {cid!r}"
         if not ID_RE.match(cid):
@@ -617,9 +634,12 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], known_
         points = spec.get("points", (int, float), 1) if section == "claims" else 0
         if points < 0:
             raise spec.fail("points must not be negative")
+        student = spec.get("student", bool, False) if section == "claims" else False
+        if student and "addition" not in spec.data:
+            raise spec.fail("a claim judged only with --student is an addition: say what it asks (`addition:`)")
         specs.append(ClaimSpec(cid, spec.get(title_key, str, cid if section == "claims" else ...), check, args,
                                spec.get("hint", str, "") if section == "claims" else "", float(points),
-                               spec.get("addition", str, None) if section == "claims" else None))
+                               spec.get("addition", str, None) if section == "claims" else None, student))
     return tuple(specs)
 
 
@@ -653,10 +673,11 @@ class Plan:
 
     lab: Lab
     values: dict[str, Any]
+    student: str | None = None  # --student ID: the steps' student forms run, the claims on the mark are judged
     context: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.context = {**runtime_defaults(self.lab), **self.lab.context(self.values)}
+        self.context = {**runtime_defaults(self.lab), **self.lab.context(self.values), "student": self.student or ""}
 
     def scope(self, runtime: dict | None = None) -> dict[str, Any]:
         """What templates see: the lab's context, and what the run learnt (`runtime`, e.g. captured values)."""
@@ -668,7 +689,9 @@ class Plan:
 
     def command(self, step: Step, runtime: dict | None = None, *, observing: bool = False) -> str:
         """The step's command, its templates filled (`observing`: its observe form, where it has one)."""
-        return self.render(step.observe_run if observing and step.observe_run else step.run, runtime)
+        if observing and step.observe_run:
+            return self.render(step.observe_run, runtime)
+        return self.render(step.student_run if self.student and step.student_run else step.run, runtime)
 
     def probe_args(self, probe: Probe, runtime: dict | None = None) -> dict:
         return render_value(probe.args, self.scope(runtime))
@@ -691,12 +714,16 @@ class Plan:
             chk = checks[spec.check]
             args = dict(spec.args) if chk.validate else {**chk.options, **spec.args}
             out.append(ClaimSpec(spec.id, spec.title, spec.check, render_value(args, self.scope(runtime)),
-                                 spec.hint, spec.points, spec.addition))
+                                 spec.hint, spec.points, spec.addition, spec.student))
         return out
+
+    def _own(self, specs: tuple[ClaimSpec, ...]) -> tuple[ClaimSpec, ...]:
+        """The claims this run judges: those on the student's mark only with --student."""
+        return tuple(spec for spec in specs if self.student or not spec.student)
 
     @property
     def claims(self) -> list[ClaimSpec]:
-        return self._rendered(self.lab.claims)
+        return self._rendered(self._own(self.lab.claims))
 
     @property
     def statements(self) -> list[ClaimSpec]:
@@ -704,7 +731,7 @@ class Plan:
 
     def judged(self, runtime: dict) -> tuple[list[ClaimSpec], list[ClaimSpec]]:
         """The claims and statements with what the run learnt (captured values) filled in."""
-        return self._rendered(self.lab.claims, runtime), self._rendered(self.lab.statements, runtime)
+        return self._rendered(self._own(self.lab.claims), runtime), self._rendered(self.lab.statements, runtime)
 
     def file_bytes(self, f: LabFile) -> bytes:
         """The content uploaded for `f`: the lab's file, with its replacements rendered and applied."""
@@ -717,6 +744,12 @@ class Plan:
         """Where the steps differ from the course's text, and what the checker adds to it."""
         out = []
         for step in self.lab.steps:
+            if self.student and step.student_run:
+                out.append({"step": step.id, "kind": "addition", "course": (step.course or step.run).strip(),
+                            "here": self.command(step).strip(),
+                            "why": f"--student {self.student}: " + self._text(step.student_why)
+                                   + (f"; and {self._text(step.departs)}" if step.departs else "")})
+                continue
             if step.departs:
                 out.append({"step": step.id, "kind": "departs", "course": step.course.strip(),
                             "here": self.command(step).strip(), "why": self._text(step.departs)})
@@ -728,7 +761,7 @@ class Plan:
                 out.append({"step": None, "kind": "file", "course": f.source, "here": f.dest,
                             "why": "the uploaded copy differs from the course's file: "
                                    + "; ".join(f"{old!r} -> {render(new, self.context)!r}" for old, new in f.replace)})
-        for claim in self.lab.claims:
+        for claim in self._own(self.lab.claims):
             if claim.addition:
                 out.append({"claim": claim.id, "kind": "addition", "why": self._text(claim.addition)})
         return out

@@ -29,7 +29,7 @@ def check_all(plan: Plan, entries: list[TargetEntry], jobs: int, runner_options:
         started = time.monotonic()
         try:
             transport = entry.open()
-            report = Runner(Plan(plan.lab, dict(plan.values)), transport, **runner_options).run()
+            report = Runner(Plan(plan.lab, dict(plan.values), plan.student), transport, **runner_options).run()
             result = TargetRun(entry.label, entry.spec, report, report.error, for_run(report),
                                time.monotonic() - started)
         except CheckLabError as exc:

@@ -2,4 +2,5 @@
 
 A new module of checks is one file here and one name in the import below."""
 
-from checker.claims import environment, lab_text, layering, limits, matcher, network, storage, swarm, tables  # noqa: F401
+from checker.claims import (environment, lab_text, layering, limits, marks, matcher, network, storage,  # noqa: F401
+                            swarm, tables)

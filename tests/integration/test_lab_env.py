@@ -83,6 +83,43 @@ def test_up_then_check_then_noop_provision(project_factory, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "this machine is alice's, not bob's: its engine is labelled check-lab.student=alice" in err
 
+    # --student also asks for the student's mark on their image (lab 07's addition for graders): check-lab
+    # builds with it itself, ...
+    assert run_check(monkeypatch, project, "07", "--student", "alice", "--json", str(report)) == 0
+    data = json.loads(report.read_text())
+    marked = {c["id"]: c for c in data["claims"]}["image-carries-students-mark"]
+    assert marked["verdict"] == "pass" and len(data["claims"]) == 11
+    assert any(d["kind"] == "addition" and "--label check-lab.student=alice" in d["here"] for d in data["departures"])
+    capsys.readouterr()
+    # ... and judges the student's own, built with the course's commands and the mark.
+    from tests.student import Student, course_commands
+    from tests.variants import LAB07
+
+    ssh = project.ssh()
+    student = Student(ssh)
+    try:
+        student.clone(LAB07, "labs/07-FS_layering")
+        typed = [c.replace("docker build", "docker build --label check-lab.student=alice", 1)
+                 if "Dockerfile-my-image " in c else c for c in course_commands(LAB07 / "course" / "README.md")]
+        assert sum("check-lab.student=alice" in c for c in typed) == 1
+        assert student.do(typed).ok
+        run_check(monkeypatch, project, "07", "--observe", "--student", "alice", "--json", str(report))
+        alices = {c["id"]: c["verdict"] for c in json.loads(report.read_text())["claims"]}
+        assert alices["image-carries-students-mark"] == "pass", alices
+        # The same machine handed to bob, alice's images on it: that claim, and only it, fails.
+        assert run_lab_env(monkeypatch, project, "provision", "--student", "bob") == 0
+        capsys.readouterr()
+        assert run_check(monkeypatch, project, "07", "--observe", "--student", "bob", "--json", str(report)) == 1
+        claims = {c["id"]: c for c in json.loads(report.read_text())["claims"]}
+        assert {cid: c["verdict"] for cid, c in claims.items() if cid != "image-carries-students-mark"} == \
+            {cid: v for cid, v in alices.items() if cid != "image-carries-students-mark"}
+        assert claims["image-carries-students-mark"]["verdict"] == "fail"
+        assert claims["image-carries-students-mark"]["observed"].endswith("alice's mark, not bob's")
+    finally:
+        ssh.run("docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04 >/dev/null 2>&1; true", timeout=120)
+        student.forget()
+        ssh.close()
+
 
 def test_install_path_through_the_apt_proxy(project_factory, monkeypatch, capsys, lab_env):
     # A VM without Docker and without a route out: the classroom apt-cacher-ng is its only way to packages.

@@ -55,8 +55,11 @@ SUITE = "bookworm"  # the default container VM: Debian's docker.io 20.10 (engine
 # The Docker packages of each suite's container VM. trixie (docker.io 26.1, engines E2/E3) ships the
 # client separately and BuildKit as the docker-buildx plugin. docker-compose (lab 13's command: Compose v1,
 # 1.29, on bookworm; v2 on trixie) is baked in too, as the provisioner would install it (LAB_COMPOSE).
+# sid (Debian unstable: docker.io 28.5 with containerd 2.1 and docker-buildx 0.29, engines E4/E5) is a
+# suite of the container VM image only, never of this machine's own apt sources.
 DOCKER_PACKAGES = {"bookworm": "docker.io iptables docker-compose",
-                   "trixie": "docker.io docker-cli docker-buildx docker-compose iptables"}
+                   "trixie": "docker.io docker-cli docker-buildx docker-compose iptables",
+                   "sid": "docker.io docker-cli docker-buildx docker-compose iptables"}
 
 
 def vm_settings(suite: str = SUITE, packages: str | None = None) -> dict[str, str]:

@@ -26,3 +26,15 @@ def test_an_image_that_did_not_come_from_a_registry_fails():
     made_here = Image(**{**IMAGE.__dict__, "digests": ()})
     verdict = layers_pulled_separately(Facts(observe=True), StepFact("pull", "pull", "", "skipped"), made_here)
     assert not verdict.ok and "from a registry: no" in verdict.observed
+
+
+def test_the_students_mark_on_the_image():
+    from checker.claims.marks import image_marked
+
+    mine = Image(**{**IMAGE.__dict__, "tags": ("my-image:1.0",), "labels": {"check-lab.student": "alice"}})
+    assert image_marked(Facts(), mine, "check-lab.student", "alice").ok
+    copied = image_marked(Facts(), mine, "check-lab.student", "bob")
+    assert not copied.ok and copied.observed == "my-image:1.0 has check-lab.student=alice: alice's mark, not bob's"
+    bare = image_marked(Facts(), Image(**{**mine.__dict__, "labels": {}}), "check-lab.student", "alice")
+    assert not bare.ok and bare.observed == "my-image:1.0 has no label check-lab.student"
+    assert "--label check-lab.student=alice" in bare.hint

@@ -187,7 +187,39 @@ def test_every_lab_loads_and_says_what_to_do(folder):
     plan = labs.Plan(lab, lab.preview_values())
     for step in lab.steps:
         assert plan.command(step)
-    assert len(plan.claims) == len(lab.claims)
+    assert len(plan.claims) == len([c for c in lab.claims if not c.student])  # those of --student aside
+    assert len(labs.Plan(lab, lab.preview_values(), student="alice").claims) == len(lab.claims)
+
+
+def test_the_student_form_of_a_step_and_its_claim_only_with_student():
+    """--student ID: the step's student form leaves the student's mark (an addition, in the departures), and
+    the claim on the mark is judged; without it, the lab is the course's and the claim is not there."""
+    lab = labs.find("07")
+    build = next(s for s in lab.steps if s.id == "build-image")
+    plain, marked = labs.Plan(lab, lab.values()), labs.Plan(lab, lab.values(), student="alice")
+    assert "--label" not in plain.command(build)
+    assert marked.command(build).startswith("docker build --label check-lab.student=alice \\\n")
+    assert "image-carries-students-mark" not in {c.id for c in plain.claims}
+    claim = next(c for c in marked.claims if c.id == "image-carries-students-mark")
+    assert claim.args["student"] == "alice" and claim.args["label"] == "check-lab.student"
+    added = [d for d in marked.departures() if d.get("step") == "build-image"]
+    assert added[0]["kind"] == "addition" and added[0]["why"].startswith("--student alice: ")
+    assert "$LAB_DIR" in added[0]["why"] and "--label" in added[0]["here"]  # the step's own departure kept
+    assert any(d.get("claim") == "image-carries-students-mark" for d in marked.departures())
+    assert not any(d.get("claim") == "image-carries-students-mark" for d in plain.departures())
+
+
+def test_a_student_form_must_leave_the_mark_and_a_student_claim_must_say_so(lab_copy):
+    edit(lab_copy, lambda d: d["steps"][0].update({"student": {"run": "docker pull x", "why": "w"}}))
+    with pytest.raises(labs.LabSpecError, match="uses {{ student }}"):
+        labs.load(lab_copy)
+    edit(lab_copy, lambda d: (d["steps"][0].pop("student"), d["claims"][0].update({"student": True})))
+    with pytest.raises(labs.LabSpecError, match="addition"):
+        labs.load(lab_copy)
+    edit(lab_copy, lambda d: (d["claims"][0].pop("student"),
+                              d.setdefault("variables", {}).update({"student": {"default": "x"}})))
+    with pytest.raises(labs.LabSpecError, match="name of check-lab's own"):
+        labs.load(lab_copy)
 
 
 def test_a_required_variable_is_asked_for_by_name(lab_copy):
