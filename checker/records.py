@@ -16,7 +16,8 @@ The verdict vocabulary of a claim:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PASS, FAIL, NOT_JUDGED, NOT_APPLICABLE = "pass", "fail", "error", "n/a"
@@ -150,6 +151,21 @@ class StepFact:
 
 
 EXCERPT_CHARS = 400
+# What a report must not carry: a swarm's join token (it lets any machine that reaches the manager join).
+SECRETS = re.compile(r"\b(SWMTKN-1-)[0-9a-z]+-[0-9a-z]+")
+
+
+def redact(text: str) -> str:
+    """`text` with the secrets it holds cut short (SWMTKN-1-…), for reports and the commands shown."""
+    return SECRETS.sub(r"\1…", text) if text else text
+
+
+def redacted(fact: "StepFact") -> "StepFact":
+    """A step's record as a report shows it: its output without secrets."""
+    if fact.result is None:
+        return fact
+    return replace(fact, result=replace(fact.result, stdout=redact(fact.result.stdout),
+                                        stderr=redact(fact.result.stderr)))
 
 
 def source(command: str | None, result: Result | None, step: str | None = None, why: str | None = None) -> dict:
@@ -159,8 +175,8 @@ def source(command: str | None, result: Result | None, step: str | None = None, 
         return {"command": None, "step": step, "exit_status": None, "timed_out": False, "excerpt": "", "why": why}
     text = result.stdout if result.stdout.strip() else result.stderr
     excerpt = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + f"… [{len(text)} characters]"
-    return {"command": command, "step": step, "exit_status": result.exit_status, "timed_out": result.timed_out,
-            "excerpt": excerpt}
+    return {"command": redact(command), "step": step, "exit_status": result.exit_status,
+            "timed_out": result.timed_out, "excerpt": redact(excerpt)}
 
 
 # ------------------------------------------------------------------------------------------------ claims

@@ -28,7 +28,7 @@ from checker.facts import Facts
 from checker.lab import TEMPLATE_RE, Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
-from checker.records import Result, RunReport, StepFact, departures_run, source
+from checker.records import Result, RunReport, StepFact, departures_run, redact, redacted, source
 from checker.resources import KINDS, Kind, ResourceError, assess
 from checker.transport import Transport, process_started_at
 
@@ -473,7 +473,7 @@ class Runner:
                     fact.status = "failed"
 
     def display(self, step: Step, *, observing: bool = False) -> str:
-        command = self.plan.command(step, self._scope(step), observing=observing)
+        command = redact(self.plan.command(step, self._scope(step), observing=observing))
         return f"sudo {command}" if step.sudo and "\n" not in command else command
 
     def _probes(self, step: Step):
@@ -580,7 +580,7 @@ class Runner:
 
     def judge(self, report: RunReport, started: float, first_exec_at: float | None) -> RunReport:
         """The report's steps, claims and statements, from the facts the run gathered."""
-        report.steps = list(self.facts.steps.values())
+        report.steps = [redacted(fact) for fact in self.facts.steps.values()]  # (the claims read them whole)
         report.sources = dict(self.facts.sources)
         report.lab = departures_run(report.lab, report.steps)
         born = process_started_at()

@@ -464,3 +464,14 @@ def test_the_report_names_the_machine_by_its_machine_id(tmp_path):
     report = Runner(plan, ReplayTransport(path)).run()
     assert report.machine_id == "0123456789abcdef0123456789abcdef"
     assert json_report.to_dict(report, for_run(report))["identity"]["machine_id"] == report.machine_id
+
+
+def test_a_swarm_join_token_never_reaches_a_report():
+    from checker.records import Result, StepFact, redact, redacted
+
+    token = "SWMTKN-1-13s9y4pfc3ythf8ivo334rrjuk6sqdqis73xasqjcpn2swcjjx-9f9s4g1gbosni96els2cznwwv"
+    said = f"To add a worker to this swarm, run the following command:\n\n    docker swarm join --token {token} 10.0.0.1:2377\n"
+    assert redact(said).count("SWMTKN-1-…") == 1 and token[12:] not in redact(said)
+    fact = StepFact("init", "init", "docker swarm init", "passed", Result(0, said, "", 1.0))
+    assert token not in redacted(fact).result.stdout and token in fact.result.stdout  # the claims' copy is whole
+    assert redact("no token here") == "no token here"
