@@ -31,7 +31,8 @@ def _read_json(name: str, what: str) -> dict:
     from pathlib import Path
 
     try:
-        return json.loads(Path(name).expanduser().read_text(encoding="utf-8"))
+        text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text(encoding="utf-8")
+        return json.loads(text)
     except OSError as exc:
         raise UsageError(f"{what}: cannot read {name}: {exc.strerror or exc}") from None
     except ValueError:
@@ -76,8 +77,9 @@ def drift(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="check-lab drift", description="Which claims and sentences of the "
                                      "course hold on which engine: a lab × engine table.")
     parser.add_argument("reports", nargs="+", metavar="REPORT",
-                        help="JSON reports: one per engine (a lab's run, or check-lab course's), or a --targets "
-                             "report with one target per engine")
+                        help="JSON reports (- for standard input): one per engine (a lab's run, or check-lab "
+                             "course's), or a --targets report with one target per engine (a lab's, or check-lab "
+                             "course --targets')")
     parser.add_argument("--markdown", metavar="FILE", help="the table as Markdown (- for standard output, the default)")
     parser.add_argument("--html", metavar="FILE", help="the table as one self-contained HTML page")
     parser.add_argument("--json", metavar="FILE", help="the table as JSON (schema check-lab-drift)")
@@ -85,6 +87,11 @@ def drift(argv: list[str]) -> int:
     engines: list = []
     for name in args.reports:
         data = _read_json(name, "drift")
+        if isinstance(data, dict) and data.get("schema") == json_report.SCHEMA and data.get("kind") == "engines":
+            # The course on several engines (check-lab course --targets): one engine per target.
+            engines += [drifts.engine_of(label, reports) for label, reports in json_report.engines_from(data)
+                        if reports]
+            continue
         try:
             _lab, runs = json_report.runs_from(data, Path(name).stem)
         except ValueError as exc:

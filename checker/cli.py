@@ -331,15 +331,16 @@ def run_course_cli(args, requests, options) -> int:
     from checker.course import COURSE, run_course, runs_here, select, split_sets
     from checker.reporters.console import ConsoleReporter
 
-    if args.targets or args.watch or args.record or args.timeouts:
-        raise UsageError("`course` runs each lab as it is on one target: leave out --targets, --watch, --record "
-                         "and --timeout")
+    if args.watch or args.record or args.timeouts:
+        raise UsageError("`course` runs each lab as it is: leave out --watch, --record and --timeout")
     chosen = select(labs.available(args.lab_dir), args.labs)
     elsewhere = [lab for lab in chosen if not runs_here(lab)]
     chosen = [lab for lab in chosen if runs_here(lab)]
     if not chosen:
         raise UsageError("none of these labs runs on the docker-vm alone")
     sets = split_sets(chosen, labs.parse_sets(args.sets))
+    if args.targets:
+        return run_course_on_targets(args, requests, chosen, sets)
     transport = targets.open_target(options)
     console = ConsoleReporter(_console(args), verbose=args.verbose)
     console.header(f"the course: labs {', '.join(lab.id for lab in chosen)}"
@@ -361,6 +362,59 @@ def run_course_cli(args, requests, options) -> int:
         bad = [f"lab {r.label} ({why_not(r.report) if r.report else r.error})" for r in results
                if r.exit_code != ExitStatus.OK]
         print(f"check-lab: {len(bad)} of {len(results)} labs did not pass: {'; '.join(bad)}", file=sys.stderr)
+    return code
+
+
+def run_course_on_targets(args, requests, chosen: list, sets: dict) -> int:
+    """`check-lab course --targets FILE`: the course on every target at once, one target per engine; its JSON
+    report (kind engines) is the input of `check-lab drift`."""
+    from checker.course import COURSE, course_on_targets
+    from checker.reporters import json_report
+    from checker.reporters.console import ConsoleReporter
+    from checker.targets.file import load_targets
+
+    if args.target:
+        raise UsageError("give --target or --targets, not both")
+    if args.jobs < 1:
+        raise UsageError("-j must be at least 1")
+    if args.sign:
+        raise UsageError("--sign signs a student's report: `course --targets` checks engines")
+    if args.student:
+        raise UsageError("--student names one student's machine: `course --targets` checks engines")
+    if any(r.format != "json" for r in requests):
+        raise UsageError("`course --targets` writes a JSON report (--report json:FILE), which `check-lab drift` "
+                         "turns into the lab × engine table")
+    entries = load_targets(args.targets, targets.TargetOptions(None, args.identity, args.known_hosts,
+                                                               args.accept_new_host_key, args.connect_timeout))
+    console = ConsoleReporter(_console(args), verbose=args.verbose)
+    console.header(f"the course: labs {', '.join(lab.id for lab in chosen)}" + (" (observe mode)" if args.observe
+                                                                                 else ""),
+                   f"{len(entries)} targets, {min(args.jobs, len(entries))} at a time")
+
+    def done(engine) -> None:
+        if engine.error:
+            console.console.print(f" ✗ {engine.label}: not checked: {engine.error}")
+            return
+        passed = sum(1 for r in engine.runs if r.exit_code == ExitStatus.OK)
+        mark = "✓" if engine.exit_code == ExitStatus.OK else "✗"
+        described = next((r.report.engine.describe() for r in engine.runs if r.report and r.report.engine), "")
+        console.console.print(f" {mark} {engine.label}: {passed} of {len(engine.runs)} labs passed "
+                              f"({described}; {engine.seconds:.1f}s)")
+
+    runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor, lock_wait=args.lock_wait,
+                          observe=args.observe)
+    engines = course_on_targets(chosen, entries, args.jobs, runner_options, sets, done)
+    for engine in engines:
+        for r in engine.runs:
+            stamp(r.report, args)
+    code = for_targets(e.exit_code for e in engines)
+    text = json_report.render_engines(COURSE, engines, code)
+    for request in requests:
+        request.write(text)
+    if code != ExitStatus.OK:
+        bad = [f"{e.label} ({e.error or ', '.join(f'lab {r.label}' for r in e.runs if r.exit_code)})"
+               for e in engines if e.exit_code != ExitStatus.OK]
+        print(f"check-lab: {len(bad)} of {len(engines)} targets did not pass: {'; '.join(bad)}", file=sys.stderr)
     return code
 
 

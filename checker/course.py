@@ -1,18 +1,22 @@
 """`check-lab course`: the course's labs in order on one machine, over one SSH connection, each lab leaving
 the machine as it found it; one table of the course (lab × claims, the lab's text that differs here, time)
-and reports that hold every lab.
+and reports that hold every lab. With `--targets FILE` (one target per engine), the course on every target
+at once: its JSON report (kind `engines`) is what `check-lab drift` turns into the lab × engine table.
 
     check-lab course [--labs 02-06,08] [--target SPEC] [--report FORMAT:FILE] ...
+    check-lab course --targets ENGINES.txt [--labs 07] --report json:- | check-lab drift -
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
 
-from checker.errors import UsageError
-from checker.exitcodes import for_run
+from checker.errors import CheckLabError, UsageError
+from checker.exitcodes import ExitStatus, for_run, for_targets
 from checker.records import LabInfo, TargetRun
 
 COURSE = LabInfo("course", "the course's labs", "")
@@ -88,3 +92,42 @@ def run_course(labs: list, transport, runner_options: dict, on_done: Callable[[T
 def runs_here(lab) -> bool:
     """Whether a lab runs on the course's single docker-vm (the others need the swarm machines)."""
     return set(lab.machines) <= {"docker-vm"}
+
+
+@dataclass
+class EngineCourse:
+    """The course on one target of many (one engine): each lab's run, or why the target could not be used."""
+
+    label: str
+    spec: str
+    runs: list[TargetRun]
+    error: str | None
+    seconds: float
+
+    @property
+    def exit_code(self) -> ExitStatus:
+        return ExitStatus.TARGET if self.error else for_targets(r.exit_code for r in self.runs)
+
+
+def course_on_targets(labs: list, entries: list, jobs: int, runner_options: dict,
+                      sets: dict[str, dict[str, str]] | None,
+                      on_done: Callable[[EngineCourse], None]) -> list[EngineCourse]:
+    """The course on every target (`jobs` at a time), each over its own connection; results in the order of
+    the targets file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
+    def one(entry) -> EngineCourse:
+        started = time.monotonic()
+        try:
+            runs = run_course(labs, entry.open(), runner_options, lambda _run: None, sets=sets)
+            result = EngineCourse(entry.label, entry.spec, runs, None, time.monotonic() - started)
+        except CheckLabError as exc:
+            result = EngineCourse(entry.label, entry.spec, [], str(exc), time.monotonic() - started)
+        with lock:
+            on_done(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="check-lab-engine") as pool:
+        return list(pool.map(one, entries))

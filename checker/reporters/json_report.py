@@ -105,6 +105,27 @@ def to_dict_many(lab: LabInfo, runs: list[TargetRun], exit_code: int, kind: str 
     }
 
 
+def to_dict_engines(lab: LabInfo, engines: list, exit_code: int) -> dict:
+    """The course on many targets, one per engine (checker.course.EngineCourse): each target's course report,
+    or why it could not be used. `check-lab drift` reads it (one engine per target)."""
+    sections = []
+    for e in engines:
+        sections.append({"label": e.label, "target": e.spec, "exit_code": int(e.exit_code),
+                         "result": "unreachable" if e.error else result_word(e.exit_code), "error": e.error,
+                         "duration_s": round(e.seconds, 3),
+                         "course": None if e.error else to_dict_many(lab, e.runs, e.exit_code, "course")})
+    return {"schema": SCHEMA, "version": VERSION, "kind": "engines",
+            "tool": {"name": "check-lab", "version": __version__}, "lab": _lab(lab),
+            "result": result_word(exit_code), "exit_code": exit_code,
+            "summary": {"targets": len(engines), "passed": sum(1 for e in engines if e.exit_code == 0),
+                        "unreachable": sum(1 for e in engines if e.error)},
+            "targets": sections}
+
+
+def render_engines(lab: LabInfo, engines: list, exit_code: int) -> str:
+    return json.dumps(to_dict_engines(lab, engines, exit_code), indent=2, default=str) + "\n"
+
+
 def render(report: RunReport, exit_code: int) -> str:
     return json.dumps(to_dict(report, exit_code), indent=2, default=str) + "\n"
 
@@ -175,6 +196,8 @@ def runs_from(data: dict, label: str) -> tuple[LabInfo, list[TargetRun]]:
         raise NotAReport("not a check-lab report (no \"schema\": \"check-lab-report\")")
     if data.get("version") != VERSION:
         raise NotAReport(f"a check-lab report of version {data.get('version')}, this check-lab reads version {VERSION}")
+    if data.get("kind") == "engines":
+        raise NotAReport("the course on several engines (check-lab course --targets): check-lab drift reads it")
     if data.get("kind") in ("targets", "course"):
         runs = []
         for section in data.get("targets") or []:
@@ -186,3 +209,14 @@ def runs_from(data: dict, label: str) -> tuple[LabInfo, list[TargetRun]]:
     report = from_dict(data)
     return report.lab, [TargetRun(label, report.target, report, None, int(data.get("exit_code", 0)),
                                   report.duration)]
+
+
+def engines_from(data: dict) -> list[tuple[str, list[RunReport]]]:
+    """A report of the course on several engines (kind `engines`) read back: each engine's label and the runs
+    of its labs (none for a target that could not be used)."""
+    out = []
+    for section in data.get("targets") or []:
+        course = section.get("course")
+        runs = runs_from(course, str(section["label"]))[1] if course else []
+        out.append((str(section["label"]), [r.report for r in runs if r.report is not None]))
+    return out

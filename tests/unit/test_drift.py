@@ -58,3 +58,41 @@ def test_two_reports_of_one_engine_or_not_a_report_are_refused(reports, tmp_path
     odd.write_text("{}")
     assert cli.main(["drift", str(reports[0]), str(odd)]) == 2
     assert "drift: " in capsys.readouterr().err
+
+
+def test_the_course_on_several_engines_at_once_gives_the_drift_report(monkeypatch, tmp_path, capsys):
+    """`check-lab course --targets ENGINES --report json:-` (one target per engine, replayed from each engine's
+    recorded run of lab 07), piped into `check-lab drift -`: the same table as from one report per engine."""
+    import io
+    from pathlib import Path
+
+    import jsonschema
+
+    from checker.reporters import json_report
+    from checker.transcript import ReplayTransport
+    from tests.unit.replay import transcript
+
+    engines = dict(drift_readme.ENGINES)
+    from checker.targets import file as targets_file
+
+    monkeypatch.setattr(targets_file, "open_target",
+                        lambda options: ReplayTransport(transcript(engines[options.spec.split("//", 1)[1]], "pass")))
+    listing = tmp_path / "engines.txt"
+    listing.write_text("".join(f"{label} = docker://{label}\n" for label in engines))
+    assert cli.main(["course", "--labs", "07", "--targets", str(listing), "--report", "json:-", "--no-color"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    schema = json.loads((Path(json_report.__file__).parent.parent / "schemas" / "report.schema.json").read_text())
+    jsonschema.validate(data, schema)
+    assert data["kind"] == "engines" and [t["label"] for t in data["targets"]] == ["E1", "E2", "E3"]
+    assert "E2: 1 of 1 labs passed (Docker 26.1.5+dfsg1, overlay2 storage driver, buildkit builder" in \
+        " ".join(captured.err.split())
+    monkeypatch.setattr("sys.stdin", io.StringIO(captured.out))
+    assert cli.main(["drift", "-", "--json", str(tmp_path / "drift.json")]) == 0
+    table = json.loads((tmp_path / "drift.json").read_text())
+    assert [e["label"] for e in table["engines"]] == ["E1", "E2", "E3"]
+    by_text = {st["text"]: st["on"] for st in table["labs"][0]["statements"]}
+    assert [by_text[BUILD][e]["holds"] for e in ("E1", "E2", "E3")] == [True, False, False]
+    # What only a grader's options mean is refused in one line, before anything runs.
+    assert cli.main(["course", "--targets", str(listing), "--report", "roster:-"]) == 2
+    assert "writes a JSON report" in capsys.readouterr().err
