@@ -35,15 +35,29 @@ RUNS = {"e4": 1, "e5": 1}  # the others: 2
 
 
 @pytest.fixture(scope="module")
-def images(lab_env):
-    return {suite: testenv.ensure_container_vm(lab_env, suite) for suite in ("trixie", "sid")}
+def machines(lab_env, tmp_path_factory):
+    """A container VM per engine, for the module, brought up together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.integration.conftest import VagrantProject
+
+    for suite in ("trixie", "sid"):
+        testenv.ensure_container_vm(lab_env, suite)
+    projects = {name: VagrantProject(tmp_path_factory.mktemp(name), lab_env, extra)
+                for name, (extra, _d, _e) in ENGINES.items()}
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            list(pool.map(lambda project: project.up(), projects.values()))
+        yield projects
+    finally:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            list(pool.map(lambda project: project.destroy(), projects.values()))
 
 
 @pytest.mark.parametrize("name", sorted(ENGINES))
-def test_all_claims_hold_on_each_engine(name, project_factory, monkeypatch, capsys, images):
+def test_all_claims_hold_on_each_engine(name, machines, monkeypatch, capsys):
     extra, differences, (store, builder) = ENGINES[name]
-    project = project_factory(name, extra)
-    project.up()
+    project = machines[name]
     verdicts = []
     for run in range(1, RUNS.get(name, 2) + 1):
         report = project.root / f"r{run}.json"
@@ -60,3 +74,28 @@ def test_all_claims_hold_on_each_engine(name, project_factory, monkeypatch, caps
             assert "The lab's text holds as written on this engine." in out
         verdicts.append([(c["id"], c["verdict"]) for c in data["claims"]])
     assert all(v == verdicts[0] for v in verdicts)
+
+
+def test_the_course_on_every_engine_at_once_gives_the_drift_report(machines, monkeypatch, capsys, tmp_path):
+    """`check-lab course --targets ENGINES --report json:-`, its output read by `check-lab drift -`: one
+    column per engine, each sentence of lab 07 that does not hold there marked so."""
+    import io
+
+    from checker.cli import main as check_lab
+
+    listing = tmp_path / "engines.txt"
+    listing.write_text("".join(f"{name.upper()} = vagrant:{project.root}\n" for name, project in sorted(machines.items())))
+    monkeypatch.chdir(tmp_path)
+    assert check_lab(["course", "--labs", "07", "--targets", str(listing), "-j", "5", "--report", "json:-",
+                      "--no-color"]) == 0
+    captured = capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO(captured.out))
+    assert check_lab(["drift", "-", "--json", str(tmp_path / "drift.json")]) == 0
+    table = json.loads((tmp_path / "drift.json").read_text())
+    labels = [name.upper() for name in sorted(machines)]
+    assert [e["label"] for e in table["engines"]] == labels
+    [lab] = table["labs"]
+    assert all(c["on"][e]["verdict"] == "pass" for c in lab["claims"] for e in labels)
+    for statement in lab["statements"]:
+        assert {e for e in labels if not statement["on"][e]["holds"]} == \
+            {name.upper() for name, (_x, differences, _e) in ENGINES.items() if statement["id"] in differences}
