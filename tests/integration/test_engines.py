@@ -27,9 +27,10 @@ ENGINES = {
            {"pull-complete-lines", "layers-in-overlay2", "build-steps", "history-ids", "same-size-field",
             "writable-0b", "virtual-is-image-size"}, ("containerd", "buildkit")),
     "e4": (testenv.vm_settings("sid"), {"build-steps", "history-ids"}, ("overlay2", "buildkit")),
+    # Docker 28 on the containerd store prints `Pull complete` per layer again (26 printed `Download complete`).
     "e5": ({**testenv.vm_settings("sid"), "LAB_IMAGE_STORE": "containerd"},
-           {"pull-complete-lines", "layers-in-overlay2", "build-steps", "history-ids", "same-size-field",
-            "writable-0b", "virtual-is-image-size"}, ("containerd", "buildkit")),
+           {"layers-in-overlay2", "build-steps", "history-ids", "same-size-field", "writable-0b",
+            "virtual-is-image-size"}, ("containerd", "buildkit")),
 }
 RUNS = {"e4": 1, "e5": 1}  # the others: 2
 
