@@ -52,11 +52,17 @@ DIFFERENCES = {
     "e2-trixie-docker26-buildkit": {"build-steps", "history-ids"},
     "e3-trixie-docker26-containerd": {"pull-complete-lines", "layers-in-overlay2", "build-steps", "history-ids",
                                       "same-size-field", "writable-0b", "virtual-is-image-size"},
+    "e4-sid-docker28-buildkit": {"build-steps", "history-ids"},
+    # Docker 28 on the containerd store prints `Pull complete` per layer again.
+    "e5-sid-docker28-containerd": {"layers-in-overlay2", "build-steps", "history-ids", "same-size-field",
+                                   "writable-0b", "virtual-is-image-size"},
 }
 ENGINES = {
     "e1-bookworm-docker20": ("overlay2", "legacy", "20.10"),
     "e2-trixie-docker26-buildkit": ("overlay2", "buildkit", "26.1"),
     "e3-trixie-docker26-containerd": ("containerd", "buildkit", "26.1"),
+    "e4-sid-docker28-buildkit": ("overlay2", "buildkit", "28.5"),
+    "e5-sid-docker28-containerd": ("containerd", "buildkit", "28.5"),
 }
 
 
