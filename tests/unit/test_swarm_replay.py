@@ -141,3 +141,21 @@ def test_reaching_across_nodes_is_judged_where_the_kernels_have_esp_and_not_appl
     assert elsewhere.verdict == "n/a" and "the kernel of swarmnode2 has no ESP" in elsewhere.observed
     assert plain.verdict == "fail"  # not encrypted: the kernel's ESP does not matter
     assert unknown.verdict == "fail"  # could not look: judged
+
+
+def test_the_swarms_join_token_is_in_no_report(tmp_path):
+    """The workers joined with the token `docker swarm init` printed (the claims read it), and no report
+    carries it: the JSON of the run shows it cut short (SWMTKN-1-…)."""
+    import re
+
+    from checker.exitcodes import for_run
+    from checker.reporters import json_report
+
+    recorded = (SWARM / "e1-bookworm-docker20" / "11-pass.swarmmanager.json").read_text()
+    tokens = set(re.findall(r"SWMTKN-1-[0-9a-z]+-[0-9a-z]+", recorded)) - {
+        "SWMTKN-1-13s9y4pfc3ythf8ivo334rrjuk6sqdqis73xasqjcpn2swcjjx-9f9s4g1gbosni96els2cznwwv"}  # the course's own
+    assert tokens
+    report, _variant = replay("e1-bookworm-docker20", "11-pass", tmp_path)
+    assert report.passed
+    text = json.dumps(json.loads(json_report.render(report, for_run(report))), ensure_ascii=False)
+    assert not any(token in text for token in tokens) and "SWMTKN-1-…" in text
