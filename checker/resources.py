@@ -404,8 +404,8 @@ class SwarmMembership(Kind):
         # use – and only when it was made since the run began (`since`): one that was there before is the
         # machine's (an earlier swarm's, left by a plain `leave`), and stays.
         bridge = ("true" if since is None else
-                  "c=$(docker network inspect docker_gwbridge --format '{{.Created}}' 2>/dev/null) && "
-                  f"[ \"$(date -d \"$c\" +%s 2>/dev/null || echo 0)\" -ge {int(since)} ] && "
+                  "c=$(docker network inspect docker_gwbridge --format '{{.Created.Unix}}' 2>/dev/null) && "
+                  f"[ \"${{c:-0}}\" -ge {int(since)} ] && "
                   "docker network rm docker_gwbridge >/dev/null 2>&1 || true")
         return (f"s=$(docker info --format '{{{{.Swarm.LocalNodeState}}}}'); case \"$s\" in active|pending|locked) "
                 f"docker swarm leave --force >/dev/null && printf '%s\\n' {quote(*names)} && "

@@ -102,7 +102,7 @@ def _shape(script: str) -> str:
     # Transcripts recorded before preflight asked for the machine's ID (runner.WHO_AM_I) answer without it.
     script = script.replace(" && { cat /etc/machine-id 2>/dev/null || echo -; }", "")
     script = re.sub(r"since='[0-9: -]+'", "since=<time>", script)
-    script = re.sub(r"\+%s 2>/dev/null \|\| echo 0\)\" -ge \d+", "+%s 2>/dev/null || echo 0)\" -ge <time>", script)
+    script = re.sub(r"\{c:-0\}\" -ge \d+", "{c:-0}\" -ge <time>", script)
     script = re.sub(r"started \d+", "started <time>", script)
     # The run's state file: when, by whom, and what it found (its content is this run's own).
     script = re.sub(r"printf '%s\\n' '\{\"lab\": [^\n]*?\}' > ", "printf <state> > ", script)

@@ -19,5 +19,5 @@ def image_marked(facts: Facts, image: Image, label: str, student: str) -> Verdic
     else:
         observed = f"{name} has {label}={found}" + ("" if found == student else f": {found}'s mark, not {student}'s")
     return Verdict(found == student, f"{name} has the label {label}={student}", observed,
-                   f"build {name} yourself, with `--label {label}={student}` added to the lab's `docker build`",
+                   f"build it yourself, with `--label {label}={student}` added to the lab's `docker build`",
                    details={"label": label, "found": found, "student": student})

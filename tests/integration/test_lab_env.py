@@ -100,7 +100,7 @@ def test_up_then_check_then_noop_provision(project_factory, monkeypatch, capsys)
     try:
         student.clone(LAB07, "labs/07-FS_layering")
         typed = [c.replace("docker build", "docker build --label check-lab.student=alice", 1)
-                 if "Dockerfile-my-image " in c else c for c in course_commands(LAB07 / "course" / "README.md")]
+                 if "Dockerfile-my-base-image " in c else c for c in course_commands(LAB07 / "course" / "README.md")]
         assert sum("check-lab.student=alice" in c for c in typed) == 1
         assert student.do(typed).ok
         run_check(monkeypatch, project, "07", "--observe", "--student", "alice", "--json", str(report))

@@ -195,14 +195,14 @@ def test_the_student_form_of_a_step_and_its_claim_only_with_student():
     """--student ID: the step's student form leaves the student's mark (an addition, in the departures), and
     the claim on the mark is judged; without it, the lab is the course's and the claim is not there."""
     lab = labs.find("07")
-    build = next(s for s in lab.steps if s.id == "build-image")
+    build = next(s for s in lab.steps if s.id == "build-base")
     plain, marked = labs.Plan(lab, lab.values()), labs.Plan(lab, lab.values(), student="alice")
     assert "--label" not in plain.command(build)
     assert marked.command(build).startswith("docker build --label check-lab.student=alice \\\n")
     assert "image-carries-students-mark" not in {c.id for c in plain.claims}
     claim = next(c for c in marked.claims if c.id == "image-carries-students-mark")
     assert claim.args["student"] == "alice" and claim.args["label"] == "check-lab.student"
-    added = [d for d in marked.departures() if d.get("step") == "build-image"]
+    added = [d for d in marked.departures() if d.get("step") == "build-base"]
     assert added[0]["kind"] == "addition" and added[0]["why"].startswith("--student alice: ")
     assert "$LAB_DIR" in added[0]["why"] and "--label" in added[0]["here"]  # the step's own departure kept
     assert any(d.get("claim") == "image-carries-students-mark" for d in marked.departures())
