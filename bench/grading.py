@@ -53,8 +53,11 @@ def measured(project, targets_file, jobs: int) -> tuple[float, float]:
     _s, proc = project.run(str(BIN / "check-lab"), "07", "--targets", str(targets_file), "--observe", "-j", str(jobs),
                            check=False)
     wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: check-lab --observe did not pass ({proc.returncode}):\n{proc.stdout[-2000:]}")
+    # Exit 1 is what grading finds after the course's own stop (the containers' sizes are not judged): only a
+    # target that could not be checked, or worse, stops the bench.
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"bench: check-lab --observe could not check a target ({proc.returncode}):\n"
+                         f"{proc.stdout[-2000:]}")
     return wall, child_cpu() - before
 
 
