@@ -60,8 +60,8 @@ class Watch:
         self.plan, self.t, self.view = plan, transport, view
         self.timeout, self.settle, self.reconnect_for = timeout, settle, reconnect_for
         self.runner = Runner(plan, transport, events=NoEvents(), observe=True, student=student)
-        self.states = {spec.id: ClaimState() for spec in plan.lab.claims}
-        self.titles = {spec.id: spec.title for spec in plan.lab.claims}
+        self.states = {spec.id: ClaimState() for spec in plan.claims}
+        self.titles = {spec.id: spec.title for spec in plan.claims}
         self.action_of = claim_steps(plan)
         self.started = 0.0
         self.passes = 0
@@ -188,7 +188,7 @@ class Watch:
         report.target = self.t.description
         report.steps = list(self.runner.facts.steps.values())
         report.lab = departures_run(report.lab, report.steps)
-        report.claims = [self._final(spec) for spec in self.plan.lab.claims]
+        report.claims = [self._final(spec) for spec in self.plan.claims]
         report.statements = checks.evaluate(self.plan.judged(self.runner.runtime)[1], self.runner.facts)
         report.duration = time.monotonic() - self.started
         report.notes.append(f"watched for {report.duration:.0f}s ({self.passes} look(s)); ended: {ended_by}")

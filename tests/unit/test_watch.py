@@ -38,7 +38,7 @@ def test_verdicts_over_time(monkeypatch):
     watch = Watch(p, transport=None, view=Quiet())
     watch.started = 0.0
     monkeypatch.setattr(watch.runner, "observe_pass", lambda: None)
-    ids = [c.id for c in p.lab.claims]
+    ids = [c.id for c in p.claims]
 
     def seen(verdicts: dict[str, str]):
         monkeypatch.setattr(checks, "evaluate", lambda specs, facts: [
