@@ -365,6 +365,14 @@ def run_course_cli(args, requests, options) -> int:
     return code
 
 
+def _check_targets_options(args) -> None:
+    """What every `--targets` run refuses, before anything runs."""
+    if args.target:
+        raise UsageError("give --target or --targets, not both")
+    if args.jobs < 1:
+        raise UsageError("-j must be at least 1")
+
+
 def run_course_on_targets(args, requests, chosen: list, sets: dict) -> int:
     """`check-lab course --targets FILE`: the course on every target at once, one target per engine; its JSON
     report (kind engines) is the input of `check-lab drift`."""
@@ -373,10 +381,7 @@ def run_course_on_targets(args, requests, chosen: list, sets: dict) -> int:
     from checker.reporters.console import ConsoleReporter
     from checker.targets.file import load_targets
 
-    if args.target:
-        raise UsageError("give --target or --targets, not both")
-    if args.jobs < 1:
-        raise UsageError("-j must be at least 1")
+    _check_targets_options(args)
     if args.sign:
         raise UsageError("--sign signs a student's report: `course --targets` checks engines")
     if args.student:
@@ -424,10 +429,7 @@ def run_many(args, plan, runner_options: dict, requests) -> int:
     from checker.reporters.console import ConsoleReporter
     from checker.targets.file import load_targets
 
-    if args.target:
-        raise UsageError("give --target or --targets, not both")
-    if args.jobs < 1:
-        raise UsageError("-j must be at least 1")
+    _check_targets_options(args)
     if args.record:
         raise UsageError("--record records one target: leave it out with --targets")
     entries = load_targets(args.targets, targets.TargetOptions(None, args.identity, args.known_hosts,

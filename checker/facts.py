@@ -237,6 +237,12 @@ class Facts:
     # The names of the steps and facts read since `reading()` began: the evidence of the claim being judged.
     read: set[str] | None = None
 
+    def forget_looks(self) -> None:
+        """Before observe mode looks again: what an earlier look gathered goes, the engine stays."""
+        self.gathered = {key: value for key, value in self.gathered.items() if key == "engine"}
+        self.sources = {key: value for key, value in self.sources.items() if key == "engine"}
+        self.problems = {}
+
     def reading(self) -> set[str]:
         """Start noting what is read (one claim's evidence); returns the set the reads go into."""
         self.read = set()

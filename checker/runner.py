@@ -30,7 +30,7 @@ from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
 from checker.records import Result, RunReport, StepFact, departures_run, redact, redacted, source
 from checker.resources import KINDS, Kind, ResourceError, assess
-from checker.transport import Transport, process_started_at
+from checker.transport import Transport, process_started_at, to_script
 
 # Who and where we are: user ID, the machine's clock, home, and the machine's ID (or - where it has none).
 WHO_AM_I = "id -u && date +%s && printf '%s\\n' \"$HOME\" && { cat /etc/machine-id 2>/dev/null || echo -; }"
@@ -177,8 +177,7 @@ class Runner:
         self.uid, self.remote_now, self.home = int(lines[0]), int(lines[1]), lines[2]
         # (A transcript recorded before the machine's ID was asked for has three lines.)
         self.machine_id = lines[3] if len(lines) > 3 and lines[3] != "-" else None
-        self.facts.sources["engine"] = source(engine_command if isinstance(engine_command, str)
-                                              else shlex.join(engine_command), info)
+        self.facts.sources["engine"] = source(to_script(engine_command), info)
         self.runtime["run.started"] = "" if self.observe else str(self.remote_now)
         try:
             self.facts.engine = PROBES["engine"].parse(info, {})
@@ -355,9 +354,7 @@ class Runner:
         if own:
             facts.steps = {step.id: StepFact(step.id, step.title, self.display(step, observing=step.looks))
                            for step in steps}
-            facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
-            facts.sources = {key: value for key, value in facts.sources.items() if key == "engine"}
-            facts.problems = {}
+            facts.forget_looks()
         commands: list[str] = []
         plan: list[tuple] = []
         for step in steps:
@@ -654,9 +651,7 @@ class MachinesRunner:
         for step in steps:
             runner, title = where(step)
             facts.steps[step.id] = StepFact(step.id, title, runner.display(step, observing=step.looks))
-        facts.gathered = {key: value for key, value in facts.gathered.items() if key == "engine"}
-        facts.sources = {key: value for key, value in facts.sources.items() if key == "engine"}
-        facts.problems = {}
+        facts.forget_looks()
         missing: dict[str, str] = {}
         for name, runner in self.runners.items():
             mine = [step for step in steps if (step.on or self.default) == name]
