@@ -1,4 +1,4 @@
-"""Lab 07 on three Docker engines, each in a container VM: every claim passes, checked in the form true
+"""Lab 07 on five Docker engines, each in a container VM: every claim passes, checked in the form true
 on that engine, and the report lists where the lab's text does not hold as written.
 
 E1 Debian bookworm docker.io 20.10: legacy builder, overlay2 (the engine the lab was written for).
@@ -6,7 +6,8 @@ E2 Debian trixie docker.io 26.1 + docker-buildx: BuildKit, overlay2.
 E3 E2 with the containerd image store (LAB_IMAGE_STORE=containerd, set by the provisioner).
 E4 Debian unstable docker.io 28.5 with containerd 2.1 and docker-buildx 0.29: BuildKit, overlay2.
 E5 E4 with the containerd image store (what Docker 29 uses by default).
-E1-E3 run the lab twice (the verdicts must not change); E4 and E5 once, to keep the suite within its hour.
+Each engine runs the lab once (the soak repeats it on E1 and the unit tests replay every engine's recorded runs),
+to keep the suite within its hour.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ ENGINES = {
            {"layers-in-overlay2", "build-steps", "history-ids", "same-size-field", "writable-0b",
             "virtual-is-image-size"}, ("containerd", "buildkit")),
 }
-RUNS = {"e4": 1, "e5": 1}  # the others: 2
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +59,18 @@ def machines(lab_env, tmp_path_factory):
 def test_all_claims_hold_on_each_engine(name, machines, monkeypatch, capsys):
     extra, differences, (store, builder) = ENGINES[name]
     project = machines[name]
-    verdicts = []
-    for run in range(1, RUNS.get(name, 2) + 1):
-        report = project.root / f"r{run}.json"
-        code = run_check(monkeypatch, project, "07", "--json", str(report))
-        out = capsys.readouterr().out
-        assert code == 0, out
-        data = json.loads(report.read_text())
-        assert data["engine"]["image_store"] == store and data["engine"]["builder"] == builder
-        assert all(c["verdict"] == "pass" for c in data["claims"]), data["claims"]
-        assert {d["id"] for d in data["lab_vs_engine"] if not d["holds"]} == differences
-        if differences:
-            assert "The lab's text vs this engine" in out
-        else:
-            assert "The lab's text holds as written on this engine." in out
-        verdicts.append([(c["id"], c["verdict"]) for c in data["claims"]])
-    assert all(v == verdicts[0] for v in verdicts)
+    report = project.root / "r1.json"
+    code = run_check(monkeypatch, project, "07", "--json", str(report))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    assert data["engine"]["image_store"] == store and data["engine"]["builder"] == builder
+    assert all(c["verdict"] == "pass" for c in data["claims"]), data["claims"]
+    assert {d["id"] for d in data["lab_vs_engine"] if not d["holds"]} == differences
+    if differences:
+        assert "The lab's text vs this engine" in out
+    else:
+        assert "The lab's text holds as written on this engine." in out
 
 
 def test_the_course_on_every_engine_at_once_gives_the_drift_report(machines, monkeypatch, capsys, tmp_path):
