@@ -36,9 +36,13 @@ OPTIONS = {
     "registry_mirror": ("LAB_REGISTRY_MIRROR", "", None, "registry mirror URL(s) for Docker pulls, comma-separated"),
     "insecure_registry": ("LAB_INSECURE_REGISTRY", "", None, "registries reached over plain HTTP, comma-separated"),
     "apt_proxy": ("LAB_APT_PROXY", "", None, "HTTP proxy for apt, e.g. a classroom apt-cacher-ng (http://HOST:3142)"),
-    "docker_source": ("LAB_DOCKER_SOURCE", "distro", ("distro", "docker"),
-                      "where Docker comes from when it is missing: the distribution's docker.io, or Docker's "
-                      "own apt repository (needs internet)"),
+    "docker_source": ("LAB_DOCKER_SOURCE", "distro", None,
+                      "where Docker comes from: the distribution's docker.io (distro) or Docker's own apt "
+                      "repository (docker, needs LAB_DOCKER_REPOSITORY); =VERSION pins a release, e.g. "
+                      "distro=20.10 or docker=28.5.2 (an installed engine of another version is changed to it)"),
+    "docker_repository": ("LAB_DOCKER_REPOSITORY", "", None,
+                          "Docker's own apt repository for LAB_DOCKER_SOURCE=docker: the URL of the folder that "
+                          "holds its ubuntu/ and debian/ repositories (as Docker's install guide names it)"),
     "image_store": ("LAB_IMAGE_STORE", "overlay2", ("overlay2", "containerd"),
                     "the image store: overlay2 (classic, what the labs describe) or the containerd image store"),
     "builder": ("LAB_BUILDER", "", ("", "legacy", "buildkit"),
@@ -54,6 +58,7 @@ OPTIONS = {
                 "the student whose machine this is: the engine's label check-lab.student=ID, which "
                 "`check-lab --student ID` checks"),
 }
+DOCKER_SOURCE = re.compile(r"(distro|docker)(?:=(\d+(?:\.\d+){0,2}))?")
 STUDENT_LABEL = "check-lab.student="
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 LISTS = ("registry_mirror", "insecure_registry", "hosts")
@@ -78,6 +83,7 @@ class Options:
     insecure_registry: list[str] = field(default_factory=list)
     apt_proxy: str = ""
     docker_source: str = "distro"
+    docker_repository: str = ""
     image_store: str = "overlay2"
     builder: str = ""
     storage_driver: str = "overlay2"
@@ -95,7 +101,20 @@ class Options:
                 allowed = " or ".join(repr(c) for c in choices if c) + (" (or empty)" if "" in choices else "")
                 raise StepFailed(f"{var}={raw!r}: must be {allowed}")
             values[name] = [v.strip() for v in raw.split(",") if v.strip()] if name in LISTS else raw
+        if not DOCKER_SOURCE.fullmatch(values["docker_source"]):
+            raise StepFailed(f"LAB_DOCKER_SOURCE={values['docker_source']!r}: must be distro or docker, "
+                             f"optionally =VERSION (distro=20.10, docker=28.5.2)")
         return cls(**values)
+
+    @property
+    def engine_source(self) -> str:
+        """distro or docker, without the pin."""
+        return self.docker_source.partition("=")[0]
+
+    @property
+    def engine_pin(self) -> str:
+        """The pinned release (20.10, 28.5.2), or "" when any version will do."""
+        return self.docker_source.partition("=")[2]
 
 
 # What this run handed to a package manager: a second run must hand it nothing.
@@ -191,22 +210,27 @@ def os_release() -> dict[str, str]:
     return out
 
 
-def add_docker_repository() -> None:
-    """Docker's own apt repository (download.docker.com), as Docker's install guide sets it up."""
+def add_docker_repository(base: str) -> None:
+    """Docker's own apt repository, as Docker's install guide sets it up, from the URL the setting names."""
+    if not base:
+        raise StepFailed("LAB_DOCKER_SOURCE=docker needs LAB_DOCKER_REPOSITORY (the URL of Docker's apt repository)")
     rel = os_release()
     distro, codename = rel.get("ID", ""), rel.get("VERSION_CODENAME", "")
     if distro not in ("ubuntu", "debian") or not codename:
         raise StepFailed(f"Docker's apt repository has no packages for {rel.get('PRETTY_NAME', 'this system')}")
-    url = f"https://download.docker.com/linux/{distro}"
+    url = f"{base.rstrip('/')}/{distro}"
     try:
         with urllib.request.urlopen(f"{url}/gpg", timeout=60) as resp:
             key = resp.read().decode()
     except OSError as exc:
-        raise StepFailed(f"cannot fetch Docker's signing key from {url}/gpg ({exc}): does the VM have internet?") \
+        raise StepFailed(f"cannot fetch Docker's signing key from {url}/gpg ({exc}): does the VM reach it?") \
             from None
     write_file(DOCKER_KEYRING, key)
     arch = sh(["dpkg", "--print-architecture"]).stdout.strip()
     write_file(DOCKER_SOURCES, f"deb [arch={arch} signed-by={DOCKER_KEYRING}] {url} {codename} stable\n")
+
+
+ENGINE_PACKAGE = {"distro": "docker.io", "docker": "docker-ce"}
 
 
 def docker_packages(source: str, builder: str) -> list[str]:
@@ -221,17 +245,79 @@ def docker_packages(source: str, builder: str) -> list[str]:
     return packages
 
 
-def step_engine_installed(opts: Options) -> tuple[str, str]:
-    if shutil.which("dockerd") and shutil.which("docker"):
-        return "unchanged", "dockerd and docker are installed"
-    if not shutil.which("apt-get"):
-        raise StepFailed("no Docker engine, and no apt-get to install one")
-    if opts.docker_source == "docker":
+def upstream_version(version: str) -> str:
+    """A Debian version without its epoch: 5:28.5.2-1~debian.12~bookworm -> 28.5.2-1~debian.12~bookworm."""
+    return version.partition(":")[2] if ":" in version else version
+
+
+def pin_matches(version: str, pin: str) -> bool:
+    """The package version is of the pinned release: 20.10 matches 20.10.24+dfsg1-1, 28.5 never 28.50.1."""
+    upstream = upstream_version(version)
+    return upstream.startswith(pin) and not upstream[len(pin):len(pin) + 1].isdigit()
+
+
+def available_versions(package: str) -> list[str]:
+    """The versions of a package the apt sources hold, newest first (apt-cache madison's order)."""
+    proc = sh(["apt-cache", "madison", package], timeout=60)
+    versions = []
+    for line in proc.stdout.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) >= 2 and parts[0] == package and parts[1] not in versions:
+            versions.append(parts[1])
+    return versions
+
+
+def installed_version(package: str) -> str:
+    proc = sh(["dpkg-query", "-W", "-f", "${Status} ${Version}", package], timeout=60)
+    status, _, version = proc.stdout.rpartition(" ")
+    return version if proc.returncode == 0 and status.endswith("install ok installed") else ""
+
+
+def pinned_version(opts: Options, package: str) -> str:
+    """The newest version of the pinned release in the apt sources (after apt update), or a one-line refusal."""
+    versions = available_versions(package)
+    for version in versions:
+        if pin_matches(version, opts.engine_pin):
+            return version
+    have = ", ".join(upstream_version(v) for v in versions[:6]) or "none"
+    raise StepFailed(f"LAB_DOCKER_SOURCE={opts.docker_source}: the apt sources have no {package} {opts.engine_pin} "
+                     f"(they have: {have}); nothing changed")
+
+
+def prepare_sources(opts: Options) -> None:
+    if opts.engine_source == "docker":
         apt("update")
         apt("install", "--no-install-recommends", "ca-certificates")
-        add_docker_repository()
+        add_docker_repository(opts.docker_repository)
     apt("update")
-    packages = docker_packages(opts.docker_source, opts.builder)
+
+
+def step_engine_installed(opts: Options, state: dict) -> tuple[str, str]:
+    package = ENGINE_PACKAGE[opts.engine_source]
+    if shutil.which("dockerd") and shutil.which("docker"):
+        if not opts.engine_pin:
+            return "unchanged", "dockerd and docker are installed"
+        have = installed_version(package)
+        if not have:
+            other = next((f"{p} {upstream_version(v)}" for p in ENGINE_PACKAGE.values() if p != package
+                          for v in [installed_version(p)] if v), "not from a package")
+            raise StepFailed(f"LAB_DOCKER_SOURCE={opts.docker_source}: the installed engine is {other}, not {package}; "
+                             f"left as it is")
+        if pin_matches(have, opts.engine_pin):
+            return "unchanged", f"{package} {upstream_version(have)} is installed ({opts.engine_pin} wanted)"
+        prepare_sources(opts)
+        version = pinned_version(opts, package)
+        pins = [f"{package}={version}"] + (["docker-ce-cli=" + version] if package == "docker-ce" else [])
+        apt("install", "--no-install-recommends", "--allow-downgrades", *pins)
+        state["config_changed"] = True  # the daemon restarts on the new version
+        return "changed", f"{package} {upstream_version(have)} -> {upstream_version(version)}"
+    if not shutil.which("apt-get"):
+        raise StepFailed("no Docker engine, and no apt-get to install one")
+    prepare_sources(opts)
+    packages = docker_packages(opts.engine_source, opts.builder)
+    if opts.engine_pin:
+        version = pinned_version(opts, package)
+        packages = [f"{p}={version}" if p in (package, "docker-ce-cli") else p for p in packages]
     apt("install", "--no-install-recommends", *packages)
     if not shutil.which("dockerd"):
         raise StepFailed(f"installed {' '.join(packages)}, but dockerd is not on PATH")
@@ -377,7 +463,10 @@ def has_systemd() -> bool:
 
 
 def engine_answers() -> bool:
-    return sh(["docker", "info", "--format", "{{.ID}}"], timeout=30).returncode == 0
+    """The daemon answers: its ID, which only a server has. Newer clients (Docker 26, 28) print `docker info
+    --format` with exit 0 and an empty server half when no daemon answers, so the exit code alone says nothing."""
+    proc = sh(["docker", "info", "--format", "{{.ID}}"], timeout=30)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
 # Without systemd (a container VM), dockerd runs under start-stop-daemon with the pid files of Debian's
@@ -458,6 +547,9 @@ def step_verify(opts: Options) -> tuple[str, str]:
     if proc.returncode != 0:
         raise StepFailed(f"docker info failed: {last_line(proc.stderr)}")
     info = json.loads(proc.stdout)
+    if info.get("ServerErrors") or not info.get("ServerVersion"):
+        errors = "; ".join(info.get("ServerErrors") or []) or "no server version"
+        raise StepFailed(f"docker info has no answer from the daemon ({errors})")
     driver = info.get("Driver")
     containerd_store = any("io.containerd.snapshotter" in str(v) for _k, v in info.get("DriverStatus") or [])
     if opts.image_store == "containerd" and not containerd_store:
@@ -538,7 +630,7 @@ STEPS = [
     ("apt-proxy", lambda o, s: step_apt_proxy(o)),
     ("hosts", lambda o, s: step_hosts(o)),
     ("machine-id", lambda o, s: step_machine_id(o)),
-    ("engine-installed", lambda o, s: step_engine_installed(o)),
+    ("engine-installed", step_engine_installed),
     ("builder-installed", lambda o, s: step_builder_installed(o)),
     ("compose-installed", lambda o, s: step_compose_installed(o)),
     ("daemon-config", step_daemon_config),

@@ -139,10 +139,11 @@ def test_install_path_through_the_apt_proxy(project_factory, monkeypatch, capsys
     project = project_factory("install", {**testenv.vm_settings(testenv.SUITE, "none"), "LAB_VM_ISOLATED": "1"})
     log = testenv.RUN / "apt-cacher-ng" / "apt-cacher.log"
     before = log.read_text() if log.exists() else ""
-    code = run_lab_env(monkeypatch, project, "up", "--provider", "docker", "--apt-proxy", lab_env["apt_proxy"])
+    code = run_lab_env(monkeypatch, project, "up", "--provider", "docker", "--apt-proxy", lab_env["apt_proxy"],
+                       "--docker-source", "distro=20.10")
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    assert "changed   engine-installed: installed docker.io" in out
+    assert "changed   engine-installed: installed docker.io=20.10." in out  # the pinned release
     assert "changed   compose-installed: installed docker-compose 1." in out  # bookworm's Compose v1
     assert "apt uses the proxy" in out
     served = log.read_text()[len(before):]
@@ -151,6 +152,20 @@ def test_install_path_through_the_apt_proxy(project_factory, monkeypatch, capsys
     report = project.root / "r.json"
     assert run_check(monkeypatch, project, "07", "--json", str(report)) == 0, capsys.readouterr().out
     assert json.loads(report.read_text())["result"] == "pass"
+
+    # The same pin again: nothing to do. A release the apt sources lack: refused in one line, engine as it was.
+    proxy = ("--apt-proxy", lab_env["apt_proxy"])
+    assert run_lab_env(monkeypatch, project, "provision", *proxy, "--docker-source", "distro=20.10") == 0
+    out = capsys.readouterr().out
+    assert "unchanged engine-installed: docker.io 20.10." in out and "(20.10 wanted)" in out
+    assert run_lab_env(monkeypatch, project, "provision", *proxy, "--docker-source", "distro=19.03") == 1
+    out = "".join(capsys.readouterr())
+    assert "the apt sources have no docker.io 19.03 (they have: 20.10." in out and "nothing changed" in out
+    ssh = project.ssh()
+    try:
+        assert ssh.run("docker version --format '{{.Server.Version}}' | grep -q '^20[.]10[.]'", timeout=60).ok
+    finally:
+        ssh.close()
 
 
 def test_recreated_machine_is_never_reached_with_stale_settings(project_factory, monkeypatch, capsys):

@@ -18,7 +18,8 @@ def test_options_from_environment():
 
 
 @pytest.mark.parametrize("var,value", [("LAB_IMAGE_STORE", "zfs"), ("LAB_BUILDER", "kaniko"),
-                                       ("LAB_DOCKER_SOURCE", "snap"), ("LAB_COMPOSE", "maybe")])
+                                       ("LAB_DOCKER_SOURCE", "snap"), ("LAB_DOCKER_SOURCE", "distro=latest"),
+                                       ("LAB_DOCKER_SOURCE", "docker=28.5.2; reboot"), ("LAB_COMPOSE", "maybe")])
 def test_bad_choices_are_refused(var, value):
     with pytest.raises(guest.StepFailed, match=var):
         guest.Options.from_env({var: value})
@@ -95,3 +96,63 @@ def test_machine_id_made_once_where_there_is_none_and_never_changed(tmp_path, mo
     with pytest.raises(guest.StepFailed, match="not a machine ID"):
         guest.step_machine_id(guest.Options())
     assert path.read_text() == "not-an-id\n"  # theirs, left as it was
+
+
+def test_a_docker_source_with_a_version_pin():
+    opts = guest.Options.from_env({"LAB_DOCKER_SOURCE": "docker=28.5.2"})
+    assert (opts.engine_source, opts.engine_pin) == ("docker", "28.5.2")
+    assert (guest.Options.from_env({}).engine_source, guest.Options.from_env({}).engine_pin) == ("distro", "")
+
+
+@pytest.mark.parametrize("version,pin,matches", [
+    ("20.10.24+dfsg1-1+deb12u1", "20.10", True),
+    ("20.10.24+dfsg1-1+deb12u1", "20", True),
+    ("5:28.5.2-1~debian.12~bookworm", "28.5.2", True),   # Docker's epoch aside
+    ("5:28.5.2-1~debian.12~bookworm", "28.5", True),
+    ("28.50.1+dfsg1-1", "28.5", False),                  # 28.5 is not 28.50
+    ("26.1.5+dfsg1-9+b9", "28.5", False),
+    ("5:28.5.20-1~debian.12~bookworm", "28.5.2", False),
+])
+def test_which_package_versions_a_pin_matches(version, pin, matches):
+    assert guest.pin_matches(version, pin) is matches
+
+
+MADISON = """ docker.io | 28.5.2+dfsg3-1 | http://mirror/debian sid/main amd64 Packages
+ docker.io | 26.1.5+dfsg1-9+b9 | http://mirror/debian trixie/main amd64 Packages
+ docker.io | 20.10.24+dfsg1-1+deb12u1 | http://mirror/debian bookworm/main amd64 Packages
+ docker.io | 20.10.24+dfsg1-1+deb12u1 | http://mirror/debian bookworm/main Sources
+"""
+
+
+def test_a_pinned_release_is_the_newest_of_its_versions_or_a_one_line_refusal(monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(guest, "sh", lambda argv, **kw: subprocess.CompletedProcess(argv, 0, MADISON, ""))
+    assert guest.available_versions("docker.io") == ["28.5.2+dfsg3-1", "26.1.5+dfsg1-9+b9", "20.10.24+dfsg1-1+deb12u1"]
+    assert guest.pinned_version(guest.Options(docker_source="distro=26"), "docker.io") == "26.1.5+dfsg1-9+b9"
+    with pytest.raises(guest.StepFailed) as refused:
+        guest.pinned_version(guest.Options(docker_source="distro=19.03"), "docker.io")
+    assert str(refused.value) == ("LAB_DOCKER_SOURCE=distro=19.03: the apt sources have no docker.io 19.03 (they have: "
+                                  "28.5.2+dfsg3-1, 26.1.5+dfsg1-9+b9, 20.10.24+dfsg1-1+deb12u1); nothing changed")
+
+
+def test_docker_repository_is_a_setting(monkeypatch):
+    monkeypatch.setattr(guest, "os_release", lambda: {"ID": "ubuntu", "VERSION_CODENAME": "noble"})
+    with pytest.raises(guest.StepFailed, match="needs LAB_DOCKER_REPOSITORY"):
+        guest.add_docker_repository("")
+    # The provisioner names no repository host of its own.
+    assert "docker.com" not in open(guest.__file__).read()
+
+
+def test_engine_answers_only_with_a_server(monkeypatch):
+    import subprocess
+
+    # Docker 26 and 28 clients print `docker info --format` with exit 0 and nothing when no daemon answers.
+    monkeypatch.setattr(guest, "sh", lambda argv, **kw: subprocess.CompletedProcess(argv, 0, "\n", ""))
+    assert not guest.engine_answers()
+    monkeypatch.setattr(guest, "sh", lambda argv, **kw: subprocess.CompletedProcess(argv, 0, "4f1c:AB12\n", ""))
+    assert guest.engine_answers()
+    no_server = '{"ServerVersion": "", "Driver": "", "ServerErrors": ["Cannot connect to the Docker daemon"]}'
+    monkeypatch.setattr(guest, "sh", lambda argv, **kw: subprocess.CompletedProcess(argv, 0, no_server, ""))
+    with pytest.raises(guest.StepFailed, match="no answer from the daemon .Cannot connect"):
+        guest.step_verify(guest.Options())
