@@ -1,6 +1,9 @@
-"""The README's drift report ("The course on today's engines"), generated, never written by hand: lab 07's
-recorded runs on the five engines of the suite (tests/transcripts/e1… to e5…) replayed through today's
-checker, their JSON reports given to `check-lab drift`, the Markdown put between the README's markers.
+"""The README's drift report ("The course on today's engines"), generated, never written by hand.
+
+When `scripts/drift --readme` has run here (tests/engines.py), the report is the course's, from the engines'
+JSON it kept (tests/transcripts/drift/course.json: `check-lab course --targets` over the five engines);
+before that, lab 07's recorded runs on the five engines (tests/transcripts/e1… to e5…) replayed through
+today's checker. Either way `check-lab drift` makes the Markdown, and it goes between the README's markers.
 
     python -m tests.drift_readme          # rewrite the README's section
     python -m tests.drift_readme --check  # exit 1 if it differs (tests/unit/test_drift.py does the same)
@@ -36,13 +39,17 @@ def reports(folder: Path) -> list[Path]:
     return files
 
 
+COURSE = Path(__file__).resolve().parent / "transcripts" / "drift" / "course.json"
+
+
 def generated() -> str:
     from checker.cli import main
 
     with tempfile.TemporaryDirectory() as tmp:
         out = io.StringIO()
+        sources = [COURSE] if COURSE.exists() else reports(Path(tmp))
         with contextlib.redirect_stdout(out):
-            assert main(["drift", *map(str, reports(Path(tmp)))]) == 0
+            assert main(["drift", *map(str, sources)]) == 0
     # Under the README's "### The drift report": the report's headings go three levels down.
     return "\n".join(("###" + line) if line.startswith("#") else line for line in out.getvalue().splitlines()) + "\n"
 

@@ -16,48 +16,34 @@ import json
 
 import pytest
 
+from tests import engines
 from tests.integration.conftest import run_check
-from tests.testenv import env as testenv
 
 pytestmark = pytest.mark.integration
 
+# engine -> (the lab's sentences that do not hold there, (image store, builder))
 ENGINES = {
-    "e1": ({}, set(), ("overlay2", "legacy")),
-    "e2": (testenv.vm_settings("trixie"), {"build-steps", "history-ids"}, ("overlay2", "buildkit")),
-    "e3": ({**testenv.vm_settings("trixie"), "LAB_IMAGE_STORE": "containerd"},
-           {"pull-complete-lines", "layers-in-overlay2", "build-steps", "history-ids", "same-size-field",
+    "e1": (set(), ("overlay2", "legacy")),
+    "e2": ({"build-steps", "history-ids"}, ("overlay2", "buildkit")),
+    "e3": ({"pull-complete-lines", "layers-in-overlay2", "build-steps", "history-ids", "same-size-field",
             "writable-0b", "virtual-is-image-size"}, ("containerd", "buildkit")),
-    "e4": (testenv.vm_settings("sid"), {"build-steps", "history-ids"}, ("overlay2", "buildkit")),
+    "e4": ({"build-steps", "history-ids"}, ("overlay2", "buildkit")),
     # Docker 28 on the containerd store prints `Pull complete` per layer again (26 printed `Download complete`).
-    "e5": ({**testenv.vm_settings("sid"), "LAB_IMAGE_STORE": "containerd"},
-           {"layers-in-overlay2", "build-steps", "history-ids", "same-size-field", "writable-0b",
+    "e5": ({"layers-in-overlay2", "build-steps", "history-ids", "same-size-field", "writable-0b",
             "virtual-is-image-size"}, ("containerd", "buildkit")),
 }
 
 
 @pytest.fixture(scope="module")
 def machines(lab_env, tmp_path_factory):
-    """A container VM per engine, for the module, brought up together."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tests.integration.conftest import VagrantProject
-
-    for suite in ("trixie", "sid"):
-        testenv.ensure_container_vm(lab_env, suite)
-    projects = {name: VagrantProject(tmp_path_factory.mktemp(name), lab_env, extra)
-                for name, (extra, _d, _e) in ENGINES.items()}
-    try:
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            list(pool.map(lambda project: project.up(), projects.values()))
-        yield projects
-    finally:
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            list(pool.map(lambda project: project.destroy(), projects.values()))
+    """A container VM per engine (tests/engines.py), for the module, brought up together."""
+    with engines.machines(lab_env, tmp_path_factory.mktemp("engines")) as projects:
+        yield {label.lower(): project for label, project in projects.items()}
 
 
 @pytest.mark.parametrize("name", sorted(ENGINES))
 def test_all_claims_hold_on_each_engine(name, machines, monkeypatch, capsys):
-    extra, differences, (store, builder) = ENGINES[name]
+    differences, (store, builder) = ENGINES[name]
     project = machines[name]
     report = project.root / "r1.json"
     code = run_check(monkeypatch, project, "07", "--json", str(report))
@@ -73,26 +59,17 @@ def test_all_claims_hold_on_each_engine(name, machines, monkeypatch, capsys):
         assert "The lab's text holds as written on this engine." in out
 
 
-def test_the_course_on_every_engine_at_once_gives_the_drift_report(machines, monkeypatch, capsys, tmp_path):
-    """`check-lab course --targets ENGINES --report json:-`, its output read by `check-lab drift -`: one
-    column per engine, each sentence of lab 07 that does not hold there marked so."""
-    import io
-
-    from checker.cli import main as check_lab
-
-    listing = tmp_path / "engines.txt"
-    listing.write_text("".join(f"{name.upper()} = vagrant:{project.root}\n" for name, project in sorted(machines.items())))
-    monkeypatch.chdir(tmp_path)
-    assert check_lab(["course", "--labs", "07", "--targets", str(listing), "-j", "5", "--report", "json:-",
-                      "--no-color"]) == 0
-    captured = capsys.readouterr()
-    monkeypatch.setattr("sys.stdin", io.StringIO(captured.out))
-    assert check_lab(["drift", "-", "--json", str(tmp_path / "drift.json")]) == 0
+def test_the_course_on_every_engine_at_once_gives_the_drift_report(machines, tmp_path):
+    """`scripts/drift`'s run (tests/engines.py): `check-lab course --targets` over the five engines, its JSON read
+    by `check-lab drift`: one column per engine, each sentence of lab 07 that does not hold there marked so."""
+    projects = {name.upper(): project for name, project in sorted(machines.items())}
+    assert engines.course_drift(projects, "07", tmp_path) == 0
     table = json.loads((tmp_path / "drift.json").read_text())
-    labels = [name.upper() for name in sorted(machines)]
+    labels = list(projects)
     assert [e["label"] for e in table["engines"]] == labels
     [lab] = table["labs"]
     assert all(c["on"][e]["verdict"] == "pass" for c in lab["claims"] for e in labels)
     for statement in lab["statements"]:
         assert {e for e in labels if not statement["on"][e]["holds"]} == \
-            {name.upper() for name, (_x, differences, _e) in ENGINES.items() if statement["id"] in differences}
+            {name.upper() for name, (differences, _e) in ENGINES.items() if statement["id"] in differences}
+    assert (tmp_path / "drift.md").read_text().startswith("#") and "<table" in (tmp_path / "drift.html").read_text()
