@@ -6,19 +6,23 @@
 Goals (issue "Grading where instructors grade"): the checker's own CPU per target ≤ 0.3 CPU-seconds, and
 the wall time of N targets at once ≤ 2× one. The checker's CPU is its process's own user + system time
 (getrusage of the child), not the machines': observe mode runs only the lab's read-only commands there.
-Medians of alternating repetitions; the figures also go to a JSON file.
+Beside it, the floor: what one target keeps the whole machine busy for (/proc/stat: the checker, sshd, the
+docker commands and the engine in the VM), N of them shared by this machine's cores. Medians of alternating
+repetitions; the figures also go to a JSON file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from bench.parallel import busy_cpu_seconds
 from bench.run import BIN, REPO, Project
 
 
@@ -46,9 +50,10 @@ def student_types_lab_07(project) -> None:
         ssh.close()
 
 
-def measured(project, targets_file, jobs: int) -> tuple[float, float]:
-    """Wall seconds and the checker's own CPU-seconds of one `check-lab 07 --targets … --observe`."""
-    before = child_cpu()
+def measured(project, targets_file, jobs: int) -> tuple[float, float, float]:
+    """Wall seconds, the checker's own CPU-seconds and the whole machine's busy CPU-seconds of one
+    `check-lab 07 --targets … --observe`."""
+    before, busy = child_cpu(), busy_cpu_seconds()
     started = time.perf_counter()
     _s, proc = project.run(str(BIN / "check-lab"), "07", "--targets", str(targets_file), "--observe", "-j", str(jobs),
                            check=False)
@@ -58,7 +63,7 @@ def measured(project, targets_file, jobs: int) -> tuple[float, float]:
     if proc.returncode not in (0, 1):
         raise SystemExit(f"bench: check-lab --observe could not check a target ({proc.returncode}):\n"
                          f"{proc.stdout[-2000:]}")
-    return wall, child_cpu() - before
+    return wall, child_cpu() - before, busy_cpu_seconds() - busy
 
 
 def main(argv: list[str]) -> int:
@@ -73,7 +78,7 @@ def main(argv: list[str]) -> int:
 
     settings = testenv.start()
     projects = [Project(settings, testenv.lab_settings(settings)) for _ in range(args.vms)]
-    one, many = {"wall": [], "cpu": []}, {"wall": [], "cpu": []}
+    one, many = {"wall": [], "cpu": [], "busy": []}, {"wall": [], "cpu": [], "busy": []}
     try:
         started = time.perf_counter()
         for project in projects:
@@ -89,9 +94,10 @@ def main(argv: list[str]) -> int:
         measured(first, everyone, args.vms)  # every machine's SSH settings cached, as on a grader's second run
         for _rep in range(args.reps):
             for figures, file, jobs in ((one, single, 1), (many, everyone, args.vms)):
-                wall, cpu = measured(first, file, jobs)
+                wall, cpu, busy = measured(first, file, jobs)
                 figures["wall"].append(wall)
                 figures["cpu"].append(cpu)
+                figures["busy"].append(busy)
     finally:
         for project in projects:
             project.destroy()
@@ -102,10 +108,17 @@ def main(argv: list[str]) -> int:
         "checker_cpu_per_target_s": statistics.median(many["cpu"]) / args.vms,
     }
     result["ratio"] = result["all_targets_s"] / result["one_target_s"]
+    # N targets need at least N times one target's CPU (the checker's and the machines'), on this machine's cores.
+    result["busy_cpu_one_target_s"] = statistics.median(one["busy"])
+    result["cores"] = os.cpu_count() or 1
+    result["ratio_floor_by_cpu"] = (args.vms * result["busy_cpu_one_target_s"] / result["cores"]
+                                    / result["one_target_s"])
     print(f"\nobserve mode, {args.vms} targets at once (-j {args.vms}) vs one, medians of {args.reps}:")
     print(f"  one target           {result['one_target_s']:6.2f} s, checker CPU {result['checker_cpu_one_target_s']:.2f} s")
     print(f"  {args.vms} targets at once   {result['all_targets_s']:6.2f} s   ratio {result['ratio']:.2f}   goal ≤ 2")
     print(f"  checker CPU per target {result['checker_cpu_per_target_s']:.3f} s   goal ≤ 0.3")
+    print(f"  one target keeps the machine busy for {result['busy_cpu_one_target_s']:.2f} CPU-seconds: "
+          f"{args.vms} of them on {result['cores']} cores cannot take less than {result['ratio_floor_by_cpu']:.2f}× one")
     with open(args.json, "w") as fh:
         json.dump({"figures": result, "one": one, "many": many}, fh, indent=2)
     return 0

@@ -234,9 +234,7 @@ def run_check(args) -> int:
         runner_options = dict(replace=args.replace, timeout_factor=args.timeout_factor,
                               step_timeouts=_timeouts(args.timeouts, lab), lock_wait=args.lock_wait,
                               observe=args.observe, student=args.student)
-        from checker.course import runs_here
-
-        if not runs_here(lab):
+        if not lab.on_one_machine:
             if transport is not None:
                 transport.close()
             return run_machines(args, plan, runner_options, requests, options)
@@ -298,9 +296,10 @@ def run_machines(args, plan, runner_options: dict, requests, options) -> int:
     from checker.runner import MachinesRunner
 
     lab = plan.lab
-    if args.targets or args.watch:
-        raise UsageError(f"lab {lab.id} runs on {', '.join(lab.machines)}: --targets and --watch take one machine; "
-                         "leave them out")
+    if args.watch:
+        raise UsageError(f"lab {lab.id} runs on {', '.join(lab.machines)}: --watch follows one machine; leave it out")
+    if args.targets:
+        return run_many(args, plan, runner_options, requests)
     record_path = _output_path(args.record, "--record")
     transports = targets.open_machines(options, lab.machines)
     if record_path:  # one transcript per machine: PATH.MACHINE.json
@@ -328,14 +327,14 @@ def machine_transcript(path, machine: str):
 def run_course_cli(args, requests, options) -> int:
     """`check-lab course`: the course's labs in order on one machine (checker/course.py)."""
     from checker import lab as labs
-    from checker.course import COURSE, run_course, runs_here, select, split_sets
+    from checker.course import COURSE, run_course, select, split_sets
     from checker.reporters.console import ConsoleReporter
 
     if args.watch or args.record or args.timeouts:
         raise UsageError("`course` runs each lab as it is: leave out --watch, --record and --timeout")
     chosen = select(labs.available(args.lab_dir), args.labs)
-    elsewhere = [lab for lab in chosen if not runs_here(lab)]
-    chosen = [lab for lab in chosen if runs_here(lab)]
+    elsewhere = [lab for lab in chosen if not lab.on_one_machine]
+    chosen = [lab for lab in chosen if lab.on_one_machine]
     if not chosen:
         raise UsageError("none of these labs runs on the docker-vm alone")
     sets = split_sets(chosen, labs.parse_sets(args.sets))

@@ -57,7 +57,7 @@ def run_course(labs: list, transport, runner_options: dict, on_done: Callable[[T
                on_start: Callable[[object], None] | None = None,
                sets: dict[str, dict[str, str]] | None = None) -> list[TargetRun]:
     """Each lab in turn over the same transport (closed at the end). Labs that need machines other than
-    the docker-vm are for `check-lab LAB` on their own: the caller leaves them out (see `runs_here`).
+    the docker-vm are for `check-lab LAB` on their own: the caller leaves them out (see `Lab.on_one_machine`).
     A lab that needs a value nobody gave (`--set user=…`) is not run, and says so; the others are."""
     from checker.exitcodes import ExitStatus
     from checker.lab import Plan
@@ -87,11 +87,6 @@ def run_course(labs: list, transport, runner_options: dict, on_done: Callable[[T
     finally:
         transport.close()
     return results
-
-
-def runs_here(lab) -> bool:
-    """Whether a lab runs on the course's single docker-vm (the others need the swarm machines)."""
-    return set(lab.machines) <= {"docker-vm"}
 
 
 @dataclass

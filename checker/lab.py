@@ -167,6 +167,11 @@ class Lab:
     def name(self) -> str:
         return f"{self.id} – {self.title}"
 
+    @property
+    def on_one_machine(self) -> bool:
+        """Runs on the course's single docker-vm (labs 11 and 12 need the swarm machines)."""
+        return set(self.machines) <= {"docker-vm"}
+
     def values(self, overrides: dict[str, str] | None = None) -> dict[str, Any]:
         """The variables' values: defaults, then `--set` overrides (checked and converted)."""
         values = {name: var.default for name, var in self.variables.items()}

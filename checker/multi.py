@@ -11,11 +11,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable
 
-from checker.errors import CheckLabError
+from checker.errors import CheckLabError, TargetError
 from checker.exitcodes import ExitStatus, for_run
 from checker.lab import Plan
 from checker.records import TargetRun
-from checker.runner import Runner
+from checker.runner import MachinesRunner, Runner
 from checker.targets.file import TargetEntry
 
 
@@ -27,9 +27,16 @@ def check_all(plan: Plan, entries: list[TargetEntry], jobs: int, runner_options:
 
     def one(entry: TargetEntry) -> TargetRun:
         started = time.monotonic()
+        own = Plan(plan.lab, dict(plan.values), plan.student)
         try:
-            transport = entry.open()
-            report = Runner(Plan(plan.lab, dict(plan.values), plan.student), transport, **runner_options).run()
+            if plan.lab.on_one_machine:
+                runner = Runner(own, entry.open(), **runner_options)
+            elif entry.open_machines is None:
+                raise TargetError(f"lab {plan.lab.id} runs on {', '.join(plan.lab.machines)}: this target is one "
+                                  f"machine (give a Vagrant folder or NAME=TARGET,… for each)")
+            else:
+                runner = MachinesRunner(own, entry.open_machines(plan.lab.machines), **runner_options)
+            report = runner.run()
             result = TargetRun(entry.label, entry.spec, report, report.error, for_run(report),
                                time.monotonic() - started)
         except CheckLabError as exc:

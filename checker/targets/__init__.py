@@ -87,24 +87,32 @@ def open_quickly(opts: TargetOptions):
     return quick(spec, opts) if quick is not None else module.open_target(spec, opts)
 
 
+def machine_set(spec: str) -> dict[str, str] | None:
+    """`NAME=TARGET,NAME=TARGET,…` (one target per machine of a lab over several), checked in form; None for
+    a spec of one target."""
+    if "=" not in spec:
+        return None
+    specs: dict[str, str] = {}
+    for part in spec.split(","):
+        name, sep, sub = part.partition("=")
+        if not sep or not name.strip() or not sub.strip():
+            raise UsageError(f"--target {spec!r}: each machine is NAME=TARGET, separated by commas")
+        validate(sub.strip())
+        specs[name.strip()] = sub.strip()
+    return specs
+
+
 def open_machines(opts: TargetOptions, machines: tuple[str, ...]) -> dict:
     """One Transport per machine of a lab that spans several (the course's swarm), in the lab's order:
     `--target vagrant` or `vagrant:PATH` (the Vagrant environment's machines of those names, the default), or
     `--target NAME=SPEC,NAME=SPEC,…` (any target for each machine, e.g. swarmmanager=ssh://vagrant@10.0.0.5)."""
     spec = opts.spec or DEFAULT
     listed = ", ".join(machines)
-    if "=" in spec:
-        specs: dict[str, str] = {}
-        for part in spec.split(","):
-            name, sep, sub = part.partition("=")
-            if not sep or not name.strip() or not sub.strip():
-                raise UsageError(f"--target {spec!r}: each machine is NAME=TARGET, separated by commas")
-            specs[name.strip()] = sub.strip()
+    specs = machine_set(spec)
+    if specs is not None:
         if set(specs) != set(machines):
             raise UsageError(f"--target names {', '.join(specs) or 'no machine'}; the lab runs on {listed}: "
                              f"give NAME=TARGET for each")
-        for sub in specs.values():
-            validate(sub)
         ordered = [(name, specs[name]) for name in machines]
     else:
         backend = backend_for(spec)

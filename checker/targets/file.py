@@ -9,6 +9,12 @@ targets (checker/targets):
     bob   = vagrant:/home/teacher/vms/bob          # the Vagrant machine of that folder (vagrant:PATH#NAME)
     carol = docker://carol-vm                      # a container, through docker exec
     ssh://vagrant@10.0.0.13:2222                   # the label is the target itself
+
+For a lab over several machines (labs 11 and 12: the course's swarm) a target is a set of machines, as
+`--target` takes it: a Vagrant folder (`vagrant:PATH`, its machines of the lab's names), or, after a label,
+one target per machine:
+
+    dave = swarmmanager=ssh://vagrant@10.0.1.10,swarmnode1=ssh://vagrant@10.0.1.11,swarmnode2=ssh://vagrant@10.0.1.12
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from checker.errors import UsageError
-from checker.targets import TargetOptions, backend_for, forms_text, open_target, validate
+from checker.targets import TargetOptions, forms_text, machine_set, open_machines, open_target, validate
 
 
 @dataclass
@@ -28,6 +34,8 @@ class TargetEntry:
     label: str
     spec: str
     open: Callable[[], object]  # -> a Transport
+    # the lab's machines -> a Transport each (a lab over several machines); None: this entry is one machine
+    open_machines: Callable[[tuple[str, ...]], dict] | None = None
 
 
 def load_targets(path: Path, opts: TargetOptions) -> list[TargetEntry]:
@@ -64,8 +72,10 @@ def _from_list(text: str, opts: TargetOptions, path: Path) -> list[TargetEntry]:
         if bad:
             raise UsageError(f"--targets {path}:{number}: unexpected {bad[0]!r} (only identity=KEYFILE)")
         try:
-            backend_for(spec)
-            validate(spec)
+            if labelled and "=" in spec and "=" not in spec.split(",")[0]:  # NAME=TARGET,… read as LABEL = …
+                raise UsageError(f"a set of machines needs a label first (LABEL = {line})")
+            if machine_set(spec) is None:
+                validate(spec)
         except UsageError as exc:
             if "unknown target" in exc.message:
                 raise UsageError(f"--targets {path}:{number}: {spec!r} is not a target ({forms_text(', ')})") \
@@ -73,7 +83,8 @@ def _from_list(text: str, opts: TargetOptions, path: Path) -> list[TargetEntry]:
             raise UsageError(f"--targets {path}:{number}: {exc.message}") from None
         identity = next((w.split("=", 1)[1] for w in extras), opts.identity)
         target_opts = TargetOptions(spec, identity, opts.known_hosts, opts.accept_new_host_key, opts.connect_timeout)
-        entries.append(TargetEntry(label or spec, spec, lambda o=target_opts: open_target(o)))
+        entries.append(TargetEntry(label or spec, spec, lambda o=target_opts: open_target(o),
+                                   lambda names, o=target_opts: open_machines(o, names)))
     return entries
 
 

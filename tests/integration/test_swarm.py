@@ -187,6 +187,17 @@ def test_a_student_who_typed_labs_11_and_12_passes_what_observe_sees(swarm, monk
         reach = got["reaches-across-nodes"]
         assert reach in ("n/a", "error") and code == (0 if reach == "n/a" else 1)
         assert data["fingerprint"]["unchanged"]
+
+        # Graded as a class (--targets): the swarm as a Vagrant folder, and as one target per machine.
+        each = ",".join(f"{m}=vagrant:{swarm.root}#{m}" for m in SWARM)
+        listing = tmp_path / "class.txt"
+        listing.write_text(f"alice = vagrant:{swarm.root}\nbob = {each}\n")
+        report = tmp_path / "class.json"
+        assert run_check(monkeypatch, swarm, "12", "--targets", str(listing), "--observe", "-j", "1",
+                         "--report", f"json:{report}") == code
+        targets = json.loads(report.read_text())["targets"]
+        assert [t["label"] for t in targets] == ["alice", "bob"]
+        assert [{c["id"]: c["verdict"] for c in t["report"]["claims"]} for t in targets] == [got, got]
     finally:
         leave_the_students_swarm(swarm)
 

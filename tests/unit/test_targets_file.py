@@ -30,6 +30,19 @@ def test_a_list_with_labels_comments_and_identities(tmp_path):
     assert alice.settings.host_keys == "strict" and alice.settings.known_hosts == "/tmp/kh"
 
 
+def test_a_set_of_machines_for_a_lab_over_several(tmp_path):
+    path = tmp_path / "class.txt"
+    path.write_text("alice = vagrant:/home/teacher/vms/alice\n"
+                    "bob = swarmmanager=ssh://vagrant@10.0.1.10,swarmnode1=ssh://vagrant@10.0.1.11,"
+                    "swarmnode2=ssh://vagrant@10.0.1.12\n")
+    alice, bob = load_targets(path, OPTS)
+    assert bob.label == "bob" and bob.spec.startswith("swarmmanager=ssh://")
+    with pytest.raises(UsageError, match="the lab runs on swarmmanager, swarmnode1: give NAME=TARGET for each"):
+        bob.open_machines(("swarmmanager", "swarmnode1"))  # named machines the lab does not have: said, not opened
+    with pytest.raises(UsageError, match="unknown target"):
+        bob.open()  # a set is no single machine
+
+
 def test_an_openssh_config_file(tmp_path):
     path = tmp_path / "ssh_config"
     path.write_text("Host *\n  ServerAliveInterval 10\n"
@@ -48,6 +61,9 @@ def test_an_openssh_config_file(tmp_path):
     ("alice = ftp://x\n", "'ftp://x' is not a target"),
     ("alice = ssh://a@b:22 colour=red\n", "unexpected 'colour=red'"),
     ("alice = ssh://a@b:22\nalice = ssh://c@d:22\n", "the label 'alice' is used twice"),
+    ("swarmmanager=ssh://a@b,swarmnode1=ssh://a@c\n", "a set of machines needs a label first"),
+    ("dave = swarmmanager=ssh://a@b,swarmnode1\n", "each machine is NAME=TARGET"),
+    ("dave = swarmmanager=ftp://b\n", "'swarmmanager=ftp://b' is not a target"),
 ])
 def test_bad_target_files(tmp_path, text, message):
     path = tmp_path / "t.txt"
