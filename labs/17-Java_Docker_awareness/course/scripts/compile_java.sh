@@ -1,0 +1,1 @@
+/usr/lib/jvm/zulu-11-amd64/bin/javac --release 8 -d /home/vagrant /home/vagrant/java/DockerTest.java
