@@ -73,6 +73,13 @@ def test_lab_text_differences_per_engine(engine, tmp_path):
     assert all(s.verdict != "error" for s in report.statements)
     for statement in report.differences:
         assert statement.observed  # what is true instead
+    from checker.reporters.console import render
+
+    text = render(report, 0)
+    if DIFFERENCES[engine]:
+        assert f"The lab's text vs this engine ({len(DIFFERENCES[engine])} statement(s) do not hold" in text
+    else:
+        assert "The lab's text holds as written on this engine." in text
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
