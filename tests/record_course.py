@@ -1,4 +1,4 @@
-"""Record transcripts of real check-lab runs of the course's labs 02-06, 08-10 and 16, for the unit tests.
+"""Record transcripts of real check-lab runs of the course's labs 02-06, 08-10 and 13-17, for the unit tests.
 
     python -m tests.record_course NAME [--target SPEC] [--only SCENARIO ...] [--students]
 
@@ -26,7 +26,7 @@ from tests.testenv import env as testenv
 from tests.variants import COURSE_VARIANTS, make_course_variant
 
 OUT = Path(__file__).resolve().parent / "transcripts" / "course"
-LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "13", "14", "15", "16"]
+LABS = ["02", "03", "04", "05", "06", "08", "09", "10", "13", "14", "15", "16", "17"]
 
 
 def main(argv: list[str]) -> int:
@@ -97,6 +97,8 @@ def students(machine, out: Path, target: list[str], lab03: list[str], hub: dict,
                 student.clone(FOLDERS["05"], "labs/05-Bind_mounts")
             if lab == "13":
                 student.clone(FOLDERS["13"], "labs/13-Docker_Compose")
+            if lab == "17":
+                student.clone(FOLDERS["17"], "labs/17-Java_Docker_awareness")
             before, after = until_observed(lab, typed(lab, hub))
             done = student.do(before)
             assert done.ok, done.stderr[-2000:]
@@ -108,9 +110,11 @@ def students(machine, out: Path, target: list[str], lab03: list[str], hub: dict,
     finally:
         student.forget()
         machine.run("docker rm -f $(docker ps -aq --filter ancestor=friendlyhello:1.0) "
-                    "$(docker ps -aq --filter ancestor=portainer/portainer) >/dev/null 2>&1; "
+                    "$(docker ps -aq --filter ancestor=portainer/portainer) "
+                    "$(docker ps -aq --filter ancestor=docker-test:jdk10) >/dev/null 2>&1; "
                     f"docker rmi {mine} friendlyhello:1.0 python:2.7-slim openjdk:7 portainer/portainer mysql:5.7 "
-                    "wordpress:latest >/dev/null 2>&1; "
+                    "wordpress:latest docker-test:jdk8 docker-test:jdk9 docker-test:jdk10 openjdk:8u151 ubuntu:latest "
+                    ">/dev/null 2>&1; "
                     "docker volume rm portainer_data >/dev/null 2>&1; true",
                     timeout=300)
     return 0

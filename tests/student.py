@@ -15,7 +15,8 @@ import re
 import shlex
 from pathlib import Path
 
-PROMPT = re.compile(r"^(?:(?:vagrant@docker-vm:~[^$\s]*\$|root@docker-vm:[^#]*#)\s*)+")
+# (Lab 17 prints some prompts after a `$ ` of the student's own computer: `$ vagrant@docker-vm:~$ docker build`.)
+PROMPT = re.compile(r"^(?:\$\s+)?(?:(?:vagrant@docker-vm:~[^$\s]*\$|root@docker-vm:[^#]*#)\s*)+")
 REPO_NAME = "SNY.OSS.DCK.01.01.00"  # what the course's .env sets GIT_REPO_NAME to, for a fork of that name
 
 
@@ -136,6 +137,21 @@ def typed(lab: str, hub: dict | None = None) -> list[str]:
     if lab == "10":  # nginx takes a moment to start: the student tries again until it answers
         return retype("10", [("curl http://localhost:80",
                               ["for i in $(seq 60); do curl -s http://localhost:80 && break; sleep 0.5; done"])])
+    if lab == "17":
+        # From the lab's folder (the course forgets the `cd`); the loop in a first terminal, without -ti (no
+        # terminal here; what it prints into loop.out), as long as the student looks at it; jstack of the image's own JDK on DockerTest's PID in
+        # the container (the course's VM had a JDK of its own; this one has none), jps in the student's own
+        # container; the loop ended from its terminal after `--observe` (OBSERVE_BEFORE).
+        loop = "docker run \\\n                        --rm \\\n                        -ti \\\n" \
+               "                        -e JAVA_OPT=-Dloop=true \\\n                        docker-test:jdk10"
+        jps = "docker exec \\\n                        -ti 0e336e755f70 \\\n                        /jdk-10/bin/jps"
+        mine = "$(docker ps -q --filter ancestor=docker-test:jdk10)"
+        return [f"cd ~/{REPO_NAME}/labs/17-Java_Docker_awareness"] + retype("17", [
+            (loop, [loop.replace(" \\\n                        -ti", "") + " > loop.out 2>&1 &", "sleep 5"]),
+            ("sudo jstack 23778", [f"docker exec {mine} sh -c '/jdk-10/bin/jstack $(/jdk-10/bin/jps | grep DockerTest | "
+                                   "cut -d\" \" -f1)'"]),
+            (jps, [f"docker exec {mine} /jdk-10/bin/jps"]),
+        ]) + [f"docker stop {mine} >/dev/null  # Ctrl-C in the loop's terminal"]
     raise KeyError(f"no typing of lab {lab} for the scripted student")
 
 
@@ -147,10 +163,13 @@ OBSERVED = {"02": {"image-built", "request-logged"}, "03": {"tagged", "same-imag
             "13": {"mysql-running", "wordpress-running", "install-page", "db-on-volume"},
             # every claim: the volume, the running container and its mounts, and Portainer's own answers
             "14": {"volume-created", "runs-detached", "data-on-volume", "manages-this-engine", "answers-on-9000",
-                   "asks-initial-password"}}
+                   "asks-initial-password"},
+            # while the loop runs: its PIDs and its threads; the other claims rest on --rm containers' output
+            "17": {"pid-differs", "thread-dump"}}
 
-# Where the student stops to run --observe, the rest typed afterwards: lab 13 before its `down -v`.
-OBSERVE_BEFORE = {"13": " down -v"}
+# Where the student stops to run --observe, the rest typed afterwards: lab 13 before its `down -v`, lab 17 while
+# its loop runs.
+OBSERVE_BEFORE = {"13": " down -v", "17": "# Ctrl-C in the loop's terminal"}
 
 
 def until_observed(lab: str, commands: list[str]) -> tuple[list[str], list[str]]:

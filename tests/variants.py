@@ -221,6 +221,24 @@ COURSE_VARIANTS: list[Variant] = [
               "java-one-cpu": "docker run --rm --cpus 1 -e JAVA_TOOL_OPTIONS=-XX:-UseContainerSupport "
                               "-v $(pwd)/app:/app/ openjdk:11.0-jdk /usr/local/openjdk-11/bin/java "
                               "/app/MaxProcessors.java"}),
+    # 17: the runs without limits pinned to CPU 0, those on CPU 0 not pinned; the loop in the machine's PID
+    # namespace (--pid host: one PID inside and out); jcmd's version of the JVM instead of its threads.
+    _v("17-Java_Docker_awareness", "pinned-unpinned-same-pid",
+       {"jdk8-sees-the-machine", "jdk8-ignores-shares-and-memory", "jdk8-counts-the-cpu-set", "jdk8-heap-flag-one-core",
+        "jdk9-one-core", "jdk10-one-core", "container-support-off", "pid-differs", "thread-dump"},
+       steps={"jdk8": "docker run --rm --cpuset-cpus 0 docker-test:jdk8",
+              "jdk8-limited": "docker run --rm --cpuset-cpus 0 -c 512 -m 512MB docker-test:jdk8",
+              "jdk8-cpuset": "docker run --rm -m 512MB docker-test:jdk8",
+              "jdk8-heap-flag": 'docker run --rm -m 512MB -e JAVA_OPT="-XX:+UnlockExperimentalVMOptions '
+                                '-XX:+UseCGroupMemoryLimitForHeap" docker-test:jdk8',
+              "jdk9-heap-flag": 'docker run --rm -m 512MB -e JAVA_OPT="-XX:+UnlockExperimentalVMOptions '
+                                '-XX:+UseCGroupMemoryLimitForHeap" docker-test:jdk9',
+              "jdk10-cpuset": "docker run --rm -m 512MB docker-test:jdk10",
+              "jdk10-no-support": "docker run --rm --cpuset-cpus 0 -c 512 -m 512MB -e JAVA_OPT=-XX:-UseContainerSupport "
+                                  "docker-test:jdk10",
+              "loop": "docker run -d --rm --pid host -e JAVA_OPT=-Dloop=true docker-test:jdk10",
+              "jstack": "docker exec {{ captured.cid }} sh -c '/jdk-10/bin/jcmd $(/jdk-10/bin/jps | grep DockerTest | "
+                        "cut -d\" \" -f1) VM.version'"}),
 ]
 
 # Lab 11 runs on the course's three swarm machines (tests/integration/test_swarm.py, fresh machines for each

@@ -1,4 +1,4 @@
-"""The course's labs 02-06, 08-10 and 13-16 on one E1 container VM (the course's docker-vm).
+"""The course's labs 02-06, 08-10 and 13-17 on one E1 container VM (the course's docker-vm).
 
 `check-lab course` runs them all as the course prints them and leaves the machine as it found it; every claim
 has its negative (tests/variants.py: COURSE_VARIANTS), a world where it is false, which fails exactly it.
@@ -21,8 +21,8 @@ from tests.variants import COURSE_VARIANTS, make_course_variant
 
 pytestmark = pytest.mark.integration
 
-LABS = "02-06,08-10,13-16"
-IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "13", "14", "15", "16"]
+LABS = "02-06,08-10,13-17"
+IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "13", "14", "15", "16", "17"]
 
 
 def machine_state(vm) -> list[str]:
@@ -149,13 +149,13 @@ def observe(monkeypatch, capsys, vm, lab: str, tmp_path, *sets: str) -> dict[str
     return got
 
 
-def test_a_student_does_labs_02_03_05_13_and_14_then_observe_judges_what_they_left(shared_vm, hub, monkeypatch,
-                                                                                    capsys, tmp_path):
-    """The course's commands of labs 02, 03, 05, 13 and 14 as printed, typed by a student in their own shell
+def test_a_student_does_labs_02_03_05_13_14_and_17_then_observe_judges_what_they_left(shared_vm, hub, monkeypatch,
+                                                                                       capsys, tmp_path):
+    """The course's commands of labs 02, 03, 05, 13, 14 and 17 as printed, typed by a student in their own shell
     (the foreground `docker run`s in a first terminal, ended by Ctrl-C; lab 03 with the student's own
-    account, lab 05 from the lab's folder, which the course forgets to `cd` into, lab 13's folder as it is
-    named); then `--observe` judges each lab on what is left (lab 13 before its `down -v`): every claim
-    whose evidence remains passes, the others are "not judged"."""
+    account, labs 05 and 17 from the lab's folder, which the course forgets to `cd` into, lab 13's folder as it
+    is named); then `--observe` judges each lab on what is left (lab 13 before its `down -v`, lab 17 while its
+    loop runs): every claim whose evidence remains passes, the others are "not judged"."""
     before = machine_state(shared_vm)
     student = Student(shared_vm.ssh())
     try:
@@ -189,6 +189,14 @@ def test_a_student_does_labs_02_03_05_13_and_14_then_observe_judges_what_they_le
         assert done.ok, done.stdout[-2000:] + done.stderr[-2000:]
         got = observe(monkeypatch, capsys, shared_vm, "14", tmp_path)
         assert set(got.values()) == {"pass"} and set(got) == OBSERVED["14"], got
+
+        student.clone(FOLDERS["17"], "labs/17-Java_Docker_awareness")
+        looping, ctrl_c = until_observed("17", typed("17"))
+        done = student.do(looping)
+        assert done.ok and "Memory (Max)" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+        got = observe(monkeypatch, capsys, shared_vm, "17", tmp_path)
+        assert {c for c, v in got.items() if v == "pass"} == OBSERVED["17"], got
+        assert student.do(ctrl_c).ok
     finally:
         student.forget()
         student.ssh.close()

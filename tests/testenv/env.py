@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import shlex
 import signal
@@ -93,6 +94,7 @@ NEEDED = {
     "gcc": "gcc",
     "htpasswd": "apache2-utils",
     "dnsmasq": "dnsmasq-base",
+    "openssl": "openssl",
 }
 
 
@@ -420,31 +422,157 @@ def ensure_hub() -> None:
                    f"auth:\n  htpasswd:\n    realm: check-lab-hub\n    path: {htpasswd}\n")
 
 
-def dns_answers() -> bool:
-    """The name server answers a query (with NXDOMAIN: it knows no name)."""
+def dns_query(name: str) -> tuple[int, str | None] | None:
+    """Ask the test network's name server for `name`'s address: (its answer code, the first A record), or
+    None when it does not answer."""
     import socket
 
-    query = bytes.fromhex("abcd01000001000000000000") + b"\x07example\x00\x00\x01\x00\x01"
+    labels = b"".join(bytes([len(part)]) + part.encode() for part in name.split("."))
+    query = bytes.fromhex("abcd01000001000000000000") + labels + b"\x00\x00\x01\x00\x01"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(1)
         try:
             sock.sendto(query, (HOST_IP, 53))
             answer = sock.recv(512)
         except OSError:
-            return False
-    return answer[:2] == query[:2] and answer[3] & 0x0F == 3
+            return None
+    if answer[:2] != query[:2]:
+        return None
+    address = None
+    if answer[3] & 0x0F == 0 and int.from_bytes(answer[6:8], "big") > 0 and answer[-6:-4] == b"\x00\x04":
+        address = ".".join(str(b) for b in answer[-4:])  # the last record (dnsmasq sends one A record)
+    return answer[3] & 0x0F, address
+
+
+def dns_answers() -> bool:
+    """The name server answers: no such name for the world's names, the download server's address for the
+    hosts the labs download from."""
+    if (dns_query("example") or (None,))[0] != 3:
+        return False
+    return all(dns_query(host) == (0, HOST_IP) for host in download_hosts())
 
 
 def ensure_dns() -> None:
     """The name server of the isolated test network: it answers every name with "no such name" at once, as
-    the world's DNS does for `redis` or `container_2`, where an unreachable one would make every lookup wait."""
+    the world's DNS does for `redis` or `container_2`, where an unreachable one would make every lookup wait;
+    the hosts the labs' Dockerfiles download from, with the stand-in download server's address (this machine's
+    address on the test bridge)."""
     if read_pid("dns") is not None and dns_answers():
         return
+    stop_daemon("dns")  # one of an older test environment, which knew fewer names
     log(f"starting the name server of the test network on {HOST_IP}:53")
     start_daemon("dns", ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts",
                          "--bind-interfaces", f"--listen-address={HOST_IP}", "--except-interface=lo",
-                         "--address=/#/", f"--pid-file={RUN / 'dnsmasq.pid'}", "--user=root"])
+                         "--address=/#/", *(f"--address=/{host}/{HOST_IP}" for host in download_hosts()),
+                         f"--pid-file={RUN / 'dnsmasq.pid'}", "--user=root"])
     wait_for("the name server", dns_answers, 30, RUN / "dns.log")
+
+
+# ---------------------------------------------------------------------------------------------- downloads
+# What the labs' Dockerfiles fetch with wget (lab 17's JDK 9 and 10), served by a stand-in HTTPS server
+# (tests/testenv/downloads.py) under the same names, with a certificate of a test CA.
+
+DOWNLOADS = STATE / "downloads"
+TLS = STATE / "tls"
+
+
+def download_urls() -> list[tuple[str, str]]:
+    """(host, path) of every `https://…` a lab's Dockerfile fetches (labs/*/course/Dockerfile*)."""
+    found = []
+    for dockerfile in sorted(REPO.glob("labs/*/course/Dockerfile*")):
+        for match in re.finditer(r"\bhttps://([A-Za-z0-9.-]+)(/\S*)", dockerfile.read_text()):
+            if (match.group(1), match.group(2)) not in found:
+                found.append((match.group(1), match.group(2)))
+    return found
+
+
+def download_hosts() -> list[str]:
+    return sorted({host for host, _path in download_urls()})
+
+
+def ensure_test_ca() -> Path:
+    """The test CA (made once) and the download server's certificate for the download hosts; the CA's file."""
+    TLS.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt = TLS / "ca.key", TLS / "ca.crt"
+    if not ca_crt.exists():
+        log("making the test CA (a test fixture: the stand-in download server's certificates)")
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
+             "/CN=check-lab test CA (test fixture)", "-keyout", str(ca_key), "-out", str(ca_crt)])
+    hosts = download_hosts()
+    names = TLS / "server.names"
+    if not (TLS / "server.crt").exists() or not names.exists() or names.read_text() != "\n".join(hosts):
+        ext = TLS / "server.ext"
+        ext.write_text("subjectAltName=" + ",".join(f"DNS:{h}" for h in hosts) + "\n")
+        run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=check-lab download stand-in",
+             "-keyout", str(TLS / "server.key"), "-out", str(TLS / "server.csr")])
+        run(["openssl", "x509", "-req", "-in", str(TLS / "server.csr"), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(TLS / "server.crt")])
+        names.write_text("\n".join(hosts))
+    return ca_crt
+
+
+# A JDK's tarball, openjdk-VERSION_linux-x64_bin.tar.gz, holds jdk-VERSION/: made of the OpenJDK stand-in's
+# JDK (Debian's OpenJDK 17); a JDK older than 10 gets java-blind (tests/testenv/images/standin-openjdk8) as its
+# bin/java, which behaves as those JVMs did in a container.
+JDK_TARBALL = re.compile(r"openjdk-(\d+(?:\.\d+)*)_linux-x64_bin\.tar\.gz")
+MAKE_JDK = r"""set -e
+jdk=$(dirname "$(dirname "$(readlink -f /usr/bin/javac)")")
+rm -rf "/tmp/$1"; cp -rL "$jdk" "/tmp/$1" 2>/dev/null || true
+rm -rf "/tmp/$1/jmods" "/tmp/$1/docs" "/tmp/$1/man"  # what no lab uses (jlink's modules: 75 MB)
+if [ "$2" = blind ]; then mv "/tmp/$1/bin/java" "/tmp/$1/bin/java.real"; cp /in/java-blind "/tmp/$1/bin/java"; chmod 755 "/tmp/$1/bin/java"; fi
+tar -C /tmp -cf - "$1" | gzip -1 > "/out/$3.part"; mv "/out/$3.part" "/out/$3"
+"""
+
+
+def ensure_downloads(settings: dict) -> None:
+    """The stand-in download server and what it serves (test fixtures), running."""
+    ca = ensure_test_ca()
+    image = f"{REGISTRY_ADDR}/library/openjdk:7"
+    stamp = image_digest(settings, image) + " " + hashlib.sha256(MAKE_JDK.encode()).hexdigest()[:16]
+    for host, path in download_urls():
+        folder = DOWNLOADS / host / path.lstrip("/").rpartition("/")[0]
+        name = path.rpartition("/")[2]
+        match = JDK_TARBALL.fullmatch(name)
+        if not match:
+            raise TestEnvError(f"a lab's Dockerfile downloads https://{host}{path}: the test environment has no "
+                               f"stand-in for it")
+        version = match.group(1)
+        target, made_from = folder / name, folder / f".{name}.from"
+        if target.exists() and made_from.exists() and made_from.read_text() == stamp:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        log(f"making the stand-in https://{host}{path} (Debian's OpenJDK 17 as jdk-{version}; a test fixture)")
+        blind = "blind" if int(version.split(".")[0]) < 10 else "aware"
+        run(["docker", "run", "--rm", "-v", f"{folder}:/out", "-v", f"{IMAGES / 'standin-openjdk8'}:/in:ro", image,
+             "sh", "-c", MAKE_JDK, "make-jdk", f"jdk-{version}", blind, name], env=docker_env(settings))
+        made_from.write_text(stamp)
+    if read_pid("downloads") is None or not downloads_answer(ca):
+        stop_daemon("downloads")
+        log(f"starting the stand-in download server on https://{HOST_IP}:443 ({', '.join(download_hosts())})")
+        start_daemon("downloads", [sys.executable, str(HERE / "downloads.py"), str(DOWNLOADS), str(TLS / "server.crt"),
+                                   str(TLS / "server.key"), HOST_IP])
+        wait_for("the download server", lambda: downloads_answer(ca), 30, RUN / "downloads.log")
+
+
+def downloads_answer(ca: Path) -> bool:
+    """The download server answers over TLS with the test CA's certificate for the first download host."""
+    import http.client
+    import socket
+    import ssl
+
+    if not download_urls():
+        return True
+    host, path = download_urls()[0]
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with socket.create_connection((HOST_IP, 443), timeout=2) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                conn = http.client.HTTPConnection(host)
+                conn.sock = tls
+                conn.request("HEAD", path)
+                return conn.getresponse().status == 200
+    except OSError:
+        return False
 
 
 def apt_proxy_answers() -> bool:
@@ -579,6 +707,17 @@ def ensure_standins(settings: dict) -> None:
     fill_wheels(settings, f"{REGISTRY_ADDR}/library/python:2.7-slim")
     push_standin(settings, "library/openjdk:11.0-jdk", IMAGES / "standin-openjdk", args)
     push_standin(settings, "library/openjdk:7", IMAGES / "standin-openjdk", args)
+    # lab 17: openjdk:8u151 blind to its container's limits as 8u151 was; ubuntu:latest whose apt and wget reach
+    # the test environment's apt proxy and stand-in download server (the JDK 9 and 10 tarballs).
+    push_standin(settings, "library/openjdk:8u151", IMAGES / "standin-openjdk8",
+                 {"OPENJDK": f"{REGISTRY_ADDR}/library/openjdk:7"})
+    ensure_downloads(settings)
+    latest = CACHE / "standin-ubuntu-latest"
+    latest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(IMAGES / "standin-ubuntu-latest" / "Dockerfile", latest / "Dockerfile")
+    shutil.copy2(TLS / "ca.crt", latest / "test-ca.crt")
+    push_standin(settings, "library/ubuntu:latest", latest,
+                 {"UBUNTU": f"{REGISTRY_ADDR}/{STANDIN_REF}", "APT_PROXY": APT_PROXY})
     push_standin(settings, "portainer/portainer:latest", IMAGES / "standin-portainer",
                  {"BUSYBOX": f"{REGISTRY_ADDR}/library/busybox:latest"})  # built on the busybox stand-in
     push_standin(settings, "library/mysql:5.7", IMAGES / "standin-mysql", args)
@@ -739,6 +878,7 @@ def stop() -> None:
         log("stopping libvirt (what boxes/libvirtd.py started)")
         libvirtd.stop(force=True)
     stop_daemon("wheels")
+    stop_daemon("downloads")
     stop_daemon("dns")
     stop_daemon("hub")
     stop_daemon("apt-proxy")
