@@ -30,6 +30,17 @@ def _mem_total(meminfo: StepFact) -> int:
     return int(match.group(1)) * 1024
 
 
+def _memory_range(limit, meminfo: StepFact, at_least, at_most) -> tuple[int, str, int, int]:
+    """The memory a JVM sees, in MiB, and what it is: the machine's (limit "machine", MemTotal) or the
+    container's limit (a `--memory` size); with the range `at_least` to `at_most` of it, in MiB."""
+    if limit == "machine":
+        ceiling, what = _mem_total(meminfo), "the machine's memory (MemTotal)"
+    else:
+        ceiling, what = docker_memory_bytes(limit), f"the container's limit (--memory {limit})"
+    mib = ceiling // MIB
+    return mib, what, int(mib * float(at_least)), int(mib * float(at_most))
+
+
 @check("jvm_max_memory", refs={"output": "java", "meminfo": "meminfo"},
        options={"limit": "machine", "label": "Max Memory", "at_least": 0.75, "at_most": 1.02})
 def jvm_max_memory(facts: Facts, output: StepFact, meminfo: StepFact, limit, label: str,
@@ -38,12 +49,7 @@ def jvm_max_memory(facts: Facts, output: StepFact, meminfo: StepFact, limit, lab
     sees: the machine's (limit "machine", MemTotal) or the container's limit (`--memory`, e.g. "500m").
     Judged as a share of it: `at_least` (the heap is the memory less the JVM's own areas) to `at_most`
     (the heap's size is rounded up to the JVM's alignment: a little over MemTotal happens)."""
-    if limit == "machine":
-        ceiling, what = _mem_total(meminfo), "the machine's memory (MemTotal)"
-    else:
-        ceiling, what = docker_memory_bytes(limit), f"the container's limit (--memory {limit})"
-    mib = ceiling // MIB
-    low, high = int(mib * float(at_least)), int(mib * float(at_most))
+    mib, what, low, high = _memory_range(limit, meminfo, at_least, at_most)
     value = _printed_mib(output, label)
     expected = (f"{label} between {low} and {high} (MiB): {round(float(at_least) * 100)}% to "
                 f"{round(float(at_most) * 100)}% of {what}")
@@ -69,12 +75,7 @@ def jvm_sees(facts: Facts, output: StepFact, meminfo: StepFact, cores, memory, a
         observed.append(f"Cores : {got}" if got is not None else "no `Cores : N` line")
         holds = holds and got == want
     if str(memory).strip():
-        if memory == "machine":
-            ceiling, what = _mem_total(meminfo), "the machine's memory (MemTotal)"
-        else:
-            ceiling, what = docker_memory_bytes(memory), f"the container's limit ({memory})"
-        mib = ceiling // MIB
-        low, high = int(mib * float(at_least)), int(mib * float(at_most))
+        mib, what, low, high = _memory_range(memory, meminfo, at_least, at_most)
         got = _printed_mib(output, "Memory (Max)")
         expected.append(f"Memory (Max) between {low} and {high} (MiB): about a quarter of {what}, {mib} MiB")
         observed.append(f"Memory (Max): {got}" if got is not None else "no `Memory (Max): N` line")
