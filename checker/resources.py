@@ -9,6 +9,9 @@ says, as shell commands the runner sends in one round trip per phase:
   afterwards (`--replace`), for kinds that can be renamed; the others cannot be set aside, and a name
   clash stops the run (exit 3).
 
+A kind that `removes` nothing only guards: the ports a lab publishes must be free when it starts (a
+listener found then is someone else's, never stopped); the lab's own containers and services free them.
+
 Who created a resource is told by the run's state file on the machine (`~/.check-lab/run-LAB.json`): it
 records when the run started and which of the lab's names existed before it. A name found by the next run
 that did not exist before an interrupted run, and (where Docker records it) was created after that run
@@ -91,6 +94,7 @@ class Kind:
     guards = True  # a name that exists already is someone else's (False: pulled images, kept as they are)
     can_set_aside = False
     created_is_creation = True  # whether Docker's creation time is when the name appeared
+    removes = True  # False: only guarded (found before the run: someone else's), freed by the other kinds
 
     def find(self, names: list[str]) -> str:
         raise NotImplementedError
@@ -418,6 +422,45 @@ class SwarmMembership(Kind):
                 f"i=$((i + 1)); done; {bridge}; }};; esac")
 
 
+class Ports(Kind):
+    """A TCP port the lab publishes (`docker run -p 4000:80`, a service's routing mesh on every node): the
+    machine's listening sockets, read from the kernel (/proc/net/tcp and tcp6, no tool needed). One that
+    something listens on before the run is in the way; the checker never stops it."""
+
+    key, noun = "ports", "port"
+    what_removed = "nothing (the lab's ports are freed with its containers and services)"
+    cleanup_order = 90
+    removes = False
+    created_is_creation = False
+
+    def find(self, names: list[str]) -> str:
+        return ("cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | "
+                "awk '$4 == \"0A\" { n = split($2, a, \":\"); print a[n] }' | sort -u")
+
+    def parse(self, res: Result, names: list[str]) -> dict[str, Found]:
+        words = res.stdout.split()
+        if not res.ok or not words or not all(re.fullmatch(r"[0-9A-Fa-f]{4}", w) for w in words):
+            # (A machine always listens on something: its SSH server, at least.)
+            raise ResourceError(f"reading the listening ports failed: "
+                                f"{res.first_error_line() if res.stderr.strip() else repr(res.stdout[:100])}")
+        listening = {int(w, 16) for w in words}
+        return {name: Found(name) for name in names if name.isdigit() and int(name) in listening}
+
+    def remove(self, names: list[str], since: float | None = None) -> str:
+        return "true"
+
+    def check_name(self, name: str) -> str | None:
+        if "{{" in name or (name.isdigit() and 0 < int(name) < 65536):
+            return None
+        return f"{name!r} is not a TCP port number (1-65535)"
+
+    def clash(self, names: list[str]) -> str:
+        """The one line of the target error when some of the lab's ports are taken."""
+        one = len(names) == 1
+        return (f"port{'' if one else 's'} {', '.join(names)} of the target {'is' if one else 'are'} in use "
+                f"(something listens there), and the lab publishes {'it' if one else 'them'}")
+
+
 def normal_ref(ref: str) -> str:
     """An image reference as Docker reads it: docker.io/library/ubuntu:18.04 and ubuntu:18.04 are the same,
     and hello-world is hello-world:latest."""
@@ -430,7 +473,7 @@ def normal_ref(ref: str) -> str:
 
 KINDS: dict[str, Kind] = {kind.key: kind for kind in (
     Images(), Containers(), Pulls(), UnnamedContainers(), Volumes(), Networks(), ComposeProjects(), Services(), Stacks(),
-    SwarmMembership(),
+    SwarmMembership(), Ports(),
 )}
 
 
@@ -470,6 +513,9 @@ def assess(found: dict[str, dict[str, Found]], stale: dict | None) -> Assessment
         if key == "pulls":
             out.pulls_present |= set(names)
             out.stale_pulls += [ref for ref in names if stale and ref in stale.get("pulled", [])]
+            continue
+        if not kind.removes:  # in the way until the interrupted run's leftovers are gone (asked again then)
+            out.foreign += [(kind, name) for name in names]
             continue
         if not kind.guards:  # never in the way; an interrupted run's own (made since it started) go
             if started is not None:

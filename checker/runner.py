@@ -163,7 +163,8 @@ class Runner:
         self.events.phase(f"connecting to {self.t.description}")
         if not self.observe:  # observe mode writes nothing, not even a lock file
             self._lock()
-        kinds = [(kind, names) for kind, names in self._kinds() if names]
+        # (Observe mode judges what the student made: it guards nothing, and asks nothing of what only guards.)
+        kinds = [(kind, names) for kind, names in self._kinds() if names and (kind.removes or not self.observe)]
         engine_command = PROBES["engine"].build({}, None)[0]
         who, info, stale, *answers = run_batch(self.t, [
             WHO_AM_I,
@@ -205,16 +206,23 @@ class Runner:
             for kind, name, _backup in assessment.restore:  # theirs again, and in the way again
                 assessment.existing.setdefault(kind.key, []).append(name)
                 assessment.foreign.append((kind, name))
+            assessment.foreign = self._still_there(assessment.foreign)
+        guarded = [(kind, name) for kind, name in assessment.foreign if not kind.removes]
+        if guarded:
+            kind = guarded[0][0]
+            raise TargetError(kind.clash([name for k, name in guarded if k is kind]),
+                              hint="stop what listens there (`sudo ss -ltnp` names it), then run again")
         foreign = sorted(assessment.foreign, key=lambda kn: kn[0].cleanup_order)
         if foreign and (not self.replace or assessment.blocking()):
             listing = ", ".join(f"{kind.noun} {name}" for kind, name in foreign)
             verb = f"already {'exists' if len(foreign) == 1 else 'exist'} on the target and " \
                    f"{'was' if len(foreign) == 1 else 'were'} not created by check-lab"
+            clash = f"{listing} {verb}"
             if self.replace:
                 stuck = ", ".join(f"{kind.noun} {name}" for kind, name in assessment.blocking())
-                raise TargetError(f"{listing} {verb}; --replace cannot set aside {stuck} (Docker cannot rename it)",
+                raise TargetError(f"{clash}; --replace cannot set aside {stuck} (Docker cannot rename it)",
                                   hint="remove or rename it yourself, then run again")
-            raise TargetError(f"{listing} {verb}",
+            raise TargetError(clash,
                               hint="remove or rename them, or run with --replace to set them aside during the check "
                                    "(they are put back afterwards)")
         self.existing = assessment.existing
@@ -225,6 +233,22 @@ class Runner:
         self.pulled_by_us = [ref for ref in pulls if ref not in assessment.pulls_present
                              or ref in assessment.stale_pulls]
         self.facts.present_before = {ref for ref in pulls if ref not in self.pulled_by_us}
+
+    def _still_there(self, found: list[tuple[Kind, str]]) -> list[tuple[Kind, str]]:
+        """After an interrupted run's leftovers are gone: what only guards (a port) is asked again, since
+        the leftovers may have held it."""
+        again: dict[str, tuple[Kind, list[str]]] = {}
+        for kind, name in found:
+            if not kind.removes:
+                again.setdefault(kind.key, (kind, []))[1].append(name)
+        if not again:
+            return found
+        answers = run_batch(self.t, [kind.find(names) for kind, names in again.values()], timeout=60)
+        try:
+            still = {key: kind.parse(res, names) for (key, (kind, names)), res in zip(again.items(), answers)}
+        except ResourceError as exc:
+            raise TargetError(f"{exc} (on {self.t.description})") from None
+        return [(kind, name) for kind, name in found if kind.removes or name in still[kind.key]]
 
     def _repair(self, assessment) -> None:
         """What an interrupted run left: its resources removed (in cleanup order: containers before their
@@ -520,7 +544,8 @@ class Runner:
         if not self.cleanup_armed:
             return
         self.events.phase("cleaning up what the check created")
-        kinds = sorted(self._kinds(), key=lambda kn: kn[0].cleanup_order)
+        kinds = sorted(((kind, names) for kind, names in self._kinds() if kind.removes),
+                       key=lambda kn: kn[0].cleanup_order)
         commands: dict[str, str] = {}
         for kind, names in kinds:
             names = self.pulled_by_us if kind.key == "pulls" else names

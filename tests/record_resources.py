@@ -3,9 +3,9 @@
     python -m tests.record_resources NAME [--target SPEC]
 
 Against a lab machine (default: the Vagrant machine of this folder) it makes one resource of every kind
-(image, container, volume, network, a Compose project, a swarm with a service and a stack), asks each
-kind's `find` about it and about a name that does not exist, removes them with each kind's `remove`, and
-asks again; every command and answer goes to tests/transcripts/resources/NAME.json. The machine is left
+(image, container with a published port, volume, network, a Compose project, a swarm with a service and a
+stack), asks each kind's `find` about it and about a name that does not exist, removes them with each kind's
+`remove` (a port goes with its container), and asks again; every command and answer goes to tests/transcripts/resources/NAME.json. The machine is left
 as it was (the swarm it made is left again; Compose is installed from the machine's own apt sources if
 it is missing, and stays).
 """
@@ -35,6 +35,7 @@ NAMES = {
     "services": ["cl-rec-service", "cl-rec-missing-service"],
     "stacks": ["clrecstack", "clrecmissingstack"],
     "swarm": ["default"],
+    "ports": ["4999", "4998"],  # cl_rec_container publishes 4999
 }
 
 COMPOSE = """version: "3"
@@ -53,7 +54,7 @@ networks:
 SETUP = [
     "docker pull -q ubuntu:18.04 >/dev/null",
     "docker tag ubuntu:18.04 cl-rec-image:1.0",
-    "docker run -d --name cl_rec_container ubuntu:18.04 sleep 600 >/dev/null",
+    "docker run -d --name cl_rec_container -p 127.0.0.1:4999:80 ubuntu:18.04 sleep 600 >/dev/null",
     "docker run hello-world >/dev/null",
     "docker volume create cl-rec-volume >/dev/null",
     "docker network create cl-rec-network >/dev/null",
@@ -109,6 +110,7 @@ def main(argv: list[str]) -> int:
             if key == "stacks":
                 run("sleep 5")
             run(KINDS[key].find(NAMES[key]), f"{key}:find:after-remove")
+        run(KINDS["ports"].find(NAMES["ports"]), "ports:find:after-remove")  # freed with the container
         run(KINDS["containers"].set_aside("cl_rec_container", "x"), "containers:set-aside:missing")
     finally:
         t.run(UNDO + "; docker rmi hello-world >/dev/null 2>&1"

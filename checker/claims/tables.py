@@ -65,7 +65,7 @@ def table_rows(facts: Facts, table: str, where: dict | None = None, rows: str = 
         return Verdict(not found, f"`{step.command}` lists no row with {_where_text(where)}", observed)
     if removed_later and facts.observe and not found:
         raise MissingFact(f"{observed}: the lab's step {removed_later!r} removes it, and observe mode looks after "
-                          "the lab", what_to_do=f"run --observe before that step, or use --watch while you type")
+                          "the lab", what_to_do="run --observe before that step, or use --watch while you type")
     return Verdict(bool(found), f"`{step.command}` lists a row with {_where_text(where)}", observed)
 
 

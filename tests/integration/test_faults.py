@@ -89,6 +89,32 @@ def test_dockerd_stopped(vm, untouched, monkeypatch, capsys):
         assert sh(vm, START_DOCKERD).ok
 
 
+def test_ports_the_lab_publishes_already_in_use(vm, untouched, monkeypatch, capsys):
+    """Lab 14 publishes ports 8000 and 9000: with something of the student's own listening on both, one line
+    naming them, exit 3 before any step (also with --replace: a listener cannot be set aside), and what
+    listens still running."""
+    started = sh(vm, "for port in 8000 9000; do nohup python3 -m http.server $port >/dev/null 2>&1 </dev/null & "
+                     "echo $!; done; for i in $(seq 40); do timeout 1 bash -c '</dev/tcp/127.0.0.1/9000' 2>/dev/null "
+                     "&& timeout 1 bash -c '</dev/tcp/127.0.0.1/8000' 2>/dev/null && exit 0; sleep 0.25; done; exit 1")
+    pids = started.stdout.split()
+    try:
+        assert started.ok and len(pids) == 2, started.stderr
+        for args in ((), ("--replace",)):
+            code = run_check(monkeypatch, vm, "14", *args)
+            err = one_line(capsys.readouterr().err)
+            assert code == 3
+            assert "ports 8000, 9000 of the target are in use (something listens there)" in err, err
+            assert "ss -ltnp" in err
+        assert sh(vm, f"kill -0 {' '.join(pids)}").ok
+        # One of them free: the other is named alone.
+        assert sh(vm, f"kill {pids[0]}; for i in $(seq 40); do timeout 1 bash -c '</dev/tcp/127.0.0.1/8000' "
+                      "2>/dev/null || exit 0; sleep 0.25; done; exit 1").ok
+        assert run_check(monkeypatch, vm, "14") == 3
+        assert "port 9000 of the target is in use" in one_line(capsys.readouterr().err)
+    finally:
+        sh(vm, f"kill {' '.join(pids)} 2>/dev/null; true")
+
+
 def test_user_not_allowed_to_use_docker(vm, untouched, monkeypatch, capsys):
     assert sh(vm, "sudo gpasswd -d vagrant docker").ok
     try:

@@ -274,3 +274,69 @@ def test_a_machine_in_another_swarm_is_a_target_error_and_is_left_in_it(swarm, m
         assert before["swarmnode2"].split()[0] == "active"
     finally:
         on(swarm, "swarmnode2", "docker swarm leave --force >/dev/null")
+
+
+def test_a_port_the_routing_mesh_needs_already_taken_is_a_target_error(swarm, monkeypatch, capsys):
+    """Something of the student's own listens on swarmnode1's port 4000, which the lab's service publishes
+    on every node: one line naming the machine and the port, exit 3, nothing changed on any machine, and
+    the student's program still running."""
+    started = on(swarm, "swarmnode1", "nohup python3 -m http.server 4000 >/dev/null 2>&1 </dev/null & echo $!; "
+                                      "for i in $(seq 40); do timeout 1 bash -c '</dev/tcp/127.0.0.1/4000' "
+                                      "2>/dev/null && exit 0; sleep 0.25; done; exit 1")
+    pid = started.stdout.split()[0]
+    assert started.ok, started.stderr
+    try:
+        before = {m: on(swarm, m, STATE).stdout for m in SWARM}
+        code = run_check(monkeypatch, swarm, "11", "--target", f"vagrant:{swarm.root}")
+        err = capsys.readouterr().err
+        assert code == 3, err
+        assert "swarmnode1: port 4000 of the target is in use" in err and "ss -ltnp" in err, err
+        assert {m: on(swarm, m, STATE).stdout for m in SWARM} == before
+        assert on(swarm, "swarmnode1", f"kill -0 {pid}").ok  # never stopped
+    finally:
+        on(swarm, "swarmnode1", f"kill {pid}; true")
+
+
+def test_a_machine_halted_mid_lab_then_the_next_run_recovers(swarm, monkeypatch, tmp_path):
+    """swarmnode2 goes away once it has joined (its container VM is killed: the SSH connection drops): exit 3,
+    one line naming it, and the two machines still there left as they were (the swarm dissolved, the service
+    removed). Once it is back (`vagrant up swarmnode2`), the next run makes it leave the dead swarm the
+    interrupted run left it in, and passes; every machine as before."""
+    import sys
+    from pathlib import Path
+
+    fresh(swarm)
+    before = {m: on(swarm, m, STATE).stdout for m in SWARM}
+    check_lab = Path(sys.executable).parent / "check-lab"
+    proc = subprocess.Popen([str(check_lab), "11", "--target", f"vagrant:{swarm.root}", "--set", "replicas=6",
+                             "--no-color"], cwd=swarm.root, env=swarm.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            state = on(swarm, "swarmnode2", "docker info --format '{{.Swarm.LocalNodeState}}'").stdout.strip()
+            if state == "active":
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[0]
+        container = Machine(swarm.root, "swarmnode2").machine_dir()[0].joinpath("id").read_text().strip()
+        subprocess.run(["docker", "kill", container], env=swarm.env, check=True, capture_output=True)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, out
+    last = out.strip().splitlines()[-1]
+    assert "swarmnode2" in last and "lost" in last, out
+    assert {m: on(swarm, m, STATE).stdout for m in SWARM[:2]} == {m: before[m] for m in SWARM[:2]}, out
+
+    vagrant(swarm, "up", "swarmnode2", "--provider=docker")
+    fresh(swarm)
+    report = tmp_path / "r.json"
+    code = run_check(monkeypatch, swarm, "11", "--target", f"vagrant:{swarm.root}", "--set", "replicas=6",
+                     "--report", f"json:{report}")
+    data = json.loads(report.read_text())
+    assert code == 0, data
+    assert any(n.startswith("swarmnode2: removed swarm membership") and "interrupted" in n for n in data["notes"]), \
+        data["notes"]
+    assert {m: on(swarm, m, STATE).stdout for m in SWARM} == before

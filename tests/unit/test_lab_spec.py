@@ -170,10 +170,17 @@ def test_resources_and_required_options_are_validated(lab_copy, change, message)
 def test_every_resource_kind_can_be_named_in_a_lab(lab_copy):
     from checker.resources import KINDS
 
-    edit(lab_copy, lambda d: d["resources"].update({key: [f"lab-{key.replace('_', '')}"] for key in KINDS}))
+    edit(lab_copy, lambda d: d["resources"].update({key: ["4000" if key == "ports" else f"lab-{key.replace('_', '')}"]
+                                                     for key in KINDS}))
     lab = labs.load(lab_copy)
     plan = labs.Plan(lab, lab.values())
     assert set(plan.all_resources()) == set(KINDS)
+
+
+def test_a_port_is_a_number(lab_copy):
+    edit(lab_copy, lambda d: d["resources"].update({"ports": ["http"]}))
+    with pytest.raises(LabSpecError, match=r"resources: `ports`: 'http' is not a TCP port number \(1-65535\)"):
+        labs.load(lab_copy)
 
 
 @pytest.mark.parametrize("folder", sorted(p for p in LAB07.parent.iterdir() if (p / "lab.yaml").is_file()),

@@ -38,7 +38,7 @@ def test_each_kind_finds_what_exists_and_nothing_else(engine, key):
 
 
 @pytest.mark.parametrize("engine", engines())
-@pytest.mark.parametrize("key", sorted(k for k in KINDS if k != "pulls"))
+@pytest.mark.parametrize("key", sorted(k for k in KINDS if k != "pulls" and KINDS[k].removes))
 def test_each_kind_removes_exactly_its_names_and_says_so(engine, key):
     kind, recorded = KINDS[key], answers(engine)
     removed = recorded[f"{key}:remove"]
@@ -68,6 +68,28 @@ def test_an_engine_that_does_not_answer_is_not_read_as_nothing_there():
     for key, kind in KINDS.items():
         with pytest.raises(ResourceError):
             kind.parse(down, NAMES[key])
+
+
+@pytest.mark.parametrize("engine", engines())
+def test_a_published_port_is_found_while_its_container_lives(engine):
+    recorded = answers(engine)
+    assert KINDS["ports"].parse(recorded["ports:find"], NAMES["ports"]) == {"4999": Found("4999")}
+    assert KINDS["ports"].parse(recorded["ports:find:after-remove"], NAMES["ports"]) == {}
+
+
+def test_ports_only_guard():
+    ports = KINDS["ports"]
+    assert not ports.removes and not ports.can_set_aside
+    assert ports.check_name("4000") is None and ports.check_name("{{ port }}") is None
+    assert ports.check_name("http") and ports.check_name("70000") and ports.check_name("0")
+    assert ports.clash(["4000"]) == ("port 4000 of the target is in use (something listens there), and the lab "
+                                     "publishes it")
+    assert ports.clash(["8000", "9000"]).startswith("ports 8000, 9000 of the target are in use")
+    # IPv4 and IPv6 listeners alike (/proc/net/tcp6's addresses are longer), as hexadecimal port numbers.
+    listening = Result(0, "0016\n0FA0\n", "", 0.01)
+    assert set(ports.parse(listening, ["4000", "4001", "22"])) == {"4000", "22"}
+    with pytest.raises(ResourceError):  # no answer is not "nothing listens"
+        ports.parse(Result(0, "", "", 0.01), ["4000"])
 
 
 def test_which_kinds_can_be_set_aside():
@@ -128,6 +150,13 @@ def test_an_interrupted_runs_leftovers_and_what_it_set_aside():
         ("containers", "my_container_2", "my_container_2-check-lab-saved"),
         ("images", "my-image:1.0", "my-image:1.0-check-lab-saved")]
     assert a.existing["volumes"] == ["new-volume", "old-volume"]
+
+
+def test_a_port_in_use_is_in_the_way_even_after_an_interrupted_run():
+    """Never an interrupted run's leftover: its containers may hold it, so the runner asks again once they
+    are gone (Runner._still_there)."""
+    a = assess({"ports": {"4000": Found("4000")}}, {"started": STARTED, "existing": {}})
+    assert [(k.key, n) for k, n in a.foreign] == [("ports", "4000")] and a.leftovers == []
 
 
 def test_docker_timestamps():
