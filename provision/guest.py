@@ -377,6 +377,25 @@ def step_compose_installed(opts: Options) -> tuple[str, str]:
     return "changed", f"installed docker-compose {version}"
 
 
+# The course's commands beyond Docker's, on the machine itself (Ubuntu's images have them; a minimal box may not):
+# curl asks the labs' published ports (labs 02, 03, 06, 10, 11, 13, 14).
+TOOLS = ("curl",)
+
+
+def step_tools_installed(opts: Options) -> tuple[str, str]:
+    missing = [tool for tool in TOOLS if not shutil.which(tool)]
+    if not missing:
+        return "unchanged", f"{', '.join(TOOLS)} installed"
+    if not shutil.which("apt-get"):
+        raise StepFailed(f"{', '.join(missing)} missing, and no apt-get to install it")
+    apt("update")
+    apt("install", "--no-install-recommends", *missing)
+    still = [tool for tool in missing if not shutil.which(tool)]
+    if still:
+        raise StepFailed(f"installed {', '.join(missing)}, but {', '.join(still)} is not on PATH")
+    return "changed", f"installed {', '.join(missing)}"
+
+
 # ------------------------------------------------------------------------------------------------ daemon
 
 
@@ -633,6 +652,7 @@ STEPS = [
     ("engine-installed", step_engine_installed),
     ("builder-installed", lambda o, s: step_builder_installed(o)),
     ("compose-installed", lambda o, s: step_compose_installed(o)),
+    ("tools-installed", lambda o, s: step_tools_installed(o)),
     ("daemon-config", step_daemon_config),
     ("builder-default", lambda o, s: step_builder_default(o)),
     ("daemon-running", step_daemon_running),

@@ -70,6 +70,22 @@ class VagrantProject:
         return SSHTransport(SSHSettings(cfg.host, cfg.port, cfg.user, cfg.key_files, host_keys="vagrant"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def real_vms_early(request, tmp_path_factory):
+    """When test_real_vm.py's tests are selected, its three libvirt VMs start coming up (and, on a fresh
+    machine, their box is built) at the start of the session, in the background, while the other tests run:
+    under QEMU/TCG that takes minutes of waiting the suite would otherwise spend in a row. None otherwise."""
+    if not any(getattr(item, "module", None) is not None and item.module.__name__.endswith("test_real_vm")
+               for item in request.session.items):
+        yield None
+        return
+    from tests.integration.test_real_vm import SwarmBoot
+
+    boot = SwarmBoot(request.getfixturevalue("lab_env"), tmp_path_factory.mktemp("libvirt")).start()
+    yield boot
+    boot.destroy()
+
+
 @pytest.fixture
 def project_factory(lab_env, tmp_path_factory):
     made: list[VagrantProject] = []

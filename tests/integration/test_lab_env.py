@@ -54,8 +54,8 @@ def test_up_then_check_then_noop_provision(project_factory, monkeypatch, capsys)
         code = run_lab_env(monkeypatch, project, "provision")
         out, err = capsys.readouterr()
         assert code == 0, out + err
-        assert "0 step(s) changed, 11 unchanged, package manager called 0 time(s)" in out
-        assert len(re.findall(r"^ ✓ unchanged ", out, re.M)) == 11  # compose-installed and hosts among them
+        assert "0 step(s) changed, 12 unchanged, package manager called 0 time(s)" in out
+        assert len(re.findall(r"^ ✓ unchanged ", out, re.M)) == 12  # compose-, tools-installed, hosts among them
         log = ssh.run("cat /var/log/package-manager-calls 2>/dev/null || true")
         assert log.stdout == ""
     finally:

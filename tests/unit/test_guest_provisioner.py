@@ -156,3 +156,24 @@ def test_engine_answers_only_with_a_server(monkeypatch):
     monkeypatch.setattr(guest, "sh", lambda argv, **kw: subprocess.CompletedProcess(argv, 0, no_server, ""))
     with pytest.raises(guest.StepFailed, match="no answer from the daemon .Cannot connect"):
         guest.step_verify(guest.Options())
+
+
+def test_the_courses_tools_beyond_docker_are_installed_once(monkeypatch):
+    """curl, which the labs' commands use on the machine: a minimal box (the test's libvirt box) lacks it."""
+    on_path: set[str] = set()
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(guest.shutil, "which", lambda name: f"/usr/bin/{name}" if name in on_path else None)
+
+    def apt(*args, **kw):
+        calls.append(args)
+        if args[0] == "install":
+            on_path.update(a for a in args if not a.startswith("-") and a != "install")
+    monkeypatch.setattr(guest, "apt", apt)
+    opts = guest.Options.from_env({})
+    with pytest.raises(guest.StepFailed, match="curl missing, and no apt-get"):
+        guest.step_tools_installed(opts)
+    on_path.add("apt-get")
+    assert guest.step_tools_installed(opts) == ("changed", "installed curl")
+    assert calls == [("update",), ("install", "--no-install-recommends", "curl")]
+    assert guest.step_tools_installed(opts) == ("unchanged", "curl installed")
+    assert len(calls) == 2
