@@ -95,6 +95,7 @@ class Kind:
     can_set_aside = False
     created_is_creation = True  # whether Docker's creation time is when the name appeared
     removes = True  # False: only guarded (found before the run: someone else's), freed by the other kinds
+    clash_hint = ""  # what to do when a kind that only guards finds its names taken (with its clash())
 
     def find(self, names: list[str]) -> str:
         raise NotImplementedError
@@ -432,6 +433,7 @@ class Ports(Kind):
     cleanup_order = 90
     removes = False
     created_is_creation = False
+    clash_hint = "stop what listens there (`sudo ss -ltnp` names it), then run again"
 
     def find(self, names: list[str]) -> str:
         return ("cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | "

@@ -210,8 +210,7 @@ class Runner:
         guarded = [(kind, name) for kind, name in assessment.foreign if not kind.removes]
         if guarded:
             kind = guarded[0][0]
-            raise TargetError(kind.clash([name for k, name in guarded if k is kind]),
-                              hint="stop what listens there (`sudo ss -ltnp` names it), then run again")
+            raise TargetError(kind.clash([name for k, name in guarded if k is kind]), hint=kind.clash_hint)
         foreign = sorted(assessment.foreign, key=lambda kn: kn[0].cleanup_order)
         if foreign and (not self.replace or assessment.blocking()):
             listing = ", ".join(f"{kind.noun} {name}" for kind, name in foreign)
