@@ -47,7 +47,9 @@ def raw_groups(replicas: str, manager: str | None = None) -> list:
 
 
 def raw_run(config: Path, replicas: str, libvirt: bool = False) -> float:
-    groups, plan = raw_groups(replicas, "10.135.7.100" if libvirt else None)
+    from tests.testenv.env import LIBVIRT_SWARM_SUBNET
+
+    groups, plan = raw_groups(replicas, f"{LIBVIRT_SWARM_SUBNET}.100" if libvirt else None)
     captured: dict[str, str] = {}
     started = time.monotonic()
     for machine, steps in groups:
@@ -84,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if libvirt:
         testenv.ensure_libvirt()
         testenv.ensure_box("bookworm")
-        lab_settings.update({**testenv.libvirt_settings("bookworm"), "LAB_SUBNET": "10.135.7", "LAB_CPUS": "1",
-                             "LAB_MEMORY": "1024"})
-        sets += ["--set", "manager_address=10.135.7.100", "--timeout-factor", "3"]
+        lab_settings.update(testenv.libvirt_swarm_settings("bookworm"))
+        sets += ["--set", f"manager_address={testenv.LIBVIRT_SWARM_SUBNET}.100", "--timeout-factor", "3"]
     project = Project(settings, lab_settings)
     figures: dict = {"provider": args.provider, "reps": reps, "replicas": args.replicas, "check_lab_s": [],
                      "raw_ssh_s": []}

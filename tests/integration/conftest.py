@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import vagrant
 
-from checker.targets.ssh import SSHSettings, SSHTransport
-from provision.vagrant import Machine
+from checker.targets.ssh import SSHTransport
+from checker.targets.vagrant import VagrantTransport
+from provision.machines import MachineData
 from tests.testenv import env as testenv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,26 +65,29 @@ class VagrantProject:
     def state(self) -> str:
         return self.vagrant.status()[0].state
 
-    def ssh(self) -> SSHTransport:
-        """A real SSH session to the VM, for setting up test situations."""
-        cfg = Machine(self.root).ssh_config()
-        return SSHTransport(SSHSettings(cfg.host, cfg.port, cfg.user, cfg.key_files, host_keys="vagrant"))
+    def ssh(self, machine: str | None = None) -> SSHTransport:
+        """A real SSH session to the VM (or to MACHINE of several), for setting up or looking at test
+        situations: the checker's own Vagrant transport, from the SSH settings cached beside Vagrant's
+        machine data (no Ruby start-up per call: seconds each on a loaded machine), Vagrant asked when
+        nothing valid is cached or the cached settings no longer connect."""
+        return VagrantTransport(MachineData(self.root, machine), env=self.env)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def real_vms_early(request, tmp_path_factory):
     """When test_real_vm.py's tests are selected, its three libvirt VMs start coming up (and, on a fresh
-    machine, their box is built) at the start of the session, in the background, while the other tests run:
-    under QEMU/TCG that takes minutes of waiting the suite would otherwise spend in a row. None otherwise."""
+    machine, their box is built) at the start of the session, then the labs run on them, all in the
+    background while the other tests run: under QEMU/TCG that takes minutes of waiting on the emulated guests
+    the suite would otherwise spend in a row. None otherwise."""
     if not any(getattr(item, "module", None) is not None and item.module.__name__.endswith("test_real_vm")
                for item in request.session.items):
         yield None
         return
-    from tests.integration.test_real_vm import SwarmBoot
+    from tests.integration.test_real_vm import LibvirtSwarm
 
-    boot = SwarmBoot(request.getfixturevalue("lab_env"), tmp_path_factory.mktemp("libvirt")).start()
-    yield boot
-    boot.destroy()
+    work = LibvirtSwarm(request.getfixturevalue("lab_env"), tmp_path_factory.mktemp("libvirt")).start()
+    yield work
+    work.close()
 
 
 @pytest.fixture
@@ -112,13 +116,19 @@ def shared_vm(lab_env, tmp_path_factory):
     project.destroy()
 
 
-def sh(vm: VagrantProject, command: str, timeout: float = 120):
-    """One shell command on the VM over an SSH session of its own (setting up or looking at a test situation)."""
-    ssh = vm.ssh()
+def sh(vm: VagrantProject, command: str, timeout: float = 120, machine: str | None = None):
+    """One shell command on the VM (or MACHINE of the project's several) over an SSH session of its own
+    (setting up or looking at a test situation)."""
+    ssh = vm.ssh(machine)
     try:
         return ssh.run(command, timeout=timeout)
     finally:
         ssh.close()
+
+
+def on(project: VagrantProject, machine: str, command: str, timeout: float = 120):
+    """sh() on one machine of a project of several (the swarm machines)."""
+    return sh(project, command, timeout=timeout, machine=machine)
 
 
 def run_check(monkeypatch, project: VagrantProject, *args: str) -> int:

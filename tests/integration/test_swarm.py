@@ -12,9 +12,8 @@ import urllib.request
 
 import pytest
 
-from provision.vagrant import Machine
-from checker.targets.ssh import SSHSettings, SSHTransport
-from tests.integration.conftest import run_check
+from provision.machines import MachineData
+from tests.integration.conftest import on, run_check
 from tests.variants import SWARM_VARIANTS, make_course_variant
 
 SWARM = ("swarmmanager", "swarmnode1", "swarmnode2")
@@ -64,15 +63,6 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in held:
             sock.close()
-
-
-def on(project, machine: str, command: str, timeout: float = 120):
-    cfg = Machine(project.root, machine).ssh_config()
-    ssh = SSHTransport(SSHSettings(cfg.host, cfg.port, cfg.user, cfg.key_files, host_keys="vagrant"))
-    try:
-        return ssh.run(command, timeout=timeout)
-    finally:
-        ssh.close()
 
 
 # (Not the images: a swarm service pulls nginx by digest, untagged, which check-lab does not remove yet.)
@@ -145,8 +135,7 @@ def typed_on(project, machine: str, command: str, timeout: float = 900):
     """A student types one command in `vagrant ssh MACHINE`."""
     from tests.student import Student
 
-    cfg = Machine(project.root, machine).ssh_config()
-    ssh = SSHTransport(SSHSettings(cfg.host, cfg.port, cfg.user, cfg.key_files, host_keys="vagrant"))
+    ssh = project.ssh(machine)
     try:
         return Student(ssh).do([command], timeout=timeout)
     finally:
@@ -238,7 +227,7 @@ def test_lab_12_passes_on_the_swarm_and_leaves_every_machine_as_found(swarm, mon
     assert set(verdicts.values()) == {"pass"} and len(verdicts) == 5
     steps = {s["id"]: s for s in data["steps"]}
     address = steps["address"]["stdout"].strip()
-    assert address.startswith("172.19.") and steps["ping"]["command"].rstrip().endswith(f"ping -c 3 -W 2 {address}")
+    assert address.startswith("172.19.") and f"ping -c 3 -W 2 {address} 2>" in steps["ping"]["command"]
     assert {m: on(swarm, m, STATE + "; docker network ls -q | wc -l").stdout for m in SWARM} == before
     assert on(swarm, "swarmnode1", "docker network inspect --format '{{.IPAM.Config}}' docker_gwbridge").stdout \
         .count("10.211.0.0/16") == 1
@@ -319,7 +308,7 @@ def test_a_machine_halted_mid_lab_then_the_next_run_recovers(swarm, monkeypatch,
                 break
             time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()[0]
-        container = Machine(swarm.root, "swarmnode2").machine_dir()[0].joinpath("id").read_text().strip()
+        container = MachineData(swarm.root, "swarmnode2").machine_dir()[0].joinpath("id").read_text().strip()
         subprocess.run(["docker", "kill", container], env=swarm.env, check=True, capture_output=True)
         out, _ = proc.communicate(timeout=600)
     finally:

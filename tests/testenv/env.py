@@ -804,7 +804,18 @@ def libvirt_settings(suite: str = SUITE) -> dict[str, str]:
 
     return {"LAB_BOX": f"check-lab/{suite}", "LAB_LIBVIRT_DRIVER": "qemu", "LAB_LIBVIRT_NETWORK": libvirtd.MGMT_NET,
             "LAB_LIBVIRT_NETWORK_ADDRESS": libvirtd.MGMT_CIDR, "LAB_BOOT_TIMEOUT": "900",
-            "LAB_COMPOSE": "no"}  # it runs lab 07 only: no Compose to install under TCG
+            "LAB_COMPOSE": "no"}  # no Compose to install under TCG: the labs run there need none
+
+
+# The course's three swarm machines as libvirt VMs: on a subnet of their own (the container VMs' swarm
+# network holds the course's 192.168.135.0/24 on this host), one processor and 1 GB each (three TCG guests
+# on two cores), no docker-vm settings (its address, its forwarded ports).
+LIBVIRT_SWARM_SUBNET = "10.135.7"
+
+
+def libvirt_swarm_settings(suite: str = SUITE) -> dict[str, str]:
+    return {**libvirt_settings(suite), "LAB_SUBNET": LIBVIRT_SWARM_SUBNET, "LAB_ADDRESS": "none",
+            "LAB_FORWARD_PORTS": "none", "LAB_CPUS": "1", "LAB_MEMORY": "1024"}
 
 
 def ensure_libvirt() -> None:

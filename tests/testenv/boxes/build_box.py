@@ -59,10 +59,11 @@ VARIANT = "minbase"
 GRUB_DIR = Path("/usr/lib/grub/i386-pc")
 HOSTNAME = "check-lab"
 
-# Packages installed by debootstrap (--include), per suite. Part of the rootfs cache key.
+# Packages installed by debootstrap (--include), per suite. Part of the rootfs cache key. curl: the public
+# Ubuntu boxes the course's students use have it, and the course types it (labs 02, 10, 11).
 COMMON_PACKAGES = [
     "linux-image-cloud-amd64", "initramfs-tools", "systemd-sysv", "udev", "dbus", "kmod",
-    "openssh-server", "sudo", "python3", "docker.io", "apparmor", "iproute2", "procps",
+    "openssh-server", "sudo", "python3", "docker.io", "apparmor", "iproute2", "procps", "curl",
 ]
 SUITE_PACKAGES = {
     "bookworm": COMMON_PACKAGES,
