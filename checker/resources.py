@@ -406,11 +406,13 @@ class SwarmMembership(Kind):
 
     def remove(self, names: list[str], since: float | None = None) -> str:
         # Leaving also takes the bridge the swarm made for its containers (docker_gwbridge), unless it is in
-        # use – and only when it was made since the run began (`since`): one that was there before is the
-        # machine's (an earlier swarm's, left by a plain `leave`), and stays.
+        # use – and only when it was made after the run began (`since`, in whole seconds): one that was
+        # there before is the machine's (an earlier swarm's, left by a plain `leave`, or made by hand to
+        # choose its subnet), and stays, even one made in the run's first second (the lab's swarm comes
+        # later: its preflight, then `docker swarm init`).
         bridge = ("true" if since is None else
                   "c=$(docker network inspect docker_gwbridge --format '{{.Created.Unix}}' 2>/dev/null) && "
-                  f"[ \"${{c:-0}}\" -ge {int(since)} ] && "
+                  f"[ \"${{c:-0}}\" -gt {int(since)} ] && "
                   "docker network rm docker_gwbridge >/dev/null 2>&1 || true")
         return (f"s=$(docker info --format '{{{{.Swarm.LocalNodeState}}}}'); case \"$s\" in active|pending|locked) "
                 f"docker swarm leave --force >/dev/null && printf '%s\\n' {quote(*names)} && "

@@ -102,7 +102,8 @@ def _shape(script: str) -> str:
     # Transcripts recorded before preflight asked for the machine's ID (runner.WHO_AM_I) answer without it.
     script = script.replace(" && { cat /etc/machine-id 2>/dev/null || echo -; }", "")
     script = re.sub(r"since='[0-9: -]+'", "since=<time>", script)
-    script = re.sub(r"\{c:-0\}\" -ge \d+", "{c:-0}\" -ge <time>", script)
+    # (Transcripts recorded before a bridge made in the run's first second stayed the machine's say -ge.)
+    script = re.sub(r"\{c:-0\}\" -g[et] \d+", "{c:-0}\" -gt <time>", script)
     script = re.sub(r"started \d+", "started <time>", script)
     # The run's state file: when, by whom, and what it found (its content is this run's own).
     script = re.sub(r"printf '%s\\n' '\{\"lab\": [^\n]*?\}' > ", "printf <state> > ", script)
