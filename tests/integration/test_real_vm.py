@@ -36,12 +36,12 @@ SLOW = ("--timeout-factor", "3")
 # request deadline attaching busybox1 three times in a row (the lab types it again up to three times); it
 # passes on the VMs when the machine is not that busy.
 LAB_12 = os.environ.get("CHECK_LAB_LIBVIRT_LAB12") == "1"
-# The labs run on the VMs, in this order: lab 11 (6 replicas instead of 50: the same claim, minutes less
-# under TCG) and lab 12, on the three machines (the manager's address on this subnet), then lab 15 on
-# swarmmanager alone.
-LABS = {"11": ("--set", f"manager_address={SUBNET}.100", "--set", "replicas=6"),
-        **({"12": ("--set", f"manager_address={SUBNET}.100")} if LAB_12 else {}),
-        "15": ("#swarmmanager",)}
+# The labs run on the VMs, in this order, each with its machine (None: the three) and its arguments: lab 11
+# (6 replicas instead of 50: the same claim, minutes less under TCG) and lab 12, on the three machines (the
+# manager's address on this subnet), then lab 15 on swarmmanager alone.
+LABS = {"11": (None, ("--set", f"manager_address={SUBNET}.100", "--set", "replicas=6")),
+        **({"12": (None, ("--set", f"manager_address={SUBNET}.100"))} if LAB_12 else {}),
+        "15": ("swarmmanager", ())}
 
 
 @dataclass
@@ -86,9 +86,10 @@ class LibvirtSwarm:
         finally:
             self.booted.set()
         try:
-            for lab, args in LABS.items():
+            for lab, (machine, args) in LABS.items():
                 try:
-                    self.runs[lab] = self._run(lab, args) if self.error is None else f"not run: {self.error}"
+                    self.runs[lab] = (self._run(lab, machine, args) if self.error is None
+                                      else f"not run: {self.error}")
                 except BaseException as exc:  # (reported by the lab's test)
                     self.runs[lab] = f"{type(exc).__name__}: {exc}"
                 finally:
@@ -114,16 +115,15 @@ class LibvirtSwarm:
         except BaseException as exc:  # (reported by the tests, which need the VMs)
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def _run(self, lab: str, args: tuple[str, ...]) -> LabRun:
+    def _run(self, lab: str, machine: str | None, args: tuple[str, ...]) -> LabRun:
         """`check-lab LAB --target vagrant:ROOT[#MACHINE] …` in the project's folder, as a student types it."""
         project = self.project
-        machines = SWARM if not args or not args[0].startswith("#") else (args[0][1:],)
-        target = f"vagrant:{project.root}" + (args[0] if args and args[0].startswith("#") else "")
-        rest = args[1:] if args and args[0].startswith("#") else args
+        machines = (machine,) if machine else SWARM
+        target = f"vagrant:{project.root}" + (f"#{machine}" if machine else "")
         report = project.root / f"report-{lab}.json"
         before = {m: state(project, m) for m in machines}
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "checker", lab, "--target", target, *rest, *SLOW,
+        done = subprocess.run([sys.executable, "-m", "checker", lab, "--target", target, *args, *SLOW,
                                "--report", f"json:{report}", "--no-color"], cwd=project.root, env=project.env,
                               capture_output=True, text=True, timeout=3600)
         seconds = time.monotonic() - started
