@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from checker.facts import EVENTS_KEPT, Container, ContainerEvent, ContainerEvents, HistoryRow, Image, LayerStore
-from checker.records import Engine, Result
+from checker.records import Engine, Result, says_missing
 
 
 class ProbeError(Exception):
@@ -34,7 +34,7 @@ def _json_lines(result: Result) -> list[dict]:
 
 
 def _not_found(result: Result) -> bool:
-    return "no such" in result.stderr.lower()
+    return says_missing(result.stderr)
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,11 @@ def _engine_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
     return ["sh", "-c", script], False
 
 
+def _podman_version(text: str) -> str:
+    match = re.search(r"podman version (\S+)", text)
+    return match.group(1) if match else ""
+
+
 def _engine_parse(result: Result, args: dict) -> Engine:
     if result.exit_status != 0:
         raise ProbeError(result.first_error_line())
@@ -120,6 +125,8 @@ def _engine_parse(result: Result, args: dict) -> Engine:
         info = json.loads(parts[0])
     except ValueError:
         raise ProbeError("docker info printed no JSON") from None
+    if Engine.is_podman_info(info):  # podman-docker: Podman's own form, and no daemon to answer
+        return Engine.from_info(info, client_version=_podman_version(parts[1]))
     if info.get("ServerErrors") or not info.get("ServerVersion"):
         # Without a daemon, `docker info --format` still prints the client's half and exits 0.
         raise ProbeError("; ".join(map(str, info.get("ServerErrors") or ["the Docker daemon did not answer"])))

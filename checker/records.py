@@ -28,6 +28,16 @@ VERDICT_WORDS = {PASS: "holds", FAIL: "fails", NOT_JUDGED: "not judged", NOT_APP
 # ------------------------------------------------------------------------------------------------ commands
 
 
+# How engines say that a name does not exist: Docker "No such container: X", "network X not found"; Podman
+# "no such container", "X: image not known".
+MISSING = ("no such", "not found", "not known")
+
+
+def says_missing(text: str) -> bool:
+    low = text.lower()
+    return any(phrase in low for phrase in MISSING)
+
+
 @dataclass(frozen=True)
 class Result:
     """One command's answer: exit status (None if it timed out), both streams, how long it took."""
@@ -61,7 +71,9 @@ class Result:
 
 @dataclass(frozen=True)
 class Engine:
-    """The Docker engine a run met (from `docker info`, the client's version, the user's environment)."""
+    """The engine a run met (from `docker info`, the client's version, the user's environment): Docker's, or
+    Podman answering the course's `docker` commands (podman-docker), whose `docker info` prints Podman's own
+    form (host, store, version) instead of Docker's."""
 
     server_version: str
     storage_driver: str
@@ -76,15 +88,24 @@ class Engine:
     engine_id: str = ""  # the engine's own ID (`docker info`: ID), which ties a report to the machine
     name: str = ""  # the engine's host name (`docker info`: Name)
     labels: tuple[str, ...] = ()  # the engine's labels (`docker info`: Labels), e.g. check-lab.student=ID
+    product: str = "docker"  # docker | podman
+    rootless: bool = False  # Podman run by the login user itself (its own store, no daemon, no docker group)
 
     @property
     def student(self) -> str | None:
         """The student whose machine this is, as its provisioning labelled the engine (LAB_STUDENT)."""
         return next((label.split("=", 1)[1] for label in self.labels if label.startswith("check-lab.student=")), None)
 
+    @staticmethod
+    def is_podman_info(info: dict) -> bool:
+        """`docker info --format '{{json .}}'` through podman-docker: Podman's keys, not Docker's."""
+        return isinstance(info.get("host"), dict) and isinstance(info.get("store"), dict) and "ServerVersion" not in info
+
     @classmethod
     def from_info(cls, info: dict, client_version: str = "", buildx: bool = False,
                   buildkit_env: str | None = None) -> "Engine":
+        if cls.is_podman_info(info):
+            return cls.from_podman_info(info, client_version)
         return cls(
             server_version=str(info.get("ServerVersion", "")),
             storage_driver=str(info.get("Driver", "")),
@@ -101,6 +122,31 @@ class Engine:
             labels=tuple(str(label) for label in info.get("Labels") or ()),
         )
 
+    @classmethod
+    def from_podman_info(cls, info: dict, client_version: str = "") -> "Engine":
+        host, store, version = info.get("host") or {}, info.get("store") or {}, info.get("version") or {}
+        distribution = host.get("distribution") or {}
+        operating_system = " ".join(str(distribution.get(k)) for k in ("distribution", "version", "codename")
+                                    if distribution.get(k) not in (None, "", "unknown"))
+        return cls(
+            server_version=str(version.get("Version", "")),
+            storage_driver=str(store.get("graphDriverName", "")),
+            docker_root_dir=str(store.get("graphRoot", "")),
+            driver_status=tuple((str(k), str(v)) for k, v in (store.get("graphStatus") or {}).items()),
+            operating_system=operating_system,
+            kernel=str(host.get("kernel", "")),
+            cgroup_version=str(host.get("cgroupVersion", "")).removeprefix("v"),
+            client_version=client_version or str(version.get("Version", "")),
+            engine_id="",  # Podman has no engine ID (its REST API makes up a new one per call)
+            name=str(host.get("hostname", "")),
+            product="podman",
+            rootless=bool((host.get("security") or {}).get("rootless")),
+        )
+
+    @property
+    def podman(self) -> bool:
+        return self.product == "podman"
+
     @property
     def containerd_store(self) -> bool:
         return any("io.containerd.snapshotter" in value for _key, value in self.driver_status)
@@ -111,7 +157,9 @@ class Engine:
 
     @property
     def builder(self) -> str:
-        """The builder `docker build` uses by default for this user: legacy or buildkit."""
+        """The builder `docker build` uses by default for this user: legacy or buildkit (Podman: buildah)."""
+        if self.podman:
+            return "buildah"
         if self.buildkit_env in ("0", "false"):
             return "legacy"
         if self.buildkit_env in ("1", "true"):
@@ -121,6 +169,9 @@ class Engine:
         return "buildkit" if major >= 23 and self.buildx else "legacy"
 
     def describe(self) -> str:
+        if self.podman:
+            return (f"Podman {self.server_version}{' (rootless)' if self.rootless else ''}, "
+                    f"{self.storage_driver} storage driver, through podman-docker")
         store = "containerd image store" if self.containerd_store else f"{self.storage_driver} storage driver"
         return f"Docker {self.server_version}, {store}, {self.builder} builder"
 
@@ -130,7 +181,7 @@ class Engine:
                 "containerd_image_store": self.containerd_store, "builder": self.builder, "buildx": self.buildx,
                 "docker_root_dir": self.docker_root_dir, "operating_system": self.operating_system,
                 "kernel": self.kernel, "cgroup_version": self.cgroup_version, "id": self.engine_id, "name": self.name,
-                "labels": list(self.labels)}
+                "labels": list(self.labels), "product": self.product, "rootless": self.rootless}
 
 
 # ------------------------------------------------------------------------------------------------ steps

@@ -29,7 +29,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from checker.records import Result
+from checker.records import Result, says_missing
 
 SAVED_SUFFIX = "-check-lab-saved"
 
@@ -80,8 +80,9 @@ def _json_lines(res: Result, what: str) -> list[dict]:
 def _missing_only(res: Result) -> bool:
     """A failed inspect that only says some names do not exist."""
     low = res.stderr.lower()
-    lines = [ln for ln in low.splitlines() if ln.strip()]
-    return bool(lines) and all("no such" in ln or "not found" in ln for ln in lines)
+    # (Podman warns on every command, e.g. of cgroup v1's deprecation: a warning is no error.)
+    lines = [ln for ln in low.splitlines() if ln.strip() and "level=warning" not in ln]
+    return bool(lines) and all(says_missing(ln) for ln in lines)
 
 
 class Kind:

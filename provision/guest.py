@@ -43,6 +43,9 @@ OPTIONS = {
     "docker_repository": ("LAB_DOCKER_REPOSITORY", "", None,
                           "Docker's own apt repository for LAB_DOCKER_SOURCE=docker: the URL of the folder that "
                           "holds its ubuntu/ and debian/ repositories (as Docker's install guide names it)"),
+    "engine": ("LAB_ENGINE", "docker", ("docker", "podman"),
+               "the engine behind the course's docker commands: Docker, or Podman with podman-docker (the login "
+               "user's own rootless Podman; the distribution's packages)"),
     "image_store": ("LAB_IMAGE_STORE", "overlay2", ("overlay2", "containerd"),
                     "the image store: overlay2 (classic, what the labs describe) or the containerd image store"),
     "builder": ("LAB_BUILDER", "", ("", "legacy", "buildkit"),
@@ -84,6 +87,7 @@ class Options:
     apt_proxy: str = ""
     docker_source: str = "distro"
     docker_repository: str = ""
+    engine: str = "docker"
     image_store: str = "overlay2"
     builder: str = ""
     storage_driver: str = "overlay2"
@@ -104,6 +108,13 @@ class Options:
         if not DOCKER_SOURCE.fullmatch(values["docker_source"]):
             raise StepFailed(f"LAB_DOCKER_SOURCE={values['docker_source']!r}: must be distro or docker, "
                              f"optionally =VERSION (distro=20.10, docker=28.5.2)")
+        if values["engine"] == "podman":
+            # What only Docker's engine has: refused in one line rather than ignored.
+            for name, what in (("docker_source", "distro"), ("image_store", "overlay2"), ("builder", ""),
+                               ("student", "")):
+                if values[name] != what:
+                    raise StepFailed(f"LAB_ENGINE=podman: {OPTIONS[name][0]}={values[name]!r} is a setting of "
+                                     f"Docker's engine (Podman comes from the distribution and has no engine labels)")
         return cls(**values)
 
     @property
@@ -645,6 +656,137 @@ def step_hosts(opts: Options) -> tuple[str, str]:
     return "changed", f"{len(lines)} machine(s) named in {HOSTS_FILE}"
 
 
+# ------------------------------------------------------------------------------------------------ Podman
+# LAB_ENGINE=podman: the distribution's Podman with podman-docker, so the course's `docker …` commands run
+# `podman …`; the login user runs its own rootless Podman (its own store in its home, no daemon, no docker
+# group), as a student who installs podman-docker on their laptop does.
+
+PODMAN_REGISTRIES = "/etc/containers/registries.conf.d/50-check-lab.conf"
+PODMAN_NODOCKER = "/etc/containers/nodocker"  # podman-docker's "Emulate Docker CLI using podman" note, quiet
+SUBID_FILES = ("/etc/subuid", "/etc/subgid")
+SUBID_COUNT = 65536
+TUN = "/dev/net/tun"
+
+
+def podman_packages() -> list[str]:
+    # uidmap: newuidmap for rootless user namespaces; rootless networking: pasta (Podman 5) or slirp4netns (4).
+    return ["podman", "podman-docker", "uidmap"] + [p for p in ("passt", "slirp4netns") if package_available(p)]
+
+
+def step_podman_installed(opts: Options, state: dict) -> tuple[str, str]:
+    if shutil.which("dockerd"):
+        raise StepFailed("LAB_ENGINE=podman: this machine has Docker's engine (dockerd), whose docker command "
+                         "podman-docker would replace; left as it is")
+    if shutil.which("podman") and shutil.which("docker") and shutil.which("newuidmap"):
+        version = sh(["podman", "--version"], timeout=30).stdout.strip()
+        return "unchanged", f"{version} and podman-docker are installed"
+    if not shutil.which("apt-get"):
+        raise StepFailed("no Podman, and no apt-get to install it")
+    apt("update")
+    packages = podman_packages()
+    apt("install", "--no-install-recommends", *packages)
+    if not shutil.which("podman") or not shutil.which("docker"):
+        raise StepFailed(f"installed {' '.join(packages)}, but podman or docker is not on PATH")
+    return "changed", f"installed {' '.join(packages)}"
+
+
+def registry_location(url: str) -> tuple[str, bool]:
+    """A mirror URL as containers-registries.conf names it (host[:port][/path]), and whether it is plain HTTP."""
+    scheme, sep, rest = url.partition("://")
+    return (rest if sep else url).rstrip("/"), sep != "" and scheme == "http"
+
+
+def podman_registries(opts: Options) -> str:
+    lines = ["# written by check-lab provisioning (LAB_REGISTRY_MIRROR, LAB_INSECURE_REGISTRY)",
+             "# Short names (ubuntu:18.04, as the course types them) are Docker Hub's, as on Docker.",
+             'unqualified-search-registries = ["docker.io"]']
+    insecure = {registry_location(r)[0] for r in opts.insecure_registry}
+    if opts.registry_mirror:
+        lines += ["", "[[registry]]", 'prefix = "docker.io"', 'location = "docker.io"']
+        for url in opts.registry_mirror:
+            location, http = registry_location(url)
+            lines += ["[[registry.mirror]]", f'location = "{location}"',
+                      f"insecure = {'true' if http or location in insecure else 'false'}"]
+    mirrors = {registry_location(url)[0] for url in opts.registry_mirror}
+    for location in sorted(insecure - mirrors):
+        lines += ["", "[[registry]]", f'location = "{location}"', "insecure = true"]
+    return "\n".join(lines) + "\n"
+
+
+def step_podman_config(opts: Options) -> tuple[str, str]:
+    changed = write_file(PODMAN_REGISTRIES, podman_registries(opts))
+    if not os.path.exists(PODMAN_NODOCKER):
+        write_file(PODMAN_NODOCKER, "")
+        changed = True
+    what = f"mirror {', '.join(opts.registry_mirror)}" if opts.registry_mirror else "no registry mirror"
+    return ("changed" if changed else "unchanged"), f"{PODMAN_REGISTRIES} ({what})"
+
+
+def subid_ranges(path: str) -> list[tuple[str, int, int]]:
+    out = []
+    try:
+        with open(path) as fh:
+            for line in fh:
+                fields = line.strip().split(":")
+                if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                    out.append((fields[0], int(fields[1]), int(fields[2])))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def step_user_namespaces(opts: Options) -> tuple[str, str]:
+    """The login user's subordinate IDs (a rootless Podman maps a container's users onto them) and the TUN
+    device its containers' network goes through."""
+    try:
+        account = pwd.getpwnam(opts.user)
+    except KeyError:
+        raise StepFailed(f"user {opts.user!r} does not exist") from None
+    if not os.path.exists(TUN):
+        raise StepFailed(f"no {TUN}: rootless containers would have no network (a container VM's init makes it)")
+    added = []
+    for path in SUBID_FILES:
+        ranges = subid_ranges(path)
+        if any(name in (opts.user, str(account.pw_uid)) for name, _start, _count in ranges):
+            continue
+        start = max([100000] + [first + count for _name, first, count in ranges])
+        flag = "--add-subuids" if path.endswith("subuid") else "--add-subgids"
+        proc = sh(["usermod", flag, f"{start}-{start + SUBID_COUNT - 1}", opts.user])
+        if proc.returncode != 0:
+            raise StepFailed(f"usermod {flag} failed: {last_line(proc.stderr)}")
+        added.append(f"{path} {start}+{SUBID_COUNT}")
+    if added:
+        # A store made before the user had these IDs must learn them.
+        sh(["runuser", "-l", opts.user, "-c", "podman system migrate"], timeout=120)
+        return "changed", f"{opts.user}'s subordinate IDs: {', '.join(added)}"
+    return "unchanged", f"{opts.user} has subordinate user and group IDs; {TUN} is there"
+
+
+def podman_info(user: str) -> dict:
+    proc = sh(["runuser", "-l", user, "-c", "docker info --format '{{json .}}'"], timeout=120)
+    if proc.returncode != 0:
+        raise StepFailed(f"{user} cannot use docker (podman): {last_line(proc.stderr)}")
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise StepFailed(f"docker info (podman) printed no JSON for {user}: {proc.stdout[:80]!r}") from None
+
+
+def step_podman_verify(opts: Options) -> tuple[str, str]:
+    info = podman_info(opts.user)
+    version = (info.get("version") or {}).get("Version")
+    if not version or "store" not in info:
+        raise StepFailed(f"docker info for {opts.user} is not Podman's (is podman-docker installed?)")
+    rootless = bool(((info.get("host") or {}).get("security") or {}).get("rootless"))
+    driver = (info.get("store") or {}).get("graphDriverName")
+    mirrors = [m.get("Location") for m in ((info.get("registries") or {}).get("docker.io") or {}).get("Mirrors") or []]
+    wanted = [registry_location(url)[0] for url in opts.registry_mirror]
+    if any(m not in mirrors for m in wanted):
+        raise StepFailed(f"Podman's registry mirrors for docker.io are {mirrors}, wanted {wanted}")
+    return "unchanged", (f"Podman {version}{' (rootless)' if rootless else ''}, {driver} storage driver, usable by "
+                         f"{opts.user} as docker" + (f", mirror {', '.join(wanted)}" if wanted else ""))
+
+
 STEPS = [
     ("apt-proxy", lambda o, s: step_apt_proxy(o)),
     ("hosts", lambda o, s: step_hosts(o)),
@@ -660,11 +802,24 @@ STEPS = [
     ("engine-verified", lambda o, s: step_verify(o)),
 ]
 
+# LAB_ENGINE=podman: no daemon to configure or start, no docker group. (Compose for Podman is not installed:
+# lab 13's docker-compose needs a Docker engine.)
+PODMAN_STEPS = [
+    ("apt-proxy", lambda o, s: step_apt_proxy(o)),
+    ("hosts", lambda o, s: step_hosts(o)),
+    ("machine-id", lambda o, s: step_machine_id(o)),
+    ("engine-installed", step_podman_installed),
+    ("tools-installed", lambda o, s: step_tools_installed(o)),
+    ("podman-config", lambda o, s: step_podman_config(o)),
+    ("user-namespaces", lambda o, s: step_user_namespaces(o)),
+    ("engine-verified", lambda o, s: step_podman_verify(o)),
+]
+
 
 def provision(opts: Options, report=print) -> list[Outcome]:
     state: dict = {}
     outcomes = []
-    for name, fn in STEPS:
+    for name, fn in (PODMAN_STEPS if opts.engine == "podman" else STEPS):
         started = time.monotonic()
         try:
             status, detail = fn(opts, state)

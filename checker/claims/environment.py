@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from checker.checks import check
-from checker.facts import Container, Facts
+from checker.facts import Container, Facts, NotApplicable
 from checker.records import StepFact, Verdict
 
 
@@ -16,6 +16,11 @@ def _version(text: str) -> tuple[int, ...]:
 
 def _last_line(fact: StepFact) -> str:
     return fact.result.first_error_line() if fact.result else (fact.error or "it did not run")
+
+
+def _podman(facts: Facts):
+    """The engine when it is Podman behind the course's `docker` (podman-docker), else None."""
+    return facts.engine if facts.engine is not None and facts.engine.podman else None
 
 
 @check("machine_answers", refs={"system": "system"})
@@ -30,6 +35,14 @@ def machine_answers(facts: Facts, system: StepFact) -> Verdict:
 @check("engine_running", refs={"engine": "engine"})
 def engine_running(facts: Facts, engine: StepFact) -> Verdict:
     data = (engine.parsed or [{}])[0] if engine.parsed else {}
+    if _podman(facts):
+        # Podman has no daemon: `docker version` (podman version) answers with its Client half alone.
+        client = (data.get("Client") or {}).get("Version") if isinstance(data, dict) else None
+        ok = bool(client) and engine.result is not None and engine.result.exit_status == 0
+        observed = (f"Podman {client} answers the docker command (no daemon: each command runs podman)" if ok
+                    else f"podman does not answer as root: {_last_line(engine)}")
+        return Verdict(ok, "an engine answers the course's docker commands on the machine (docker version, as root)",
+                       observed, "install Podman and podman-docker again (vagrant provision)")
     server = (data.get("Server") or {}).get("Version") if isinstance(data, dict) else None
     ok = bool(server) and engine.result is not None and engine.result.exit_status == 0
     observed = f"Docker Engine {server} answers" if ok else f"no Docker Engine answers: {_last_line(engine)}"
@@ -39,6 +52,9 @@ def engine_running(facts: Facts, engine: StepFact) -> Verdict:
 
 @check("engine_version", refs={"engine": "engine"}, options={"minimum": None})
 def engine_version(facts: Facts, engine: StepFact, minimum: str) -> Verdict:
+    if (podman := _podman(facts)):
+        raise NotApplicable(f"the engine is Podman {podman.server_version}, not Docker Engine: Docker's version "
+                            f"numbers ({minimum}) say nothing about it")
     data = (engine.parsed or [{}])[0] if engine.parsed else {}
     server = str((data.get("Server") or {}).get("Version") or "") if isinstance(data, dict) else ""
     client = str((data.get("Client") or {}).get("Version") or "") if isinstance(data, dict) else ""
@@ -50,6 +66,12 @@ def engine_version(facts: Facts, engine: StepFact, minimum: str) -> Verdict:
 
 @check("user_can_use_docker", refs={"as_user": "as-user", "system": "system"})
 def user_can_use_docker(facts: Facts, as_user: StepFact, system: StepFact) -> Verdict:
+    if (podman := _podman(facts)):
+        # `docker info --format '{{.ServerVersion}}'` names a field of Docker's: Podman's info has none. The
+        # run's own `docker info --format '{{json .}}'`, typed as this user, is what answered.
+        how = "rootless: its own containers and images, no docker group" if podman.rootless else "as root's Podman"
+        return Verdict(True, "the login user runs docker without sudo", f"`docker` runs Podman "
+                       f"{podman.server_version} for this user ({how})", "")
     ok = as_user.result is not None and as_user.result.exit_status == 0 and bool(as_user.result.stdout.strip())
     observed = (f"`docker info` works without sudo (server {as_user.result.stdout.strip()})" if ok
                 else f"`docker info` fails for this user: {_last_line(as_user)}")

@@ -61,6 +61,9 @@ SUITE = "bookworm"  # the default container VM: Debian's docker.io 20.10 (engine
 DOCKER_PACKAGES = {"bookworm": "docker.io iptables docker-compose",
                    "trixie": "docker.io docker-cli docker-buildx docker-compose iptables",
                    "sid": "docker.io docker-cli docker-buildx docker-compose iptables"}
+# Engine E6: sid's Podman with podman-docker (the course's `docker` runs `podman`), rootless for the login user
+# (uidmap: its subordinate IDs; passt: its containers' network), baked in as the provisioner would install it.
+PODMAN_PACKAGES = "podman podman-docker uidmap passt"
 
 
 def vm_settings(suite: str = SUITE, packages: str | None = None) -> dict[str, str]:

@@ -177,3 +177,63 @@ def test_the_courses_tools_beyond_docker_are_installed_once(monkeypatch):
     assert calls == [("update",), ("install", "--no-install-recommends", "curl")]
     assert guest.step_tools_installed(opts) == ("unchanged", "curl installed")
     assert len(calls) == 2
+
+
+# ------------------------------------------------------------------------------------------- LAB_ENGINE=podman
+
+
+def test_podman_is_an_engine_choice_and_refuses_dockers_own_settings():
+    assert guest.Options.from_env({"LAB_ENGINE": "podman"}).engine == "podman"
+    assert guest.Options.from_env({}).engine == "docker"
+    for var, value in (("LAB_ENGINE", "containerd"),):
+        with pytest.raises(guest.StepFailed, match=var):
+            guest.Options.from_env({var: value})
+    for var, value in (("LAB_IMAGE_STORE", "containerd"), ("LAB_BUILDER", "buildkit"),
+                       ("LAB_DOCKER_SOURCE", "docker"), ("LAB_STUDENT", "alice")):
+        with pytest.raises(guest.StepFailed, match=f"LAB_ENGINE=podman: {var}="):
+            guest.Options.from_env({"LAB_ENGINE": "podman", var: value})
+
+
+def test_podmans_registries_name_the_mirror_as_dockers_daemon_json_would():
+    opts = guest.Options.from_env({"LAB_ENGINE": "podman", "LAB_REGISTRY_MIRROR": "http://10.0.0.1:5000/",
+                                   "LAB_INSECURE_REGISTRY": "10.0.0.1:5000,reg.lan:5001"})
+    text = guest.podman_registries(opts)
+    assert 'unqualified-search-registries = ["docker.io"]' in text  # `ubuntu:18.04` is Docker Hub's, as on Docker
+    assert '[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n[[registry.mirror]]\n' \
+           'location = "10.0.0.1:5000"\ninsecure = true' in text
+    assert '[[registry]]\nlocation = "reg.lan:5001"\ninsecure = true' in text
+    assert text.count("[[registry]]") == 2
+    https = guest.podman_registries(guest.Options.from_env({"LAB_ENGINE": "podman",
+                                                            "LAB_REGISTRY_MIRROR": "https://m.lan"}))
+    assert 'location = "m.lan"\ninsecure = false' in https
+    assert "[[registry" not in guest.podman_registries(guest.Options.from_env({"LAB_ENGINE": "podman"}))
+
+
+def test_podman_gives_the_user_subordinate_ids_after_everyone_elses(tmp_path, monkeypatch):
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text("alice:100000:65536\n")
+    subgid.write_text("vagrant:100000:65536\n")
+    tun = tmp_path / "tun"
+    tun.write_text("")
+    monkeypatch.setattr(guest, "SUBID_FILES", (str(subuid), str(subgid)))
+    monkeypatch.setattr(guest, "TUN", str(tun))
+    calls = []
+    monkeypatch.setattr(guest, "sh", lambda argv, **kw: calls.append(argv) or guest.subprocess.CompletedProcess(
+        argv, 0, "", ""))
+    monkeypatch.setattr(guest.pwd, "getpwnam", lambda name: type("P", (), {"pw_uid": 1000})())
+    opts = guest.Options.from_env({"LAB_ENGINE": "podman"})
+    status, detail = guest.step_user_namespaces(opts)
+    assert status == "changed" and calls[0] == ["usermod", "--add-subuids", "165536-231071", "vagrant"]
+    assert len(calls) == 2 and calls[1][-1] == "podman system migrate"  # subgid had vagrant already
+    subuid.write_text("alice:100000:65536\nvagrant:165536:65536\n")
+    calls.clear()
+    assert guest.step_user_namespaces(opts)[0] == "unchanged" and not calls
+    tun.unlink()
+    with pytest.raises(guest.StepFailed, match="no .*tun: rootless containers would have no network"):
+        guest.step_user_namespaces(opts)
+
+
+def test_podman_is_never_installed_over_dockers_engine(monkeypatch):
+    monkeypatch.setattr(guest.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(guest.StepFailed, match="has Docker's engine .dockerd.*left as it is"):
+        guest.step_podman_installed(guest.Options.from_env({"LAB_ENGINE": "podman"}), {})

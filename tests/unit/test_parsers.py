@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,20 @@ def test_containerd_store_pull_ends_each_layer_with_download_complete():
     assert len(out.order) == 3
     assert out.with_status("Download complete") == out.order
     assert out.with_status("Pull complete") == []
+
+
+def test_podman_behind_the_docker_command_is_read_from_its_own_info():
+    """`docker info --format '{{json .}}'` through podman-docker prints Podman's own form (host, store,
+    version: recorded from engine E6, sid's Podman 5.8 rootless in a container VM), not Docker's."""
+    from checker.probes import PROBES, SECTION
+    from checker.records import Result
+
+    info = (Path(__file__).parent.parent / "transcripts" / "engine-info" / "e6-podman.json").read_text()
+    out = f"{info}\n{SECTION}\npodman version 5.8.6\n{SECTION}\n<unset>\n"
+    engine = PROBES["engine"].parse(Result(0, out, "", 0.1), {})
+    assert engine.podman and engine.rootless and engine.server_version == "5.8.6" == engine.client_version
+    assert engine.storage_driver == "overlay" and engine.cgroup_version == "1" and engine.builder == "buildah"
+    assert engine.docker_root_dir == "/home/vagrant/.local/share/containers/storage"
+    assert engine.engine_id == "" and not engine.containerd_store and engine.operating_system.startswith("debian")
+    assert engine.describe() == "Podman 5.8.6 (rootless), overlay storage driver, through podman-docker"
+    assert engine.as_dict()["product"] == "podman"

@@ -1,0 +1,76 @@
+"""Engine E6: Podman behind the course's `docker` commands (Debian unstable's podman 5.8 with podman-docker),
+provisioned by `LAB_ENGINE=podman` through the same provisioner, in a container VM. The login user runs its
+own rootless Podman (no daemon, no docker group), as a student who installs podman-docker does.
+
+Lab 00 is judged there: each claim in its form true on Podman (no daemon: `docker version` answers with its
+client half; the login user's own rootless Podman), or not applicable, with the reason (Docker Engine's
+version says nothing about Podman's).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests import engines
+from tests.integration.conftest import run_check, sh
+from tests.testenv import env as testenv
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def podman_vm(lab_env, tmp_path_factory):
+    from tests.integration.conftest import VagrantProject
+
+    testenv.ensure_container_vm(lab_env, "sid", testenv.PODMAN_PACKAGES)
+    project = VagrantProject(tmp_path_factory.mktemp("e6"), lab_env, engines.engine_settings("E6"))
+    project.up()
+    yield project
+    project.destroy()
+
+
+def test_the_provisioner_makes_podman_the_users_docker(podman_vm):
+    log = podman_vm.log.read_text()
+    steps = [line.split("]", 1)[1].split(":", 1)[0].strip() for line in log.splitlines()
+             if line.strip().startswith("default: [") and "summary" not in line]
+    assert steps == ["apt-proxy", "hosts", "machine-id", "engine-installed", "tools-installed", "podman-config",
+                     "user-namespaces", "engine-verified"], log[-3000:]
+    assert "[unchanged] engine-verified: Podman 5." in log and "(rootless), overlay storage driver, usable by " \
+        "vagrant as docker, mirror " + testenv.REGISTRY_ADDR in log
+    # No Docker here: `docker` is podman-docker's front, and the user has no docker group to be in.
+    res = sh(podman_vm, "command -v dockerd || echo none; docker --version; id -Gn")
+    lines = res.stdout.splitlines()
+    assert lines[0] == "none" and lines[1].startswith("podman version 5.") and "docker" not in lines[2].split()
+
+
+def test_lab_00_holds_on_podman_in_its_podman_form(podman_vm, monkeypatch, tmp_path):
+    report = tmp_path / "00.json"
+    assert run_check(monkeypatch, podman_vm, "00", "--report", f"json:{report}", "--no-color") == 0
+    data = json.loads(report.read_text())
+    assert data["engine"]["product"] == "podman" and data["engine"]["rootless"] is True
+    assert data["engine"]["builder"] == "buildah" and data["engine"]["storage_driver"] == "overlay"
+    verdicts = {c["id"]: c for c in data["claims"]}
+    assert {k: v["verdict"] for k, v in verdicts.items()} == {
+        "vm-reachable": "pass", "docker-engine-running": "pass", "docker-engine-version": "n/a",
+        "user-can-use-docker": "pass", "container-runs": "pass"}
+    assert verdicts["docker-engine-running"]["observed"].startswith("Podman 5.")
+    assert "not Docker Engine" in verdicts["docker-engine-version"]["observed"]
+    assert "rootless" in verdicts["user-can-use-docker"]["observed"]
+    # The image the lab pulled is removed again from the user's own store.
+    assert "ubuntu" not in sh(podman_vm, "docker images --format '{{.Repository}}'").stdout
+
+
+def test_podman_not_answering_as_root_fails_exactly_the_engine_claim(podman_vm, monkeypatch, tmp_path):
+    """The negative of the engine claim's Podman form: root's `docker` (sudo's path) finds no podman."""
+    neg = "/etc/sudoers.d/zz-check-lab-negative"
+    assert sh(podman_vm, f"printf '%s\\n' 'Defaults secure_path=\"/nonexistent\"' > /tmp/neg && chmod 0440 /tmp/neg "
+                         f"&& sudo chown root:root /tmp/neg && sudo mv /tmp/neg {neg}").ok
+    try:
+        report = tmp_path / "00.json"
+        assert run_check(monkeypatch, podman_vm, "00", "--report", f"json:{report}", "--no-color") == 1
+        verdicts = {c["id"]: c["verdict"] for c in json.loads(report.read_text())["claims"]}
+        assert [k for k, v in verdicts.items() if v == "fail"] == ["docker-engine-running"], verdicts
+    finally:
+        sh(podman_vm, f"sudo env PATH=/usr/bin:/bin rm -f {neg}")
