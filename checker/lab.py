@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from checker.errors import LabSpecError, UsageError
-from checker.records import LabInfo
+from checker.records import ENGINE_FEATURES, LabInfo
 from checker.resources import KINDS
 
 SCHEMA = 1
@@ -144,6 +144,7 @@ class ClaimSpec:
     points: float = 1.0
     addition: str | None = None  # a claim beyond the course's text, and why
     student: bool = False  # judged only with --student (the student's mark on their work)
+    needs: tuple[str, ...] = ()  # what the engine must be able to do (records.ENGINE_FEATURES), else not applicable
 
 
 @dataclass(frozen=True)
@@ -609,7 +610,7 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], known_
     title_key = "title" if section == "claims" else "text"
     for i, raw in enumerate(items):
         spec = _Spec(raw, f"{section}[{i}]", path)
-        spec.only({"id", title_key, "check", "with", "expect", "hint", "points", "addition", "student"}
+        spec.only({"id", title_key, "check", "with", "expect", "hint", "points", "addition", "student", "needs"}
                   if section == "claims" else {"id", title_key, "check", "with", "expect"})
         cid = spec.get("id", str, required=True)
         spec.where = f"{section[:-1]} {cid!r}"
@@ -642,9 +643,15 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], known_
         student = spec.get("student", bool, False) if section == "claims" else False
         if student and "addition" not in spec.data:
             raise spec.fail("a claim judged only with --student is an addition: say what it asks (`addition:`)")
+        needs = spec.get("needs", list, []) if section == "claims" else []
+        unknown = [n for n in needs if n not in ENGINE_FEATURES]
+        if unknown:
+            raise spec.fail(f"`needs:` {', '.join(map(str, unknown))}: the engine features are "
+                            f"{', '.join(sorted(ENGINE_FEATURES))}")
         specs.append(ClaimSpec(cid, spec.get(title_key, str, cid if section == "claims" else ...), check, args,
                                spec.get("hint", str, "") if section == "claims" else "", float(points),
-                               spec.get("addition", str, None) if section == "claims" else None, student))
+                               spec.get("addition", str, None) if section == "claims" else None, student,
+                               tuple(needs)))
     return tuple(specs)
 
 
@@ -719,7 +726,7 @@ class Plan:
             chk = checks[spec.check]
             args = dict(spec.args) if chk.validate else {**chk.options, **spec.args}
             out.append(ClaimSpec(spec.id, spec.title, spec.check, render_value(args, self.scope(runtime)),
-                                 spec.hint, spec.points, spec.addition, spec.student))
+                                 spec.hint, spec.points, spec.addition, spec.student, spec.needs))
         return out
 
     def _own(self, specs: tuple[ClaimSpec, ...]) -> tuple[ClaimSpec, ...]:

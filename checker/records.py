@@ -69,6 +69,15 @@ class Result:
 # ------------------------------------------------------------------------------------------------ the engine
 
 
+# What a claim may need of the engine beyond running containers (a claim's `needs:` in lab.yaml). An engine
+# without it makes the claim not applicable here, with the reason (Engine.lacks), never failed.
+ENGINE_FEATURES = {
+    "resource-limits": "the engine applies a container's --memory and --cpus limits",
+    "docker-socket": "a Docker daemon socket (/var/run/docker.sock) a container can manage the engine through",
+    "compose": "Docker Compose (docker-compose) for this engine",
+}
+
+
 @dataclass(frozen=True)
 class Engine:
     """The engine a run met (from `docker info`, the client's version, the user's environment): Docker's, or
@@ -146,6 +155,20 @@ class Engine:
     @property
     def podman(self) -> bool:
         return self.product == "podman"
+
+    def lacks(self, feature: str) -> str:
+        """Why this engine cannot do what a claim needs (ENGINE_FEATURES), or "" when it can."""
+        if not self.podman:
+            return ""
+        if feature == "resource-limits" and self.rootless and self.cgroup_version == "1":
+            return ("rootless Podman on cgroup v1 ignores a container's resource limits (--memory, --cpus): it "
+                    "says so on each `run` (\"Resource limits are not supported and ignored on cgroups V1 "
+                    "rootless systems\")")
+        if feature == "docker-socket":
+            return f"Podman {self.server_version} runs no Docker daemon: there is no /var/run/docker.sock to mount"
+        if feature == "compose":
+            return "no docker-compose for Podman here (the provisioner installs Compose for Docker's engine only)"
+        return ""
 
     @property
     def containerd_store(self) -> bool:

@@ -787,10 +787,14 @@ def step_podman_verify(opts: Options) -> tuple[str, str]:
                          f"{opts.user} as docker" + (f", mirror {', '.join(wanted)}" if wanted else ""))
 
 
-STEPS = [
+# The machine's own steps, whichever engine follows.
+MACHINE_STEPS = [
     ("apt-proxy", lambda o, s: step_apt_proxy(o)),
     ("hosts", lambda o, s: step_hosts(o)),
     ("machine-id", lambda o, s: step_machine_id(o)),
+]
+
+STEPS = MACHINE_STEPS + [
     ("engine-installed", step_engine_installed),
     ("builder-installed", lambda o, s: step_builder_installed(o)),
     ("compose-installed", lambda o, s: step_compose_installed(o)),
@@ -804,10 +808,7 @@ STEPS = [
 
 # LAB_ENGINE=podman: no daemon to configure or start, no docker group. (Compose for Podman is not installed:
 # lab 13's docker-compose needs a Docker engine.)
-PODMAN_STEPS = [
-    ("apt-proxy", lambda o, s: step_apt_proxy(o)),
-    ("hosts", lambda o, s: step_hosts(o)),
-    ("machine-id", lambda o, s: step_machine_id(o)),
+PODMAN_STEPS = MACHINE_STEPS + [
     ("engine-installed", step_podman_installed),
     ("tools-installed", lambda o, s: step_tools_installed(o)),
     ("podman-config", lambda o, s: step_podman_config(o)),

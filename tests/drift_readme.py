@@ -1,7 +1,7 @@
 """The README's drift report ("The course on today's engines"), generated, never written by hand.
 
 When `scripts/drift --readme` has run here (tests/engines.py), the report is the course's, from the engines'
-JSON it kept (tests/transcripts/drift/course.json: `check-lab course --targets` over the five engines);
+JSON it kept (tests/transcripts/drift/course.json: `check-lab course --targets` over the six engines);
 before that, lab 07's recorded runs on the five engines (tests/transcripts/e1… to e5…) replayed through
 today's checker. Either way `check-lab drift` makes the Markdown, and it goes between the README's markers.
 

@@ -1,15 +1,16 @@
-"""The suite's five Docker engines, each a container VM, and `scripts/drift`: the course on all of them at once
-and its drift report (which sentence of which lab holds on which engine).
+"""The suite's six engines (five Docker engines and Podman), each a container VM, and `scripts/drift`: the course
+on all of them at once and its drift report (which sentence of which lab holds on which engine).
 
 E1 Debian bookworm docker.io 20.10: legacy builder, overlay2 (the engine the labs were written for).
 E2 Debian trixie docker.io 26.1 + docker-buildx: BuildKit, overlay2.
 E3 E2 with the containerd image store (LAB_IMAGE_STORE=containerd, set by the provisioner).
 E4 Debian unstable docker.io 28.5 with containerd 2.1 and docker-buildx 0.29: BuildKit, overlay2.
 E5 E4 with the containerd image store (what Docker 29 uses by default).
+E6 Debian unstable's Podman 5.8 with podman-docker (LAB_ENGINE=podman), rootless for the login user.
 
     scripts/drift [--labs IDS] [--out DIR] [--readme]
 
-brings the test environment and the five machines up, runs `check-lab course --targets` over them (`--labs`:
+brings the test environment and the six machines up, runs `check-lab course --targets` over them (`--labs`:
 default the labs of one machine that need no Docker Hub login, 00-02, 04-10, 13-17), writes the engines'
 JSON and the drift report (drift.md, drift.html, drift.json) into DIR, and destroys the machines. With
 `--readme` the engines' JSON is kept in tests/transcripts/drift/course.json and the README's drift report is
@@ -45,8 +46,8 @@ def engine_settings(label: str) -> dict[str, str]:
     }[label]
 
 
-LABELS = ("E1", "E2", "E3", "E4", "E5")  # the drift report's engines; E6 (Podman) on --engines E6
-ALL_LABELS = LABELS + ("E6",)
+DOCKER_LABELS = ("E1", "E2", "E3", "E4", "E5")
+LABELS = DOCKER_LABELS + ("E6",)  # the drift report's engines: Docker's five and Podman
 
 
 @contextlib.contextmanager
@@ -56,6 +57,8 @@ def machines(lab_env: dict, root: Path, labels=LABELS):
 
     for suite in ("trixie", "sid"):
         testenv.ensure_container_vm(lab_env, suite)
+    if "E6" in labels:
+        testenv.ensure_container_vm(lab_env, "sid", testenv.PODMAN_PACKAGES)
     projects = {label: VagrantProject(root / label.lower(), lab_env, engine_settings(label)) for label in labels}
     try:
         with ThreadPoolExecutor(max_workers=3) as pool:
@@ -84,19 +87,19 @@ def course_drift(projects: dict, labs: str, out: Path, jobs: int = 5) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/drift", description="The course on the suite's five engines, "
+    parser = argparse.ArgumentParser(prog="scripts/drift", description="The course on the suite's six engines, "
                                      "and its drift report.")
     parser.add_argument("--labs", default=DEFAULT_LABS, help=f"the labs (default {DEFAULT_LABS})")
     parser.add_argument("--engines", default=",".join(LABELS),
-                        help="which of E1-E6 (default E1-E5; E6 is Podman, whose drift is not reported yet)")
+                        help="which of E1-E6 (default all)")
     parser.add_argument("--out", type=Path, default=Path("drift"), help="where the reports go (default ./drift)")
     parser.add_argument("--readme", action="store_true",
                         help="keep the engines' JSON in tests/transcripts/drift/ and rewrite the README's drift report")
     args = parser.parse_args(argv)
     labels = [label.strip().upper() for label in args.engines.split(",") if label.strip()]
-    unknown = [label for label in labels if label not in ALL_LABELS]
+    unknown = [label for label in labels if label not in LABELS]
     if unknown or not labels:
-        parser.error(f"--engines: {', '.join(unknown) or 'none given'}: the engines are {', '.join(ALL_LABELS)}")
+        parser.error(f"--engines: {', '.join(unknown) or 'none given'}: the engines are {', '.join(LABELS)}")
     if args.readme and labels != list(LABELS):
         parser.error("--readme shows every engine: leave out --engines")
     lab_env = testenv.start()

@@ -9,6 +9,7 @@ exit code: they feed the report's "this engine vs the lab's text" section.
 from __future__ import annotations
 
 from checker.checks import check
+from checker.claims.tables import docker_name
 from checker.facts import Facts, Image, MissingFact
 from checker.parsers import parse_ps_size
 from checker.records import StepFact, Verdict
@@ -37,6 +38,8 @@ def pull_complete_lines(facts: Facts, pull: StepFact, image: Image | None) -> Ve
     instead = f"its {len(out.order)} layer line(s) end with {', '.join(f'`{f}`' for f in finals) or 'nothing'}"
     if facts.engine and facts.engine.containerd_store:
         instead += " (the containerd image store downloads first and unpacks afterwards)"
+    elif facts.engine and facts.engine.podman:
+        instead += " (Podman prints `Copying blob sha256:…` per layer instead)"
     return Verdict(n > 0 and len(complete) == n, "", instead)
 
 
@@ -46,6 +49,9 @@ def legacy_build_output(facts: Facts, base_build: StepFact, image_build: StepFac
     ok = {base.builder, image.builder} == {"legacy"} and bool(base.image_id) and bool(image.image_id)
     if ok:
         return Verdict(True, "", "Step n/m lines and Successfully built")
+    if facts.engine and facts.engine.podman:
+        return Verdict(False, "", "Podman builds with Buildah: it prints `STEP 1/2: …` lines and `COMMIT …`, "
+                                  "no `Step 1/2 :` and no `Successfully built <id>`")
     return Verdict(False, "", "BuildKit builds: it prints `#n [k/m] …` steps on stderr and `naming to …`, "
                               "no `Step 1/2` and no `Successfully built <id>`")
 
@@ -73,6 +79,9 @@ def layers_listed_in_driver_dir(facts: Facts, listing: StepFact, image: Image | 
         return Verdict(False, "", "the containerd image store keeps layers as numbered snapshot directories of "
                                   "its overlayfs snapshotter (…/io.containerd.snapshotter.v1.overlayfs/snapshots); "
                                   f"/var/lib/docker/overlay2 holds {len(listed)} entr{'y' if len(listed) == 1 else 'ies'}")
+    if facts.engine and facts.engine.podman:
+        return Verdict(False, "", f"Podman keeps layers in its own store, {facts.engine.docker_root_dir}/overlay/"
+                                  "<layer>/diff; there is no /var/lib/docker/overlay2")
     driver = facts.engine.storage_driver if facts.engine else "another driver"
     return Verdict(False, "", f"the engine stores layers with {driver}, not overlay2")
 
@@ -92,7 +101,9 @@ def ps_size_zero(facts: Facts, ps: StepFact, names: list[str]) -> Verdict:
 @check("virtual_equals_image_ls", refs={"ps": "ps-size", "images": "image-ls"},
        options={"image": None, "names": LAB_CONTAINERS})
 def virtual_equals_image_ls(facts: Facts, ps: StepFact, images: StepFact, image: str, names: list[str]) -> Verdict:
-    image_rows = [r for r in images.parsed or [] if f"{r.get('REPOSITORY')}:{r.get('TAG')}" == image]
+    podman = bool(facts.engine and facts.engine.podman)  # Podman names images in full (localhost/my-image)
+    image_rows = [r for r in images.parsed or []
+                  if f"{docker_name(str(r.get('REPOSITORY'))) if podman else r.get('REPOSITORY')}:{r.get('TAG')}" == image]
     shown = image_rows[0].get("SIZE", "?") if image_rows else "?"
     virtuals = sorted({row.get("SIZE", "").partition("virtual")[2].strip(" )")
                        for row in _lab_rows(names, ps.parsed or [])})

@@ -47,6 +47,25 @@ def _validate_where(args: dict, facts_known: set[str]) -> str | None:
     return None
 
 
+# Podman names every image in full where Docker shortens it: docker.io/library/ubuntu (Docker: ubuntu),
+# localhost/friendlyhello for an image built here (Docker: friendlyhello).
+PODMAN_PREFIXES = ("localhost/", "docker.io/library/", "docker.io/")
+IMAGE_COLUMNS = ("REPOSITORY", "IMAGE")
+
+
+def docker_name(ref: str) -> str:
+    """An image reference as Docker's tables show it."""
+    return next((ref[len(prefix):] for prefix in PODMAN_PREFIXES if ref.startswith(prefix)), ref)
+
+
+def _as_docker_names(rows: list[dict], facts: Facts) -> list[dict]:
+    """Podman's table rows with their image names as Docker shows them (the lab's text names them so)."""
+    if facts.engine is None or not facts.engine.podman:
+        return rows
+    return [{k: docker_name(v) if k in IMAGE_COLUMNS and isinstance(v, str) else v for k, v in row.items()}
+            for row in rows]
+
+
 @check("table_rows", refs={}, validate=_validate_where)
 def table_rows(facts: Facts, table: str, where: dict | None = None, rows: str = "some",
                before: bool = False, removed_later: str | None = None) -> Verdict:
@@ -58,7 +77,7 @@ def table_rows(facts: Facts, table: str, where: dict | None = None, rows: str = 
         raise MissingFact("this is about the machine before the lab's steps; observe mode looks after them")
     step = facts.step(table)
     where = where or {}
-    found = [row for row in _rows(step) if _matches(row, where)]
+    found = [row for row in _as_docker_names(_rows(step), facts) if _matches(row, where)]
     shown = "; ".join(" ".join(f"{k}={v}" for k, v in row.items() if v) for row in found[:3])
     observed = f"{len(found)} row(s) of `{step.command}` with {_where_text(where)}" + (f": {shown}" if shown else "")
     if rows == "none":

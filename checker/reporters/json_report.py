@@ -153,7 +153,8 @@ def _engine(data: dict | None) -> Engine | None:
                   buildx=bool(data.get("buildx")),
                   buildkit_env={"buildkit": "1", "legacy": "0"}.get(builder) if builder else None,
                   engine_id=str(data.get("id") or ""), name=str(data.get("name") or ""),
-                  labels=tuple(str(label) for label in data.get("labels") or ()))
+                  labels=tuple(str(label) for label in data.get("labels") or ()),
+                  product=str(data.get("product") or "docker"), rootless=bool(data.get("rootless")))
 
 
 def from_dict(data: dict) -> RunReport:

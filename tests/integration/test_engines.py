@@ -40,7 +40,7 @@ def drift(lab_env, tmp_path_factory):
     `check-lab course --targets` over the five at once, its JSON read by `check-lab drift`; the folder with
     engines.json (each engine's report of lab 07) and drift.json."""
     out = tmp_path_factory.mktemp("drift")
-    with engines.machines(lab_env, tmp_path_factory.mktemp("engines")) as projects:
+    with engines.machines(lab_env, tmp_path_factory.mktemp("engines"), engines.DOCKER_LABELS) as projects:
         assert engines.course_drift(projects, "07", out) == 0, (out / "engines.json").read_text()[-3000:]
     return out
 

@@ -91,3 +91,24 @@ def test_expect_values_use_the_labs_variables(tmp_path):
     with pytest.raises(LabSpecError, match="either `check:`"):
         labs.load(lab_with_claims(tmp_path / "b", [{"id": "x", "title": "x", "check": "cmd_layer_empty",
                                                      "expect": {"fact": "pull.stdout", "contains": "x"}}]))
+
+
+def test_a_claim_needing_what_the_engine_lacks_is_not_applicable_there_and_judged_elsewhere():
+    """`needs: [resource-limits]`: rootless Podman on cgroup v1 ignores --memory and --cpus, so a claim about a
+    limit is not applicable there, with the reason; on Docker (or Podman on cgroup v2) it is judged."""
+    import dataclasses
+
+    from checker.records import Engine
+
+    spec = dataclasses.replace(claim({"fact": "hello.stdout", "contains": "Goodbye"}), needs=("resource-limits",))
+    podman = Engine("5.8.6", "overlay", "/home/vagrant/.local/share/containers/storage", cgroup_version="1",
+                    product="podman", rootless=True)
+    facts = facts_with(hello=("passed", "Hello from Docker!", None))
+    facts.engine = podman
+    [result] = evaluate([spec], facts)
+    assert result.verdict == "n/a" and "ignores a container's resource limits" in result.observed
+    assert result.max_points == 0
+    for engine in (Engine("28.5.2", "overlay2", "/var/lib/docker", cgroup_version="1"),
+                   dataclasses.replace(podman, cgroup_version="2")):
+        facts.engine = engine
+        assert evaluate([spec], facts)[0].verdict == "fail"

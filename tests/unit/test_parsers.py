@@ -145,3 +145,6 @@ def test_podman_behind_the_docker_command_is_read_from_its_own_info():
     assert engine.engine_id == "" and not engine.containerd_store and engine.operating_system.startswith("debian")
     assert engine.describe() == "Podman 5.8.6 (rootless), overlay storage driver, through podman-docker"
     assert engine.as_dict()["product"] == "podman"
+    from checker.reporters.json_report import _engine  # a report read back (check-lab drift, merge) says so too
+
+    assert _engine(engine.as_dict()).describe() == engine.describe()
