@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from checker.records import Result
+from checker.resources import LEAVE, LEAVE_ONCE
 from checker.transport import Command, Transport, to_script
 
 FORMAT = "check-lab-transcript/1"
@@ -105,6 +106,8 @@ def _shape(script: str) -> str:
     # (Transcripts recorded before a bridge made in the run's first second stayed the machine's say -ge.)
     script = re.sub(r"\{c:-0\}\" -g[et] \d+", "{c:-0}\" -gt <time>", script)
     script = re.sub(r"started \d+", "started <time>", script)
+    # (Transcripts recorded before leaving a swarm was typed again on a daemon's error left it once.)
+    script = script.replace(LEAVE, LEAVE_ONCE)
     # The run's state file: when, by whom, and what it found (its content is this run's own).
     script = re.sub(r"printf '%s\\n' '\{\"lab\": [^\n]*?\}' > ", "printf <state> > ", script)
     return re.sub(r" of [^ ]+@[^ ,]+,", " of <who>,", script)
