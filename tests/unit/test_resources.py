@@ -164,3 +164,39 @@ def test_docker_timestamps():
     assert epoch("2026-11-28 02:20:35.206822593 +0000 UTC") == pytest.approx(epoch("2026-11-28T02:20:35.206822Z"))
     assert epoch("2026-11-28 02:20:33 +0000 UTC") == epoch("2026-11-28T02:20:33Z")
     assert epoch("") is None and epoch("yesterday") is None
+
+
+@pytest.mark.parametrize("scenario,code,tries", [("ok", 0, 1), ("fail-then-ok", 0, 2), ("fail-but-left", 0, 1),
+                                                 ("always-fail", 1, 3)])
+def test_leaving_the_swarm_is_typed_again_while_the_machine_is_still_in_it(tmp_path, scenario, code, tries):
+    """`docker swarm leave --force` on a loaded worker can miss dockerd's own deadline: typed again (up to
+    three times) while `docker info` still says the machine is in the swarm; the last error is reported.
+    The script runs in a real shell; `docker` is a stand-in that answers as the scenario says."""
+    import subprocess
+
+    from checker.resources import KINDS
+
+    fake = tmp_path / "docker"
+    fake.write_text(f"""#!/bin/sh
+state={tmp_path}/state; n=$(cat $state.n 2>/dev/null || echo 0)
+case "$1 $2" in
+  "info --format") cat $state;;
+  "swarm leave") n=$((n + 1)); echo $n > $state.n
+    case {scenario} in
+      ok) echo inactive > $state;;
+      fail-then-ok) [ $n -ge 2 ] || {{ echo "Error response from daemon: context deadline exceeded" >&2; exit 1; }}
+                    echo inactive > $state;;
+      fail-but-left) echo inactive > $state; echo "Error response from daemon: context deadline exceeded" >&2; exit 1;;
+      always-fail) echo "Error response from daemon: context deadline exceeded" >&2; exit 1;;
+    esac;;
+  "network inspect") exit 1;;
+esac
+""")
+    fake.chmod(0o755)
+    (tmp_path / "state").write_text("active\n")
+    script = KINDS["swarm"].remove(["lab-11"], since=0).replace("sleep 2", "sleep 0")
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert (proc.returncode, (tmp_path / "state.n").read_text().strip()) == (code, str(tries))
+    assert proc.stdout == ("lab-11\n" if code == 0 else "")
+    assert proc.stderr == ("" if code == 0 else "Error response from daemon: context deadline exceeded\n")
