@@ -9,7 +9,7 @@ exit code: they feed the report's "this engine vs the lab's text" section.
 from __future__ import annotations
 
 from checker.checks import check
-from checker.claims.tables import docker_name
+from checker.claims.tables import as_docker_names
 from checker.facts import Facts, Image, MissingFact
 from checker.parsers import parse_ps_size
 from checker.records import StepFact, Verdict
@@ -101,9 +101,9 @@ def ps_size_zero(facts: Facts, ps: StepFact, names: list[str]) -> Verdict:
 @check("virtual_equals_image_ls", refs={"ps": "ps-size", "images": "image-ls"},
        options={"image": None, "names": LAB_CONTAINERS})
 def virtual_equals_image_ls(facts: Facts, ps: StepFact, images: StepFact, image: str, names: list[str]) -> Verdict:
-    podman = bool(facts.engine and facts.engine.podman)  # Podman names images in full (localhost/my-image)
-    image_rows = [r for r in images.parsed or []
-                  if f"{docker_name(str(r.get('REPOSITORY'))) if podman else r.get('REPOSITORY')}:{r.get('TAG')}" == image]
+    # (Podman names images in full, localhost/my-image: read as Docker shows them.)
+    image_rows = [r for r in as_docker_names(images.parsed or [], facts)
+                  if f"{r.get('REPOSITORY')}:{r.get('TAG')}" == image]
     shown = image_rows[0].get("SIZE", "?") if image_rows else "?"
     virtuals = sorted({row.get("SIZE", "").partition("virtual")[2].strip(" )")
                        for row in _lab_rows(names, ps.parsed or [])})

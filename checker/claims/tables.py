@@ -58,7 +58,7 @@ def docker_name(ref: str) -> str:
     return next((ref[len(prefix):] for prefix in PODMAN_PREFIXES if ref.startswith(prefix)), ref)
 
 
-def _as_docker_names(rows: list[dict], facts: Facts) -> list[dict]:
+def as_docker_names(rows: list[dict], facts: Facts) -> list[dict]:
     """Podman's table rows with their image names as Docker shows them (the lab's text names them so)."""
     if facts.engine is None or not facts.engine.podman:
         return rows
@@ -77,7 +77,7 @@ def table_rows(facts: Facts, table: str, where: dict | None = None, rows: str = 
         raise MissingFact("this is about the machine before the lab's steps; observe mode looks after them")
     step = facts.step(table)
     where = where or {}
-    found = [row for row in _as_docker_names(_rows(step), facts) if _matches(row, where)]
+    found = [row for row in as_docker_names(_rows(step), facts) if _matches(row, where)]
     shown = "; ".join(" ".join(f"{k}={v}" for k, v in row.items() if v) for row in found[:3])
     observed = f"{len(found)} row(s) of `{step.command}` with {_where_text(where)}" + (f": {shown}" if shown else "")
     if rows == "none":
