@@ -12,6 +12,7 @@ Every step is idempotent: check, act only if needed, verify; it reports `changed
 
 from __future__ import annotations
 
+import glob
 import grp
 import json
 import os
@@ -661,7 +662,10 @@ def step_hosts(opts: Options) -> tuple[str, str]:
 # `podman …`; the login user runs its own rootless Podman (its own store in its home, no daemon, no docker
 # group), as a student who installs podman-docker on their laptop does.
 
-PODMAN_REGISTRIES = "/etc/containers/registries.conf.d/50-check-lab.conf"
+# Read after the distribution's drop-ins (alphabetical order: shortnames.conf first), so its aliases win.
+PODMAN_REGISTRIES = "/etc/containers/registries.conf.d/zz-check-lab.conf"
+PODMAN_REGISTRIES_OLD = "/etc/containers/registries.conf.d/50-check-lab.conf"  # its name before aliases
+PODMAN_REGISTRY_FILES = ("/etc/containers/registries.conf", "/etc/containers/registries.conf.d/*.conf")
 PODMAN_NODOCKER = "/etc/containers/nodocker"  # podman-docker's "Emulate Docker CLI using podman" note, quiet
 SUBID_FILES = ("/etc/subuid", "/etc/subgid")
 SUBID_COUNT = 65536
@@ -669,15 +673,21 @@ TUN = "/dev/net/tun"
 
 
 def podman_packages() -> list[str]:
-    # uidmap: newuidmap for rootless user namespaces; rootless networking: pasta (Podman 5) or slirp4netns (4).
-    return ["podman", "podman-docker", "uidmap"] + [p for p in ("passt", "slirp4netns") if package_available(p)]
+    # uidmap: newuidmap for rootless user namespaces; rootless networking: pasta (Podman 5), else slirp4netns
+    # (Podman 4). Recommends the labs need, which --no-install-recommends drops: nftables (netavark's firewall:
+    # without nft, `docker network create` and `--net bridge` fail), aardvark-dns (containers' names on a
+    # network of one's own, lab 09), catatonit (`--init`), ca-certificates (pulls from HTTPS registries).
+    network = next((p for p in ("passt", "slirp4netns") if package_available(p)), None)
+    wanted = ["podman", "podman-docker", "uidmap"] + ([network] if network else [])
+    return wanted + [p for p in ("nftables", "aardvark-dns", "catatonit", "ca-certificates") if package_available(p)]
 
 
 def step_podman_installed(opts: Options, state: dict) -> tuple[str, str]:
     if shutil.which("dockerd"):
         raise StepFailed("LAB_ENGINE=podman: this machine has Docker's engine (dockerd), whose docker command "
                          "podman-docker would replace; left as it is")
-    if shutil.which("podman") and shutil.which("docker") and shutil.which("newuidmap"):
+    if shutil.which("podman") and shutil.which("docker") and shutil.which("newuidmap") \
+            and all(installed_version(p) for p in ("nftables", "aardvark-dns") if package_available(p)):
         version = sh(["podman", "--version"], timeout=30).stdout.strip()
         return "unchanged", f"{version} and podman-docker are installed"
     if not shutil.which("apt-get"):
@@ -696,7 +706,30 @@ def registry_location(url: str) -> tuple[str, bool]:
     return (rest if sep else url).rstrip("/"), sep != "" and scheme == "http"
 
 
-def podman_registries(opts: Options) -> str:
+def foreign_aliases(paths) -> list[str]:
+    """The short names the machine's registries files alias to a registry other than Docker Hub (Podman's
+    distribution sends hello-world to its own hello image elsewhere), in the order found."""
+    names: list[str] = []
+    for path in paths:
+        try:
+            with open(path) as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        table = ""
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                table = line
+                continue
+            match = re.match(r'"([^"]+)"\s*=\s*"([^"]+)"', line)
+            if table == "[aliases]" and match and not match.group(2).startswith("docker.io/") \
+                    and match.group(1) not in names:
+                names.append(match.group(1))
+    return names
+
+
+def podman_registries(opts: Options, aliases: list[str] = ()) -> str:
     lines = ["# written by check-lab provisioning (LAB_REGISTRY_MIRROR, LAB_INSECURE_REGISTRY)",
              "# Short names (ubuntu:18.04, as the course types them) are Docker Hub's, as on Docker.",
              'unqualified-search-registries = ["docker.io"]']
@@ -710,11 +743,19 @@ def podman_registries(opts: Options) -> str:
     mirrors = {registry_location(url)[0] for url in opts.registry_mirror}
     for location in sorted(insecure - mirrors):
         lines += ["", "[[registry]]", f'location = "{location}"', "insecure = true"]
+    if aliases:  # the course's `docker run hello-world` means Docker Hub's hello-world, as under Docker
+        lines += ["", "# Short names the distribution aliases elsewhere, on Docker Hub as under Docker.", "[aliases]"]
+        lines += [f'"{name}" = "docker.io/{name if "/" in name else "library/" + name}"' for name in aliases]
     return "\n".join(lines) + "\n"
 
 
 def step_podman_config(opts: Options) -> tuple[str, str]:
-    changed = write_file(PODMAN_REGISTRIES, podman_registries(opts))
+    found = [path for pattern in PODMAN_REGISTRY_FILES for path in sorted(glob.glob(pattern))
+             if path not in (PODMAN_REGISTRIES, PODMAN_REGISTRIES_OLD)]
+    changed = write_file(PODMAN_REGISTRIES, podman_registries(opts, foreign_aliases(found)))
+    if os.path.exists(PODMAN_REGISTRIES_OLD):
+        os.remove(PODMAN_REGISTRIES_OLD)
+        changed = True
     if not os.path.exists(PODMAN_NODOCKER):
         write_file(PODMAN_NODOCKER, "")
         changed = True

@@ -62,8 +62,9 @@ DOCKER_PACKAGES = {"bookworm": "docker.io iptables docker-compose",
                    "trixie": "docker.io docker-cli docker-buildx docker-compose iptables",
                    "sid": "docker.io docker-cli docker-buildx docker-compose iptables"}
 # Engine E6: sid's Podman with podman-docker (the course's `docker` runs `podman`), rootless for the login user
-# (uidmap: its subordinate IDs; passt: its containers' network), baked in as the provisioner would install it.
-PODMAN_PACKAGES = "podman podman-docker uidmap passt"
+# (uidmap: its subordinate IDs; passt: its containers' network; nftables, aardvark-dns: netavark's firewall
+# and names; catatonit: --init), baked in as the provisioner would install it.
+PODMAN_PACKAGES = "podman podman-docker uidmap passt nftables aardvark-dns catatonit ca-certificates"
 
 
 def vm_settings(suite: str = SUITE, packages: str | None = None) -> dict[str, str]:

@@ -209,6 +209,20 @@ def test_podmans_registries_name_the_mirror_as_dockers_daemon_json_would():
     assert "[[registry" not in guest.podman_registries(guest.Options.from_env({"LAB_ENGINE": "podman"}))
 
 
+def test_podman_resolves_the_short_names_its_distribution_aliases_elsewhere_on_docker_hub(tmp_path):
+    """Debian's shortnames.conf sends hello-world to Podman's own hello image: lab 01 would meet another image."""
+    shortnames = tmp_path / "shortnames.conf"
+    shortnames.write_text('[aliases]\n  # Podman\n  "hello-world" = "quay.example/podman/hello"\n'
+                          '  "busybox" = "docker.io/library/busybox"\n  "opensuse/leap" = "reg.example/opensuse/leap"\n'
+                          '[other]\n  "not-an-alias" = "elsewhere/x"\n')
+    aliases = guest.foreign_aliases([str(shortnames), str(tmp_path / "absent.conf")])
+    assert aliases == ["hello-world", "opensuse/leap"]
+    text = guest.podman_registries(guest.Options.from_env({"LAB_ENGINE": "podman"}), aliases)
+    assert text.endswith('[aliases]\n"hello-world" = "docker.io/library/hello-world"\n'
+                         '"opensuse/leap" = "docker.io/opensuse/leap"\n')
+    assert guest.PODMAN_REGISTRIES > "/etc/containers/registries.conf.d/shortnames.conf"  # read after it
+
+
 def test_podman_gives_the_user_subordinate_ids_after_everyone_elses(tmp_path, monkeypatch):
     subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
     subuid.write_text("alice:100000:65536\n")
