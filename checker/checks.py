@@ -98,10 +98,9 @@ def evaluate(claim_specs, facts: Facts) -> list[ClaimResult]:
 
 def _judge(chk: Check, spec, facts: Facts) -> ClaimResult:
     """One claim's verdict; a fact the run could not gather makes it not judged, never a silent pass."""
-    lacking = [reason for need in spec.needs if facts.engine is not None
-               for reason in [facts.engine.lacks(need)] if reason]
+    lacking = facts.engine.lacking(spec.needs) if facts.engine is not None else ""
     if lacking:
-        return ClaimResult(spec.id, spec.title, NOT_APPLICABLE, spec.title, f"not applicable here: {lacking[0]}", "",
+        return ClaimResult(spec.id, spec.title, NOT_APPLICABLE, spec.title, f"not applicable here: {lacking}", "",
                            {}, 0.0, 0.0)
     try:
         if chk.validate is not None:

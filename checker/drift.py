@@ -46,8 +46,9 @@ def table(engines: list[EngineRuns]) -> dict:
                 row["on"][engine.label] = {"verdict": c.verdict, "observed": c.observed}
             for st in report.statements:
                 row = lab["statements"].setdefault(st.id, {"id": st.id, "text": st.title, "on": {}})
-                row["on"][engine.label] = {"holds": st.verdict == PASS, "judged": st.verdict != NOT_JUDGED,
-                                           "here": st.observed}
+                row["on"][engine.label] = {"holds": st.verdict == PASS,
+                                           "judged": st.verdict not in (NOT_JUDGED, NOT_APPLICABLE),
+                                           "applies": st.verdict != NOT_APPLICABLE, "here": st.observed}
     out_labs = []
     for lab_id in sorted(labs):
         lab = labs[lab_id]
@@ -85,6 +86,7 @@ def markdown(data: dict) -> str:
                 for e in engines:
                     v = st["on"].get(e)
                     cells.append("–" if v is None else "holds" if v["holds"] else
+                                 "n/a" if not v.get("applies", True) else
                                  "not judged" if not v["judged"] else "**does not hold**")
                 lines.append(f"| {_cell_md(st['text'])} | " + " | ".join(cells) + " |")
             lines.append("")
@@ -150,6 +152,8 @@ def page(data: dict) -> str:
                         cells.append("<td>–</td>")
                     elif v["holds"]:
                         cells.append('<td class="holds" data-holds="yes">holds</td>')
+                    elif not v.get("applies", True):
+                        cells.append(f'<td class="na" data-holds="n/a" title="{_e(v["here"])}">n/a</td>')
                     elif not v["judged"]:
                         cells.append('<td class="error" data-holds="unknown">not judged</td>')
                     else:

@@ -114,10 +114,17 @@ class Container:
             mounts=tuple({"type": str(m.get("Type", "")),
                           "source": str((m.get("Name") if m.get("Type") == "volume" else None) or m.get("Source", "")),
                           "destination": str(m.get("Destination", "")), "rw": bool(m.get("RW", True))}
-                         for m in data.get("Mounts") or []),
+                         for m in data.get("Mounts") or []) + _tmpfs(data),
             nano_cpus=int(host.get("NanoCpus") or 0),
             memory=int(host.get("Memory") or 0),
         )
+
+
+def _tmpfs(data: dict) -> tuple[dict, ...]:
+    """Tmpfs mounts the engine lists apart (Docker's `--tmpfs PATH`, Podman's every tmpfs): path -> options."""
+    listed = {str(m.get("Destination", "")) for m in data.get("Mounts") or []}
+    return tuple({"type": "tmpfs", "source": "", "destination": str(path), "rw": "ro" not in str(options).split(",")}
+                 for path, options in ((data.get("HostConfig") or {}).get("Tmpfs") or {}).items() if path not in listed)
 
 
 @dataclass(frozen=True)
@@ -130,10 +137,12 @@ class HistoryRow:
 
     @classmethod
     def from_json(cls, data: dict) -> "HistoryRow":
-        size = data.get("Size", "0")
-        return cls(id=str(data.get("ID", "")), created_by=str(data.get("CreatedBy", "")),
-                   size=int(size) if str(size).isdigit() else 0, created_at=str(data.get("CreatedAt", "")),
-                   comment=str(data.get("Comment", "")))
+        # Docker's keys; Podman's `history --format '{{json .}}'` says id, size (a number) and created.
+        size = data.get("Size", data.get("size", "0"))
+        return cls(id=str(data.get("ID", data.get("id", ""))), created_by=str(data.get("CreatedBy", "")),
+                   size=int(size) if str(size).isdigit() else 0,
+                   created_at=str(data.get("CreatedAt", data.get("created", ""))),
+                   comment=str(data.get("Comment", data.get("comment", ""))))
 
     @property
     def missing_id(self) -> bool:

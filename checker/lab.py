@@ -117,6 +117,9 @@ class Step:
     # COMMAND, why: TEXT}`), e.g. a label with the ID on the image it builds; an addition of check-lab's.
     student_run: str | None = None
     student_why: str | None = None
+    # What the engine must be able to do for the step to run (records.ENGINE_FEATURES): on an engine that
+    # lacks it the step is not run (`skipped`, with the reason), and the claims on it say `needs:` too.
+    needs: tuple[str, ...] = ()
 
     @property
     def looks(self) -> bool:
@@ -494,7 +497,7 @@ def load(folder: Path) -> Lab:
             raw = {("on" if k is True else k): v for k, v in raw.items()}
         spec = _Spec(raw, f"steps[{i}]", path)
         spec.only({"id", "title", "run", "sudo", "timeout", "parse", "may_fail", "after", "observe", "course",
-                   "departs", "addition", "capture", "on", "student"})
+                   "departs", "addition", "capture", "on", "student", "needs"})
         sid = spec.get("id", str, required=True)
         spec.where = f"step {sid!r}"
         if not ID_RE.match(sid):
@@ -575,7 +578,7 @@ def load(folder: Path) -> Lab:
                           parse, spec.get("may_fail", bool, False), tuple(after), observe,
                           spec.get("course", str, None), spec.get("departs", str, None),
                           spec.get("addition", str, None), tuple(captures), observe_run,
-                          spec.get("on", str, None), student_run, student_why))
+                          spec.get("on", str, None), student_run, student_why, _engine_needs(spec)))
 
     facts_known = seen | fact_names | {"engine"}  # the engine is gathered before any step
     claim_specs = _checks(top.get("claims", list, required=True), "claims", path, facts_known, known_names)
@@ -611,7 +614,7 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], known_
     for i, raw in enumerate(items):
         spec = _Spec(raw, f"{section}[{i}]", path)
         spec.only({"id", title_key, "check", "with", "expect", "hint", "points", "addition", "student", "needs"}
-                  if section == "claims" else {"id", title_key, "check", "with", "expect"})
+                  if section == "claims" else {"id", title_key, "check", "with", "expect", "needs"})
         cid = spec.get("id", str, required=True)
         spec.where = f"{section[:-1]} {cid!r}"
         if not ID_RE.match(cid):
@@ -643,16 +646,22 @@ def _checks(items: list, section: str, path: Path, facts_known: set[str], known_
         student = spec.get("student", bool, False) if section == "claims" else False
         if student and "addition" not in spec.data:
             raise spec.fail("a claim judged only with --student is an addition: say what it asks (`addition:`)")
-        needs = spec.get("needs", list, []) if section == "claims" else []
-        unknown = [n for n in needs if n not in ENGINE_FEATURES]
-        if unknown:
-            raise spec.fail(f"`needs:` {', '.join(map(str, unknown))}: the engine features are "
-                            f"{', '.join(sorted(ENGINE_FEATURES))}")
+        needs = _engine_needs(spec)
         specs.append(ClaimSpec(cid, spec.get(title_key, str, cid if section == "claims" else ...), check, args,
                                spec.get("hint", str, "") if section == "claims" else "", float(points),
                                spec.get("addition", str, None) if section == "claims" else None, student,
-                               tuple(needs)))
+                               needs))
     return tuple(specs)
+
+
+def _engine_needs(spec: _Spec) -> tuple[str, ...]:
+    """A step's, claim's or statement's `needs:`: engine features (records.ENGINE_FEATURES)."""
+    needs = spec.get("needs", list, [])
+    unknown = [n for n in needs if n not in ENGINE_FEATURES]
+    if unknown:
+        raise spec.fail(f"`needs:` {', '.join(map(str, unknown))}: the engine features are "
+                        f"{', '.join(sorted(ENGINE_FEATURES))}")
+    return tuple(needs)
 
 
 def _strings(value: Any):

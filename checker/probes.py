@@ -197,8 +197,14 @@ def _events_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
     # What the engine still holds, up to now (without --until, `docker events` would wait for new ones).
     since = str(args.get("since") or 0)
     # --until now to the nanosecond: a whole second would leave out what happened in the current one.
-    script = f"docker events --since {shlex.quote(since)} --until \"$(date +%s.%N)\" --format '{{{{json .}}}}'"
+    # (Podman's `events --until` with a time in seconds finds nothing: it ends at once with --stream=false.)
+    until = "--stream=false" if engine is not None and engine.podman else '--until "$(date +%s.%N)"'
+    script = f"docker events --since {shlex.quote(since)} {until} --format '{{{{json .}}}}'"
     return ["sh", "-c", script], False
+
+
+# Podman's words for what Docker calls die and destroy.
+PODMAN_ACTIONS = {"died": "die", "remove": "destroy"}
 
 
 def _events_parse(result: Result, args: dict) -> ContainerEvents:
@@ -211,15 +217,18 @@ def _events_parse(result: Result, args: dict) -> ContainerEvents:
         if item.get("Type") != "container":
             continue
         attrs = (item.get("Actor") or {}).get("Attributes") or {}
-        name = str(attrs.get("name", ""))
+        podman = "Actor" not in item and "Name" in item  # Podman's own form: Name, Status, Image, ContainerExitCode
+        name = str(item.get("Name", "") if podman else attrs.get("name", ""))
         if name not in wanted:
             continue
-        code = attrs.get("exitCode")
-        events.append(ContainerEvent(name, str(item.get("Action") or item.get("status") or ""),
-                                     str(attrs.get("image") or item.get("from") or ""),
+        code = item.get("ContainerExitCode") if podman else attrs.get("exitCode")
+        action = PODMAN_ACTIONS.get(item.get("Status"), item.get("Status")) if podman else \
+            item.get("Action") or item.get("status")
+        events.append(ContainerEvent(name, str(action or ""),
+                                     str(attrs.get("image") or item.get("from") or item.get("Image") or ""),
                                      int(item.get("timeNano") or 0) / 1e9 or float(item.get("time") or 0),
-                                     int(code) if str(code or "").lstrip("-").isdigit() else None,
-                                     str((item.get("Actor") or {}).get("ID") or item.get("id") or "")))
+                                     int(code) if str(code if code is not None else "").lstrip("-").isdigit() else None,
+                                     str((item.get("Actor") or {}).get("ID") or item.get("id") or item.get("ID") or "")))
     return ContainerEvents(tuple(events), float(args["since"]) if str(args.get("since") or "").strip() else None,
                            truncated=lines >= EVENTS_KEPT)
 

@@ -75,6 +75,10 @@ ENGINE_FEATURES = {
     "resource-limits": "the engine applies a container's --memory and --cpus limits",
     "docker-socket": "a Docker daemon socket (/var/run/docker.sock) a container can manage the engine through",
     "compose": "Docker Compose (docker-compose) for this engine",
+    "default-bridge": "Docker's default network by its name, bridge (docker network inspect/connect bridge)",
+    "container-address": "the machine reaches a container on a bridge network at the container's own address",
+    "empty-tmpfs": "a tmpfs mount starts empty, whatever the image holds at its path",
+    "docker-data-root": "Docker's data directory, /var/lib/docker (the storage driver's layers, containers/)",
 }
 
 
@@ -156,6 +160,10 @@ class Engine:
     def podman(self) -> bool:
         return self.product == "podman"
 
+    def lacking(self, needs) -> str:
+        """Why this engine cannot do the first of `needs` it lacks, or "" when it can do them all."""
+        return next((reason for need in needs for reason in [self.lacks(need)] if reason), "")
+
     def lacks(self, feature: str) -> str:
         """Why this engine cannot do what a claim needs (ENGINE_FEATURES), or "" when it can."""
         if not self.podman:
@@ -168,6 +176,20 @@ class Engine:
             return f"Podman {self.server_version} runs no Docker daemon: there is no /var/run/docker.sock to mount"
         if feature == "compose":
             return "no docker-compose for Podman here (the provisioner installs Compose for Docker's engine only)"
+        if feature == "default-bridge":
+            return ("Podman's default network is named podman: `docker network inspect bridge` and `docker network "
+                    "connect bridge` find no network named bridge (`--net bridge` runs a container on podman)")
+        if feature == "docker-data-root":
+            owner = "the user's" if self.rootless else "its"
+            return (f"Podman keeps images and containers in {owner} own store "
+                    f"({self.docker_root_dir}), laid out as Podman's: there is no /var/lib/docker to list")
+        if feature == "empty-tmpfs":
+            return ("Podman copies what the image holds at a tmpfs mount's path into it (tmpcopyup, its default): "
+                    "nginx's image holds access.log as a link to /dev/stdout, so nginx logs to the container's "
+                    "output, not to a file on the tmpfs")
+        if feature == "container-address" and self.rootless:
+            return ("rootless Podman's bridge networks live in the user's own network namespace: the machine does "
+                    "not reach a container at its address there (only through a published port)")
         return ""
 
     @property
@@ -331,8 +353,12 @@ class RunReport:
 
     @property
     def passed(self) -> bool:
+        """Every claim judged here holds (a lab whose claims are all not applicable on this engine passes: it
+        asks nothing of this engine), and the run was not cut short."""
         judged = [c for c in self.claims if c.verdict != NOT_APPLICABLE]
-        return bool(judged) and all(c.passed for c in judged) and not self.error and not self.interrupted
+        stopped = any(s.status in ("failed", "timed-out") for s in self.steps)
+        return (bool(self.claims) and all(c.passed for c in judged) and not self.error and not self.interrupted
+                and (bool(judged) or not stopped))
 
     @property
     def differences(self) -> list[ClaimResult]:

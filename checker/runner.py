@@ -381,7 +381,10 @@ class Runner:
         commands: list[str] = []
         plan: list[tuple] = []
         for step in steps:
-            if step.looks:
+            lacking = facts.engine.lacking(step.needs) if facts.engine is not None else ""
+            if lacking:
+                facts.steps[step.id].error = f"not applicable here: {lacking}"
+            elif step.looks:
                 # A form that reads a value observe mode could not find (no container of the student's
                 # to read the log of) is not run: its claims are not judged, and say why.
                 missing = _not_found_in(step.observe_run or step.run, not_found)
@@ -746,6 +749,11 @@ def run_in_order(steps, facts: Facts, events: Events, where) -> None:
         fact = facts.steps[step.id]
         fact.command = runner.display(step)  # with what the steps before it captured
         events.step_started(i, len(steps), fact.title, fact.command)
+        lacking = facts.engine.lacking(step.needs) if facts.engine is not None else ""
+        if lacking:  # the engine cannot do it: not run, not a failure (its claims are not applicable either)
+            fact.status, fact.error = "skipped", f"not applicable here: {lacking}"
+            events.step_finished(i, len(steps), fact)
+            continue
         fact.result = runner.sh(runner._wrapped(step), timeout=runner.timeout_for(step))
         runner._judge_step(step, fact)
         runner._capture(step, fact)

@@ -163,10 +163,15 @@ def pulled_when_missing(facts: Facts, run: StepFact, image, ref: str) -> Verdict
         return Verdict(from_registry, f"{ref} came from a registry", f"{stored} (judged from the stored image: {why})",
                        f"run `docker run {ref}` with the engine able to reach the registry")
     text = run.result.stdout + "\n" + run.result.stderr
-    missing = re.search(rf"Unable to find image '{re.escape(ref)}(:latest)?' locally", text) is not None
-    layers = re.findall(r"^([0-9a-f]{12}): (?:Pull complete|Download complete)", text, re.M)
+    if _podman(facts):  # Podman says nothing of a local miss: it tries to pull, blob by blob
+        missing = re.search(rf"^Trying to pull \S*\b{re.escape(ref)}(:latest)?\.\.\.$", text, re.M) is not None
+        layers = re.findall(r"^Copying blob (?:sha256:)?([0-9a-f]{12})", text, re.M)
+        said = f"{'it tried' if missing else 'it did not try'} to pull {ref}"
+    else:
+        missing = re.search(rf"Unable to find image '{re.escape(ref)}(:latest)?' locally", text) is not None
+        layers = re.findall(r"^([0-9a-f]{12}): (?:Pull complete|Download complete)", text, re.M)
+        said = f"{'it said' if missing else 'it did not say'} it could not find {ref} locally"
     ok = missing and len(set(layers)) >= 1 and from_registry
-    observed = (f"{'it said' if missing else 'it did not say'} it could not find {ref} locally; "
-                f"{len(set(layers))} layer(s) pulled; {stored}")
+    observed = f"{said}; {len(set(layers))} layer(s) pulled; {stored}"
     return Verdict(ok, f"the daemon does not find {ref} locally, pulls it from the registry, then runs it",
                    observed, f"the registry (or the machine's registry mirror) must be reachable to pull {ref}")

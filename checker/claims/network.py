@@ -7,7 +7,7 @@ import ipaddress
 import re
 
 from checker.checks import check
-from checker.facts import Facts, MissingFact, not_run_here
+from checker.facts import Facts, MissingFact, NotApplicable, not_run_here
 from checker.records import StepFact, Verdict
 
 SUBNET = re.compile(r'"Subnet":\s*"([0-9a-fA-F.:]+/\d+)"')
@@ -53,3 +53,25 @@ def distinct_subnets(facts: Facts, first: StepFact, second: StepFact) -> Verdict
     a, b = subnet_of(first), subnet_of(second)
     return Verdict(not a.overlaps(b), "the new network gets a subnet of its own, apart from the first",
                    f"{a} and {b}")
+
+
+# What a ping prints when it cannot open an ICMP socket at all (no CAP_NET_RAW, and the kernel's
+# net.ipv4.ping_group_range leaves the container's group out): busybox's and iputils' words.
+PING_DENIED = re.compile(r"^.*(?:permission denied \(are you root\?\)|socket: Operation not permitted|"
+                         r"socktype: SOCK_RAW).*$", re.M)
+
+
+@check("ping_shows", refs={"ping": "ping"}, options={"matches": None})
+def ping_shows(facts: Facts, ping: StepFact, matches: str) -> Verdict:
+    """What a ping step printed (both streams) matches `matches`. A ping that could not open its socket in
+    the container (rootless Podman's containers have no CAP_NET_RAW and may not be let in by
+    ping_group_range) shows nothing about the network: not applicable there, with its words."""
+    out = _output(ping, "stdout") + (ping.result.stderr if ping.result else "")
+    denied = PING_DENIED.search(out)
+    if denied:
+        raise NotApplicable(f"ping cannot open its ICMP socket in this engine's containers "
+                            f"({denied.group(0).strip()}): it never asks the network, so what it would "
+                            "show of the network is not observable here")
+    found = re.search(matches, out)
+    return Verdict(found is not None, f"{ping.step_id}.output matches {matches}",
+                   f"{ping.step_id}.output = {' ⏎ '.join(out.strip().splitlines()[-3:]) or '(nothing)'}")

@@ -151,8 +151,7 @@ class ConsoleReporter:
         c = self.console
         if report.engine:
             e = report.engine
-            store = "containerd image store" if e.containerd_store else f"{e.storage_driver} storage driver"
-            c.print(Text(f" engine: Docker {e.server_version}, {store}, data in {e.docker_root_dir}", style="dim"))
+            c.print(Text(f" engine: {e.describe()}, data in {e.docker_root_dir}", style="dim"))
         not_run = [s for s in report.steps if s.status == "not-run"]
         if not_run:
             c.print(Text(f" {len(not_run)} step(s) not run: {', '.join(s.step_id for s in not_run)}", style="yellow"))
@@ -183,13 +182,18 @@ class ConsoleReporter:
                                           (st.observed, "magenta")))
             else:
                 unjudged = [st for st in report.statements if st.verdict == "error"]
-                if not unjudged:
+                elsewhere = [st for st in report.statements if st.verdict == "n/a"]
+                if elsewhere:
+                    c.print(Text(f" The lab's text: {', '.join(st.id for st in elsewhere)} not applicable here "
+                                 f"({elsewhere[0].observed.removeprefix('not applicable here: ')}).", style="dim"))
+                applies = len(report.statements) - len(elsewhere)
+                if applies and not unjudged:
                     c.print(Text(" The lab's text holds as written on this engine.", style="dim"))
-                elif len(unjudged) < len(report.statements):
-                    c.print(Text(f" The lab's text holds as written here for the {len(report.statements) - len(unjudged)}"
+                elif len(unjudged) < applies:
+                    c.print(Text(f" The lab's text holds as written here for the {applies - len(unjudged)}"
                                  f" sentence(s) judged ({', '.join(st.id for st in unjudged)}: not judged here).",
                                  style="dim"))
-                else:
+                elif unjudged:
                     c.print(Text(f" The lab's text was not judged here ({', '.join(st.id for st in unjudged)}).",
                                  style="dim"))
         departures = report.lab.departures
@@ -224,10 +228,12 @@ class ConsoleReporter:
         style = {"pass": "bold green", "fail": "bold red"}.get(word, "bold yellow")
         applicable = sum(1 for cl in report.claims if cl.verdict != "n/a")
         elsewhere = len(report.claims) - applicable
-        summary = (f" {word.upper()}: {held}/{applicable} claims hold"
-                   + (f" ({elsewhere} not applicable here)" if elsewhere else "")
-                   + f" · score {points:g}/{max_points:g}"
-                   f" · {report.duration:.1f}s")
+        if applicable:
+            summary = (f" {word.upper()}: {held}/{applicable} claims hold"
+                       + (f" ({elsewhere} not applicable here)" if elsewhere else ""))
+        else:
+            summary = f" {word.upper()}: none of the {elsewhere} claims applies to this engine"
+        summary += f" · score {points:g}/{max_points:g} · {report.duration:.1f}s"
         if report.interrupted:
             summary += " · interrupted"
         c.print()

@@ -2,7 +2,7 @@
 provisioned by `LAB_ENGINE=podman` through the same provisioner, in a container VM. The login user runs its
 own rootless Podman (no daemon, no docker group), as a student who installs podman-docker does.
 
-Lab 00 is judged there (and labs 04 and 16): each claim in its form true on Podman (no daemon: `docker version` answers with its
+Lab 00 is judged there (and labs 01, 04, 08, 13 and 16): each claim in its form true on Podman (no daemon: `docker version` answers with its
 client half; the login user's own rootless Podman), or not applicable, with the reason (Docker Engine's
 version says nothing about Podman's).
 """
@@ -77,14 +77,22 @@ def test_podman_not_answering_as_root_fails_exactly_the_engine_claim(podman_vm, 
 
 
 def test_labs_in_their_podman_form_and_what_podman_cannot_do_is_not_applicable(podman_vm, monkeypatch, tmp_path):
-    """Lab 04 holds whole on Podman in its Podman form (a volume in use is refused in Podman's words); lab 16's
-    `--cpus 1` claim needs resource limits, which rootless Podman on cgroup v1 (this host's) ignores: not
-    applicable, with the reason, while its claim without a limit is judged."""
+    """Labs 01 and 04 hold whole on Podman in its Podman form (hello-world is Docker Hub's, as the provisioner
+    resolves it, pulled in Podman's words; a volume in use is refused in Podman's words); lab 16's `--cpus 1`
+    claim needs resource limits, which rootless Podman on cgroup v1 (this host's) ignores: not applicable,
+    with the reason, while its claim without a limit is judged. Lab 08's ping cannot open its socket in a
+    rootless container here: not applicable, said in ping's words; lab 13 needs Compose, which Podman has
+    not here: none of its steps runs, and the lab passes with nothing applicable."""
     report = tmp_path / "course.json"
-    assert run_check(monkeypatch, podman_vm, "course", "--labs", "04,16", "--report", f"json:{report}",
+    assert run_check(monkeypatch, podman_vm, "course", "--labs", "01,04,08,13,16", "--report", f"json:{report}",
                      "--no-color") == 0
     runs = {t["label"]: t["report"] for t in json.loads(report.read_text())["targets"]}
-    assert all(c["verdict"] == "pass" for c in runs["04"]["claims"]), runs["04"]["claims"]
+    for lab in ("01", "04"):
+        assert all(c["verdict"] == "pass" for c in runs[lab]["claims"]), runs[lab]["claims"]
+    ping = {c["id"]: c for c in runs["08"]["claims"]}["network-unreachable"]
+    assert ping["verdict"] == "n/a" and "ICMP socket" in ping["observed"], ping
+    assert {c["verdict"] for c in runs["13"]["claims"]} == {"n/a"}
+    assert {s["status"] for s in runs["13"]["steps"]} == {"skipped"}
     verdicts = {c["id"]: c for c in runs["16"]["claims"]}
     assert verdicts["sees-every-processor"]["verdict"] == "pass"
     assert verdicts["sees-one-with-cpus-1"]["verdict"] == "n/a"

@@ -85,7 +85,7 @@ def test_malformed_yaml_gives_line_and_column(lab_copy):
     (lambda d: d.update(files=["missing.txt"]), r"file 'missing.txt' does not exist"),
     (lambda d: d.update(files=["../lab.yaml"]), r"outside the lab folder"),
     (lambda d: d.update(files=["/etc/passwd"]), r"outside the lab folder"),
-    (lambda d: d["claims"][0].update(needs=["gpu"]), r"`needs:` gpu: the engine features are compose, docker-socket"),
+    (lambda d: d["claims"][0].update(needs=["gpu"]), r"`needs:` gpu: the engine features are compose, container-address"),
 ])
 def test_invalid_specs_are_refused_with_a_reason(lab_copy, change, message):
     edit(lab_copy, change)

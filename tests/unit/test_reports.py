@@ -171,7 +171,11 @@ def test_a_claim_not_applicable_here_is_no_failure_in_any_format(runs):
     assert claims.failures == 0 and claims.errors == 0 and claims.skipped == 1
     text = console.render(report, for_run(report))
     assert f"PASS: {len(report.claims) - 1}/{len(report.claims) - 1} claims hold (1 not applicable here)" in text
-    report.claims = report.claims[:1]  # nothing applicable: nothing passed
+    report.claims = report.claims[:1]  # nothing applicable: nothing asked of this engine, nothing failed
+    assert report.passed and "PASS: none of the 1 claims applies to this engine" in console.render(report, 0)
+    report.steps[0].status = "failed"  # ... unless a step failed
+    assert not report.passed
+    report.claims = []  # no claims at all: nothing passed
     assert not report.passed
 
 
