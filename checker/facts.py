@@ -246,6 +246,11 @@ class Facts:
     # The names of the steps and facts read since `reading()` began: the evidence of the claim being judged.
     read: set[str] | None = None
 
+    @property
+    def podman(self) -> Engine | None:
+        """The engine when it is Podman behind the course's `docker` (podman-docker), else None."""
+        return self.engine if self.engine is not None and self.engine.podman else None
+
     def forget_looks(self) -> None:
         """Before observe mode looks again: what an earlier look gathered goes, the engine stays."""
         self.gathered = {key: value for key, value in self.gathered.items() if key == "engine"}

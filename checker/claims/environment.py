@@ -18,11 +18,6 @@ def _last_line(fact: StepFact) -> str:
     return fact.result.first_error_line() if fact.result else (fact.error or "it did not run")
 
 
-def _podman(facts: Facts):
-    """The engine when it is Podman behind the course's `docker` (podman-docker), else None."""
-    return facts.engine if facts.engine is not None and facts.engine.podman else None
-
-
 @check("machine_answers", refs={"system": "system"})
 def machine_answers(facts: Facts, system: StepFact) -> Verdict:
     lines = system.parsed or []
@@ -35,7 +30,7 @@ def machine_answers(facts: Facts, system: StepFact) -> Verdict:
 @check("engine_running", refs={"engine": "engine"})
 def engine_running(facts: Facts, engine: StepFact) -> Verdict:
     data = (engine.parsed or [{}])[0] if engine.parsed else {}
-    if _podman(facts):
+    if facts.podman:
         # Podman has no daemon: `docker version` (podman version) answers with its Client half alone.
         client = (data.get("Client") or {}).get("Version") if isinstance(data, dict) else None
         ok = bool(client) and engine.result is not None and engine.result.exit_status == 0
@@ -52,7 +47,7 @@ def engine_running(facts: Facts, engine: StepFact) -> Verdict:
 
 @check("engine_version", refs={"engine": "engine"}, options={"minimum": None})
 def engine_version(facts: Facts, engine: StepFact, minimum: str) -> Verdict:
-    if (podman := _podman(facts)):
+    if (podman := facts.podman):
         raise NotApplicable(f"the engine is Podman {podman.server_version}, not Docker Engine: Docker's version "
                             f"numbers ({minimum}) say nothing about it")
     data = (engine.parsed or [{}])[0] if engine.parsed else {}
@@ -66,7 +61,7 @@ def engine_version(facts: Facts, engine: StepFact, minimum: str) -> Verdict:
 
 @check("user_can_use_docker", refs={"as_user": "as-user", "system": "system"})
 def user_can_use_docker(facts: Facts, as_user: StepFact, system: StepFact) -> Verdict:
-    if (podman := _podman(facts)):
+    if (podman := facts.podman):
         # `docker info --format '{{.ServerVersion}}'` names a field of Docker's: Podman's info has none. The
         # run's own `docker info --format '{{json .}}'`, typed as this user, is what answered.
         how = "rootless: its own containers and images, no docker group" if podman.rootless else "as root's Podman"
@@ -163,7 +158,7 @@ def pulled_when_missing(facts: Facts, run: StepFact, image, ref: str) -> Verdict
         return Verdict(from_registry, f"{ref} came from a registry", f"{stored} (judged from the stored image: {why})",
                        f"run `docker run {ref}` with the engine able to reach the registry")
     text = run.result.stdout + "\n" + run.result.stderr
-    if _podman(facts):  # Podman says nothing of a local miss: it tries to pull, blob by blob
+    if facts.podman:  # Podman says nothing of a local miss: it tries to pull, blob by blob
         missing = re.search(rf"^Trying to pull \S*\b{re.escape(ref)}(:latest)?\.\.\.$", text, re.M) is not None
         layers = re.findall(r"^Copying blob (?:sha256:)?([0-9a-f]{12})", text, re.M)
         said = f"{'it tried' if missing else 'it did not try'} to pull {ref}"

@@ -38,7 +38,7 @@ def pull_complete_lines(facts: Facts, pull: StepFact, image: Image | None) -> Ve
     instead = f"its {len(out.order)} layer line(s) end with {', '.join(f'`{f}`' for f in finals) or 'nothing'}"
     if facts.engine and facts.engine.containerd_store:
         instead += " (the containerd image store downloads first and unpacks afterwards)"
-    elif facts.engine and facts.engine.podman:
+    elif facts.podman:
         instead += " (Podman prints `Copying blob sha256:…` per layer instead)"
     return Verdict(n > 0 and len(complete) == n, "", instead)
 
@@ -49,7 +49,7 @@ def legacy_build_output(facts: Facts, base_build: StepFact, image_build: StepFac
     ok = {base.builder, image.builder} == {"legacy"} and bool(base.image_id) and bool(image.image_id)
     if ok:
         return Verdict(True, "", "Step n/m lines and Successfully built")
-    if facts.engine and facts.engine.podman:
+    if facts.podman:
         return Verdict(False, "", "Podman builds with Buildah: it prints `STEP 1/2: …` lines and `COMMIT …`, "
                                   "no `Step 1/2 :` and no `Successfully built <id>`")
     return Verdict(False, "", "BuildKit builds: it prints `#n [k/m] …` steps on stderr and `naming to …`, "
@@ -79,7 +79,7 @@ def layers_listed_in_driver_dir(facts: Facts, listing: StepFact, image: Image | 
         return Verdict(False, "", "the containerd image store keeps layers as numbered snapshot directories of "
                                   "its overlayfs snapshotter (…/io.containerd.snapshotter.v1.overlayfs/snapshots); "
                                   f"/var/lib/docker/overlay2 holds {len(listed)} entr{'y' if len(listed) == 1 else 'ies'}")
-    if facts.engine and facts.engine.podman:
+    if facts.podman:
         return Verdict(False, "", f"Podman keeps layers in its own store, {facts.engine.docker_root_dir}/overlay/"
                                   "<layer>/diff; there is no /var/lib/docker/overlay2")
     driver = facts.engine.storage_driver if facts.engine else "another driver"

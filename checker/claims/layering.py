@@ -198,7 +198,7 @@ def image_sizes_equal(facts: Facts, base: Image | None, image: Image | None, pul
     observed = (f"{_name(image)} {sizes['image']:,} B, {_name(base)} {sizes['base']:,} B, {_name(pulled)} "
                 f"{sizes['pulled']:,} B; {_name(base)} adds {added:,} B")
     ok = sizes["image"] == sizes["base"] and files <= added <= files + slack
-    if not _containerd(facts) and not (facts.engine is not None and facts.engine.podman):
+    if not _containerd(facts) and not facts.podman:
         # The classic store's Size is the same sum (Podman's adds the image's config and manifest); say so
         # if it is not.
         ok = ok and (image.size, base.size, pulled.size) == (sizes["image"], sizes["base"], sizes["pulled"])

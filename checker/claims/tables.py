@@ -60,7 +60,7 @@ def docker_name(ref: str) -> str:
 
 def as_docker_names(rows: list[dict], facts: Facts) -> list[dict]:
     """Podman's table rows with their image names as Docker shows them (the lab's text names them so)."""
-    if facts.engine is None or not facts.engine.podman:
+    if not facts.podman:
         return rows
     return [{k: docker_name(v) if k in IMAGE_COLUMNS and isinstance(v, str) else v for k, v in row.items()}
             for row in rows]
