@@ -7,7 +7,7 @@ import json
 
 from checker import __version__
 from checker.exitcodes import result_word
-from checker.records import (FAIL, NOT_JUDGED, PASS, ClaimResult, Engine, LabInfo, Result, RunReport, StepFact,
+from checker.records import (FAIL, NOT_APPLICABLE, NOT_JUDGED, PASS, ClaimResult, Engine, LabInfo, Result, RunReport, StepFact,
                              TargetRun)
 
 SCHEMA = "check-lab-report"
@@ -63,7 +63,7 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
         ],
         "lab_vs_engine": [
             {"id": st.id, "statement": st.title, "holds": st.verdict == "pass",
-             "judged": st.verdict != "error", "here": st.observed}
+             "judged": st.verdict not in ("error", "n/a"), "applies": st.verdict != "n/a", "here": st.observed}
             for st in report.statements
         ],
         "departures": [dict(d) for d in report.lab.departures],
@@ -173,7 +173,8 @@ def from_dict(data: dict) -> RunReport:
                               tuple(c.get("evidence") or ()))
                   for c in data["claims"]]
         statements = [ClaimResult(st["id"], st["statement"], PASS if st["holds"] else (FAIL if st["judged"] else
-                                  NOT_JUDGED), "", st["here"], "", {}, 0.0, 0.0)
+                                  NOT_JUDGED if st.get("applies", True) else NOT_APPLICABLE), "", st["here"], "", {},
+                                  0.0, 0.0)
                       for st in data.get("lab_vs_engine") or []]
         fingerprint = data.get("fingerprint")
         return RunReport(lab, str(data["target"]), str(data["started_at"]), _engine(data.get("engine")), steps, claims,
