@@ -96,6 +96,20 @@ def lab_commands(lab_id: str) -> tuple[list[str], list[str]]:
     return commands, [str(lab.folder / f) for f in lab.files]
 
 
+def raw_lab_07(project: Project, workdir: str = "bench-lab") -> tuple[Path, str]:
+    """Lab 07's files uploaded to the machine (~/bench-lab) and its commands as one raw ssh script: the
+    project's ssh_config and the script."""
+    ssh_cfg = project.ssh_config_file()
+    commands, files = lab_commands("07")
+    script = "set -e\n" + "\n".join(f"cd ~/{workdir} && {c}" if "docker build" in c else c for c in commands)
+    subprocess.run(["tar", "cf", str(project.root / "bench-lab.tar"), "-C", str(Path(files[0]).parent),
+                    *[Path(f).name for f in files]], check=True)
+    subprocess.run(["scp", "-q", "-F", str(ssh_cfg), str(project.root / "bench-lab.tar"), "default:"],
+                   check=True, cwd=project.root)
+    project.run("ssh", "-F", str(ssh_cfg), "default", f"mkdir -p {workdir} && tar xf bench-lab.tar -C {workdir}")
+    return ssh_cfg, script
+
+
 FLOOR = """
 import sys, time, json
 sys.modules.setdefault("invoke", None)
@@ -241,15 +255,9 @@ def main(argv: list[str]) -> int:
         seconds, _ = project.run(str(BIN / "lab-env"), "up", "--provider", "docker")
         figures["lab_env_up_docker_s"] = seconds
 
-        ssh_cfg = project.ssh_config_file()
-        commands, files = lab_commands("07")
+        ssh_cfg, script = raw_lab_07(project)
         workdir = "bench-lab"
-        script = "set -e\n" + "\n".join(f"cd ~/{workdir} && {c}" if "docker build" in c else c for c in commands)
-        subprocess.run(["tar", "cf", str(project.root / "bench-lab.tar"), "-C", str(Path(files[0]).parent),
-                        *[Path(f).name for f in files]], check=True)
-        subprocess.run(["scp", "-q", "-F", str(ssh_cfg), str(project.root / "bench-lab.tar"), "default:"],
-                       check=True, cwd=project.root)
-        project.run("ssh", "-F", str(ssh_cfg), "default", f"mkdir -p {workdir} && tar xf bench-lab.tar -C {workdir}")
+        commands, _files = lab_commands("07")
 
         for rep in range(args.reps):
             # one check-lab run (warm cache), the raw script, the naive way, in turn
