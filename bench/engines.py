@@ -19,7 +19,7 @@ import statistics
 import sys
 
 from bench.parallel import busy_cpu_seconds
-from bench.run import BIN, REPO, Project, raw_lab_07
+from bench.run import BIN, REPO, Project, raw_lab_07, raw_ssh
 
 
 def main(argv: list[str]) -> int:
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         ssh_cfg, script = raw_lab_07(project)
         raw, checked = [], []
         for _rep in range(args.reps):  # in turn, the raw script first: the fresh engine's first pull is its
-            raw.append(project.run("ssh", "-F", str(ssh_cfg), "default", script)[0])
+            raw.append(raw_ssh(project, ssh_cfg, script))
             checked.append(project.run(str(BIN / "check-lab"), "07")[0])
         figures["raw_ssh_s"], figures["check_lab_s"] = statistics.median(raw), statistics.median(checked)
     finally:

@@ -79,8 +79,9 @@ class Project:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def lab_commands(lab_id: str) -> tuple[list[str], list[str]]:
-    """Lab 07's commands, one per step, then the cleanup a person would do; and the lab's files."""
+def lab_commands(lab_id: str) -> list[str]:
+    """A lab's commands, one per step (run in its files' folder, which they know as $LAB_DIR), then the
+    clean-up a person would do."""
     from checker import lab as labs
 
     lab = labs.find(lab_id)
@@ -93,21 +94,27 @@ def lab_commands(lab_id: str) -> tuple[list[str], list[str]]:
         commands.append(f"{command} || true" if step.may_fail else command)
     commands.append("docker rm -f " + " ".join(plan.resources("containers")) + " >/dev/null")
     commands.append("docker rmi " + " ".join(plan.resources("images") + plan.resources("pulls")) + " >/dev/null")
-    return commands, [str(lab.folder / f) for f in lab.files]
+    return commands
 
 
-def raw_lab_07(project: Project, workdir: str = "bench-lab") -> tuple[Path, str]:
-    """Lab 07's files uploaded to the machine (~/bench-lab) and its commands as one raw ssh script: the
-    project's ssh_config and the script."""
+def raw_lab_07(project: Project, root: str = "bench-lab") -> tuple[Path, str]:
+    """Lab 07's files uploaded to the machine (~/ROOT/07) and its commands as one raw shell script
+    (bench.course.raw_script): the project's ssh_config and the script, for `ssh … bash -s`."""
+    from bench.course import raw_script
+
     ssh_cfg = project.ssh_config_file()
-    commands, files = lab_commands("07")
-    script = "set -e\n" + "\n".join(f"cd ~/{workdir} && {c}" if "docker build" in c else c for c in commands)
-    subprocess.run(["tar", "cf", str(project.root / "bench-lab.tar"), "-C", str(Path(files[0]).parent),
-                    *[Path(f).name for f in files]], check=True)
-    subprocess.run(["scp", "-q", "-F", str(ssh_cfg), str(project.root / "bench-lab.tar"), "default:"],
-                   check=True, cwd=project.root)
-    project.run("ssh", "-F", str(ssh_cfg), "default", f"mkdir -p {workdir} && tar xf bench-lab.tar -C {workdir}")
+    tar = project.root / "bench-course.tar"
+    script = raw_script(["07"], {}, root, tar)
+    subprocess.run(["scp", "-q", "-F", str(ssh_cfg), str(tar), "default:"], check=True, cwd=project.root)
     return ssh_cfg, script
+
+
+def raw_ssh(project: Project, ssh_cfg: Path, script: str) -> float:
+    """One `ssh` running the script on the machine: its wall time."""
+    started = time.perf_counter()
+    subprocess.run(["ssh", "-F", str(ssh_cfg), "default", "bash -s"], input=script, text=True, check=True,
+                   cwd=project.root, env=project.env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
 
 
 FLOOR = """
@@ -256,8 +263,8 @@ def main(argv: list[str]) -> int:
         figures["lab_env_up_docker_s"] = seconds
 
         ssh_cfg, script = raw_lab_07(project)
-        workdir = "bench-lab"
-        commands, _files = lab_commands("07")
+        commands = lab_commands("07")
+        project.run("ssh", "-F", str(ssh_cfg), "default", "mkdir -p bench-lab/07 && tar xf bench-course.tar -C bench-lab")
 
         for rep in range(args.reps):
             # one check-lab run (warm cache), the raw script, the naive way, in turn
@@ -277,12 +284,11 @@ def main(argv: list[str]) -> int:
             runs["help_import"].append(float(proc.stdout.strip()))
             peak_kb = max(peak_kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
-            seconds, _ = project.run("ssh", "-F", str(ssh_cfg), "default", script)
-            runs["raw_ssh"].append(seconds)
+            runs["raw_ssh"].append(raw_ssh(project, ssh_cfg, script))
 
             started = time.perf_counter()
             for command in commands:
-                project.run("vagrant", "ssh", "-c", f"cd ~/{workdir} && {command}")
+                project.run("vagrant", "ssh", "-c", f"cd ~/bench-lab/07 && export LAB_DIR=$PWD && {command}")
             runs["naive"].append(time.perf_counter() - started)
 
             seconds, _ = project.run(str(BIN / "lab-env"), "provision")
