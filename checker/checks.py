@@ -98,7 +98,7 @@ def evaluate(claim_specs, facts: Facts) -> list[ClaimResult]:
 
 def _judge(chk: Check, spec, facts: Facts) -> ClaimResult:
     """One claim's verdict; a fact the run could not gather makes it not judged, never a silent pass."""
-    lacking = facts.engine.lacking(spec.needs) if facts.engine is not None else ""
+    lacking = facts.lacking(spec.needs)
     if lacking:
         return ClaimResult(spec.id, spec.title, NOT_APPLICABLE, spec.title, f"not applicable here: {lacking}", "",
                            {}, 0.0, 0.0)

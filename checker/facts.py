@@ -251,6 +251,10 @@ class Facts:
         """The engine when it is Podman behind the course's `docker` (podman-docker), else None."""
         return self.engine if self.engine is not None and self.engine.podman else None
 
+    def lacking(self, needs) -> str:
+        """Why the engine cannot do what NEEDS names ("" when it can, or when the engine is not known)."""
+        return self.engine.lacking(needs) if self.engine is not None else ""
+
     def forget_looks(self) -> None:
         """Before observe mode looks again: what an earlier look gathered goes, the engine stays."""
         self.gathered = {key: value for key, value in self.gathered.items() if key == "engine"}

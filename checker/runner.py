@@ -381,7 +381,7 @@ class Runner:
         commands: list[str] = []
         plan: list[tuple] = []
         for step in steps:
-            lacking = facts.engine.lacking(step.needs) if facts.engine is not None else ""
+            lacking = facts.lacking(step.needs)
             if lacking:
                 facts.steps[step.id].error = f"not applicable here: {lacking}"
             elif step.looks:
@@ -749,7 +749,7 @@ def run_in_order(steps, facts: Facts, events: Events, where) -> None:
         fact = facts.steps[step.id]
         fact.command = runner.display(step)  # with what the steps before it captured
         events.step_started(i, len(steps), fact.title, fact.command)
-        lacking = facts.engine.lacking(step.needs) if facts.engine is not None else ""
+        lacking = facts.lacking(step.needs)
         if lacking:  # the engine cannot do it: not run, not a failure (its claims are not applicable either)
             fact.status, fact.error = "skipped", f"not applicable here: {lacking}"
             events.step_finished(i, len(steps), fact)

@@ -62,7 +62,7 @@ def validate(args: dict, facts_known: set[str]) -> str | None:
     return None
 
 
-def _step_value(step: StepFact, attr: str) -> Any:
+def step_value(step: StepFact, attr: str) -> Any:
     if attr in ("stdout", "stderr", "exit_status", "duration", "timed_out"):
         if step.status == "skipped":
             raise not_run_here(step)
@@ -70,7 +70,7 @@ def _step_value(step: StepFact, attr: str) -> Any:
             raise MissingFact(f"step {step.step_id!r} did not run")
         return getattr(step.result, attr)
     if attr == "output":
-        return _step_value(step, "stdout") + _step_value(step, "stderr")
+        return step_value(step, "stdout") + step_value(step, "stderr")
     if attr == "parsed" and step.status == "skipped":
         raise not_run_here(step)
     return getattr(step, attr)
@@ -82,7 +82,7 @@ def walk(value: Any, parts: list[str], path: str) -> Any:
             if part not in {f.name for f in fields(StepFact)} | {"stdout", "stderr", "exit_status", "output",
                                                                   "duration", "timed_out"}:
                 raise MissingFact(f"{path}: a step has no {part!r}")
-            value = _step_value(value, part)
+            value = step_value(value, part)
         elif part == "count" and isinstance(value, (list, tuple, dict, str)):
             value = len(value)
         elif isinstance(value, dict):

@@ -7,6 +7,7 @@ import ipaddress
 import re
 
 from checker.checks import check
+from checker.claims.matcher import step_value
 from checker.facts import Facts, MissingFact, NotApplicable, not_run_here
 from checker.records import StepFact, Verdict
 
@@ -66,7 +67,7 @@ def ping_shows(facts: Facts, ping: StepFact, matches: str) -> Verdict:
     """What a ping step printed (both streams) matches `matches`. A ping that could not open its socket in
     the container (rootless Podman's containers have no CAP_NET_RAW and may not be let in by
     ping_group_range) shows nothing about the network: not applicable there, with its words."""
-    out = _output(ping, "stdout") + (ping.result.stderr if ping.result else "")
+    out = step_value(ping, "output")
     denied = PING_DENIED.search(out)
     if denied:
         raise NotApplicable(f"ping cannot open its ICMP socket in this engine's containers "

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import VagrantProject, on
-from tests.integration.test_swarm import STATE
+from tests.integration.test_swarm import STATE_AND_NETWORKS
 from tests.testenv import env as testenv
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ class LabRun:
 
 def state(project, machine: str) -> str:
     """What a swarm lab may leave on a machine: swarm membership, containers, services, networks, run records."""
-    res = on(project, machine, STATE + "; docker network ls -q | wc -l", timeout=300)
+    res = on(project, machine, STATE_AND_NETWORKS, timeout=300)
     assert res.ok, res.stderr[-2000:]
     return res.stdout
 

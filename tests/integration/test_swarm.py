@@ -68,6 +68,8 @@ def free_ports(count: int) -> list[int]:
 # (Not the images: a swarm service pulls nginx by digest, untagged, which check-lab does not remove yet.)
 STATE = ("docker info --format '{{.Swarm.LocalNodeState}}'; docker ps -aq | wc -l; docker service ls -q 2>/dev/null | wc -l; "
          "ls -A ~/.check-lab 2>/dev/null | grep -v '^lock' | wc -l")
+# ... and the networks, for the labs that make one (lab 12's overlay).
+STATE_AND_NETWORKS = STATE + "; docker network ls -q | wc -l"
 
 
 def test_machines_know_each_other_by_name(swarm, monkeypatch, capsys):
@@ -215,7 +217,7 @@ def test_lab_12_passes_on_the_swarm_and_leaves_every_machine_as_found(swarm, mon
                                    "--opt com.docker.network.bridge.name=docker_gwbridge "
                                    "--opt com.docker.network.bridge.enable_icc=false "
                                    "--opt com.docker.network.bridge.enable_ip_masquerade=true docker_gwbridge").ok
-    before = {m: on(swarm, m, STATE + "; docker network ls -q | wc -l").stdout for m in SWARM}
+    before = {m: on(swarm, m, STATE_AND_NETWORKS).stdout for m in SWARM}
     report = tmp_path / "r.json"
     code = run_check(monkeypatch, swarm, "12", "--target", f"vagrant:{swarm.root}", "--report", f"json:{report}")
     data = json.loads(report.read_text())
@@ -228,7 +230,7 @@ def test_lab_12_passes_on_the_swarm_and_leaves_every_machine_as_found(swarm, mon
     steps = {s["id"]: s for s in data["steps"]}
     address = steps["address"]["stdout"].strip()
     assert address.startswith("172.19.") and f"ping -c 3 -W 2 {address} 2>" in steps["ping"]["command"]
-    assert {m: on(swarm, m, STATE + "; docker network ls -q | wc -l").stdout for m in SWARM} == before
+    assert {m: on(swarm, m, STATE_AND_NETWORKS).stdout for m in SWARM} == before
     assert on(swarm, "swarmnode1", "docker network inspect --format '{{.IPAM.Config}}' docker_gwbridge").stdout \
         .count("10.211.0.0/16") == 1
     on(swarm, "swarmnode1", "docker network rm docker_gwbridge >/dev/null 2>&1; true")
