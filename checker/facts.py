@@ -100,7 +100,8 @@ class Container:
             name=str(data.get("Name", "")).lstrip("/"),
             image_id=str(data.get("Image", "")),
             image_ref=str((data.get("Config") or {}).get("Image", "")),
-            running=bool(state.get("Running")),
+            # Podman's "stopping": the stop signal is sent, its processes still run (Docker says Running then)
+            running=bool(state.get("Running")) or state.get("Status") == "stopping",
             status=str(state.get("Status", "")),
             exit_code=state.get("ExitCode"),
             size_rw=data.get("SizeRw"),

@@ -19,7 +19,7 @@ from typing import Protocol
 from checker import checks
 from checker.errors import TargetError
 from checker.lab import Plan
-from checker.records import FAIL, NOT_JUDGED, PASS, ClaimResult, RunReport, departures_run
+from checker.records import FAIL, NOT_APPLICABLE, NOT_JUDGED, PASS, ClaimResult, RunReport, departures_run
 from checker.runner import NoEvents, Runner
 from checker.transport import process_started_at
 
@@ -41,6 +41,12 @@ class ClaimState:
     @property
     def ticked(self) -> bool:
         return self.ticked_at is not None
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to wait for: it held, or it is not applicable on this engine (which does not change
+        while the student types)."""
+        return self.ticked or (self.latest is not None and self.latest.verdict == NOT_APPLICABLE)
 
 
 class View(Protocol):
@@ -79,7 +85,7 @@ class Watch:
                 continue
             if result.verdict == PASS:
                 state.latest, state.ticked_at = result, round(now, 3)
-            elif result.verdict == FAIL:
+            elif result.verdict in (FAIL, NOT_APPLICABLE):
                 state.latest = result
             else:
                 state.waiting = result
@@ -88,7 +94,7 @@ class Watch:
     def next_step(self) -> str | None:
         """What the student does next: the lab's step that gives the evidence of the earliest claim not yet
         ticked (the command as the course prints it)."""
-        pending = [cid for cid, st in self.states.items() if not st.ticked]
+        pending = [cid for cid, st in self.states.items() if not st.settled]
         if not pending:
             return None
         steps = self.plan.lab.steps
@@ -98,7 +104,7 @@ class Watch:
 
     def reached(self) -> set[str]:
         """The claims whose step the student has reached (a verdict of the others is not shown yet)."""
-        pending = [self.action_of.get(cid, 0) for cid, st in self.states.items() if not st.ticked]
+        pending = [self.action_of.get(cid, 0) for cid, st in self.states.items() if not st.settled]
         frontier = min(pending) if pending else len(self.plan.lab.steps)
         return {cid for cid in self.states if self.action_of.get(cid, 0) <= frontier}
 
@@ -150,7 +156,7 @@ class Watch:
                 stream = self._resume(exc.message)
                 self.look()
             self.view.watching(info.name, self.t.description)  # once the first look is done
-            while not all(st.ticked for st in self.states.values()):
+            while not all(st.settled for st in self.states.values()):
                 if self.timeout is not None and time.monotonic() - self.started >= self.timeout:
                     ended_by = f"--watch-timeout ({self.timeout:g}s)"
                     break
@@ -191,6 +197,9 @@ class Watch:
         report.claims = [self._final(spec) for spec in self.plan.claims]
         report.statements = checks.evaluate(self.plan.judged(self.runner.runtime)[1], self.runner.facts)
         report.duration = time.monotonic() - self.started
+        na = sum(1 for st in self.states.values() if st.settled and not st.ticked)
+        if ended_by == "every claim holds" and na:
+            ended_by += f" ({na} not applicable here)"
         report.notes.append(f"watched for {report.duration:.0f}s ({self.passes} look(s)); ended: {ended_by}")
         born, first = process_started_at(), getattr(self.t, "first_exec_at", None)
         if born is not None and first is not None:

@@ -22,9 +22,10 @@ REPO_NAME = "SNY.OSS.DCK.01.01.00"  # what the course's .env sets GIT_REPO_NAME 
 
 def course_commands(readme: Path) -> list[str]:
     """Every command the README shows after a prompt of the course's VM, continuation lines joined as the
-    shell would read them (`\\` at the end of a line)."""
+    shell would read them (`\\` at the end of a line). Where the prompt turns from root's (`sudo su`) back to
+    vagrant's, the student has left root's shell: an `exit` the course does not print."""
     commands: list[str] = []
-    in_block, pending = False, None
+    in_block, pending, root = False, None, False
     for raw in readme.read_text().splitlines():
         line = raw.rstrip()
         if line.startswith("```"):
@@ -42,6 +43,10 @@ def course_commands(readme: Path) -> list[str]:
         if not match or not line[match.end():].strip():
             continue
         command = line[match.end():]
+        as_root = match.group(0).rstrip().endswith("#")
+        if root and not as_root:
+            commands.append("exit")
+        root = as_root
         if command.endswith("\\"):
             pending = command
         else:

@@ -469,4 +469,9 @@ def containers_stopped(facts: Facts, containers: list[Container], names: list[st
     hint = None
     if running:
         hint = "stop them by name: docker stop " + " ".join(names)
+        if facts.engine is not None and facts.engine.rootless:
+            # The course's `sudo su` before its stop: under Docker root reaches the same daemon; rootless Podman
+            # gives root a store of its own, where the lab's containers are not.
+            hint += (", as yourself, not in root's shell: rootless Podman gives root (`sudo su`) a store of its own, "
+                     "without your containers; type `exit` first")
     return Verdict(not running and not waiting and bool(stopped or removed), expected, observed, hint)

@@ -300,6 +300,8 @@ class WatchView:
     def _mark(self, cid: str, state, reached: set[str]) -> tuple[str, str, str]:
         if state.ticked:
             return "✓", "green", "holds"
+        if state.settled:
+            return "–", "dim", "not applicable here"
         if state.latest is not None and cid in reached:
             return "✗", "red", "does not hold (yet)"
         return "·", "dim", "waiting"

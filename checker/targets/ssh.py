@@ -404,16 +404,25 @@ class SSHStream:
         self.chan, self.lines = chan, LineBuffer()
 
     def read(self, timeout: float) -> list[str] | None:
+        self._drop_stderr()
         if self.chan.recv_ready():
             return self.lines.feed(self.chan.recv(65536))
         if self.chan.exit_status_ready() or self.chan.closed or self.chan.eof_received:
             return None
         select.select([self.chan], [], [], timeout)
+        self._drop_stderr()
         if self.chan.recv_ready():
             return self.lines.feed(self.chan.recv(65536))
         if self.chan.exit_status_ready() or self.chan.closed or self.chan.eof_received:
             return None
         return []
+
+    def _drop_stderr(self) -> None:
+        """What the command says on its standard error is not the stream (a local stream discards it too):
+        unread, it would keep the channel readable, and select() would return at once, every time (Podman's
+        `docker events` warns there once, on cgroup v1)."""
+        while self.chan.recv_stderr_ready():
+            self.chan.recv_stderr(65536)
 
     def close(self) -> None:
         try:

@@ -73,7 +73,8 @@ def test_podman_not_answering_as_root_fails_exactly_the_engine_claim(podman_vm, 
         verdicts = {c["id"]: c["verdict"] for c in json.loads(report.read_text())["claims"]}
         assert [k for k, v in verdicts.items() if v == "fail"] == ["docker-engine-running"], verdicts
     finally:
-        sh(podman_vm, f"sudo env PATH=/usr/bin:/bin rm -f {neg}")
+        # (by its full path: sudo looks a command up in secure_path, which the file points nowhere)
+        assert sh(podman_vm, f"sudo -n /bin/rm -f {neg} && sudo -n true").ok
 
 
 def test_labs_in_their_podman_form_and_what_podman_cannot_do_is_not_applicable(podman_vm, monkeypatch, tmp_path):
@@ -97,3 +98,59 @@ def test_labs_in_their_podman_form_and_what_podman_cannot_do_is_not_applicable(p
     assert verdicts["sees-every-processor"]["verdict"] == "pass"
     assert verdicts["sees-one-with-cpus-1"]["verdict"] == "n/a"
     assert "rootless Podman on cgroup v1 ignores" in verdicts["sees-one-with-cpus-1"]["observed"]
+
+
+def test_the_course_typed_as_printed_passes_watch_and_observe_on_podman(podman_vm, monkeypatch, capsys, tmp_path):
+    """A student types lab 07 as the course prints it (root's shell left where the course's prompt turns back
+    to vagrant's) while `check-lab 07 --watch` follows Podman's events; then `--observe`. The claims about
+    /var/lib/docker are not applicable, and the watch does not wait for them."""
+    from tests.integration.test_student import COMMANDS, GONE, end_watch, start_watch, verdicts
+    from tests.student import Student
+    from tests.variants import LAB07
+
+    watch = start_watch(podman_vm, tmp_path / "watch.json")
+    student = Student(podman_vm.ssh())
+    try:
+        student.clone(LAB07, "labs/07-FS_layering")
+        assert "exit" in COMMANDS and student.do(COMMANDS).ok
+        code, out = end_watch(watch)
+        assert code == 0, out
+        data = json.loads((tmp_path / "watch.json").read_text())
+        na = {"layers-stored-in-driver-dir", "container-dirs-small", "disk-total-formula"}
+        assert {c["id"] for c in data["claims"] if c["verdict"] == "n/a"} == na, data["claims"]
+        assert all(c["verdict"] == "pass" for c in data["claims"] if c["id"] not in na), data["claims"]
+        assert "ended: every claim holds (3 not applicable here)" in data["notes"][-1]
+
+        report = tmp_path / "observe.json"
+        assert run_check(monkeypatch, podman_vm, "07", "--observe", "--json", str(report)) == 1
+        capsys.readouterr()
+        got = verdicts(report)
+        # After the course's stop (`--rm`): the removed containers' sizes are not judged, as on Docker.
+        assert {cid for cid, v in got.items() if v == "error"} == GONE - na
+        assert {cid for cid, v in got.items() if v == "n/a"} == na
+    finally:
+        student.ssh.run("docker rm -f $(docker ps -aq --filter name=my_container_) >/dev/null 2>&1; "
+                        "docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04 >/dev/null 2>&1; true", timeout=120)
+        student.forget()
+        student.ssh.close()
+
+
+def test_the_event_stream_waits_for_events_when_podman_warns_on_stderr(podman_vm):
+    """Podman's `docker events` warns on its standard error (cgroup v1) before any event: the stream drops it,
+    and a read waits for events (unread, that warning kept the channel readable and the watch spinning)."""
+    import time
+
+    from checker.watch import EVENTS
+
+    ssh = podman_vm.ssh()
+    stream = ssh.open_stream(EVENTS)
+    try:
+        # Reads of up to a second each, for three seconds: a handful (one ends early when the warning comes),
+        # not the thousands of a channel that stays readable.
+        reads, until = [], time.monotonic() + 3
+        while time.monotonic() < until:
+            reads.append(stream.read(1.0))
+        assert set(map(tuple, reads)) == {()} and len(reads) <= 10, len(reads)
+    finally:
+        stream.close()
+        ssh.close()

@@ -100,3 +100,37 @@ def test_podmans_history_rows_and_events_are_read_in_its_own_keys():
 def test_what_podman_lacks_is_said_and_docker_lacks_none_of_it(feature):
     assert PODMAN.lacks(feature) and not DOCKER.lacks(feature)
     assert PODMAN.lacking(("not-a-feature", feature)) == PODMAN.lacks(feature)
+
+
+# ------------------------------------------------------------------------------------------------ root's shell
+
+
+def test_containers_left_running_in_rootless_podman_get_a_hint_about_roots_own_store():
+    """The course's `sudo su` before its stop: under Docker root reaches the same engine; rootless Podman gives
+    root a store of its own (on E6 root's `docker stop $(docker ps -q)` said: you must provide at least one name
+    or id), so the hint says where to stop them."""
+    from checker.claims.layering import containers_stopped
+
+    def running(name: str) -> Container:
+        return Container(name, name, "sha256:aa", "localhost/my-image:1.0", True, "running", None, None, None, "",
+                         "2026-11-29T21:31:17Z")
+
+    names = ["my_container_1", "my_container_2"]
+    left = [running(n) for n in names]
+    on_podman = containers_stopped(Facts(engine=PODMAN), left, names, "events", "image")
+    assert not on_podman.ok and "type `exit` first" in on_podman.hint
+    on_docker = containers_stopped(Facts(engine=DOCKER), left, names, "events", "image")
+    assert not on_docker.ok and on_docker.hint == "stop them by name: docker stop my_container_1 my_container_2"
+
+
+def test_a_container_podman_is_still_stopping_still_runs():
+    """Podman's inspect while `docker stop` waits for the container's end (bash as PID 1 ignores SIGTERM, so
+    10 seconds): Running false, Status "stopping"; its processes still run, so it is not stopped yet."""
+    def inspect(status: str, running: bool) -> dict:
+        return {"Id": "4f1c", "Name": "my_container_1", "Image": "sha256:aa", "Config": {"Image": "my-image:1.0"},
+                "State": {"Status": status, "Running": running, "ExitCode": 0,
+                          "StartedAt": "2026-11-29T21:45:02.1Z"}}
+
+    assert Container.from_inspect(inspect("stopping", False)).running
+    assert not Container.from_inspect(inspect("exited", False)).running
+    assert Container.from_inspect(inspect("running", True)).running

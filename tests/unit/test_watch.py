@@ -57,3 +57,29 @@ def test_verdicts_over_time(monkeypatch):
     assert watch.states["cmd-layer-empty"].final.verdict == "fail"
     seen({"cmd-layer-empty": "pass"})
     assert watch.states["cmd-layer-empty"].ticked and watch.states["cmd-layer-empty"].final.verdict == "pass"
+
+
+def test_a_claim_not_applicable_on_the_engine_is_not_waited_for(monkeypatch):
+    """On Podman the claims about /var/lib/docker are not applicable: the watch does not wait for them (it
+    ends once every other claim holds), and the next step is the one of a claim still to hold."""
+    p = plan()
+    watch = Watch(p, transport=None, view=Quiet())
+    watch.started = 0.0
+    monkeypatch.setattr(watch.runner, "observe_pass", lambda: None)
+    na = {"layers-stored-in-driver-dir", "container-dirs-small", "disk-total-formula"}
+    verdicts = {c.id: "n/a" for c in p.claims if c.id in na}
+    monkeypatch.setattr(checks, "evaluate", lambda specs, facts: [
+        ClaimResult(c.id, c.id, verdicts.get(c.id, "error"), "", "", "", {}, 1.0, 1.0) for c in p.claims])
+    watch.look()
+    assert {cid for cid, st in watch.states.items() if st.settled} == na
+    assert not any(st.ticked for st in watch.states.values())
+    assert watch.next_step().startswith("Pull the base image")
+    verdicts.update({c.id: "pass" for c in p.claims if c.id not in na})
+    watch.look()
+    assert all(st.settled for st in watch.states.values())
+    assert {watch._final(c).verdict for c in p.claims if c.id in na} == {"n/a"}
+    # the negative: a claim that does not hold is never settled
+    watch.states["containers-stopped"] = type(watch.states["containers-stopped"])()
+    verdicts["containers-stopped"] = "fail"
+    watch.look()
+    assert not watch.states["containers-stopped"].settled
