@@ -516,14 +516,16 @@ def ensure_test_ca() -> Path:
 
 
 # A JDK's tarball, openjdk-VERSION_linux-x64_bin.tar.gz, holds jdk-VERSION/: made of the OpenJDK stand-in's
-# JDK (Debian's OpenJDK 17); a JDK older than 10 gets java-blind (tests/testenv/images/standin-openjdk8) as its
-# bin/java, which behaves as those JVMs did in a container.
+# JDK (Debian's OpenJDK 17), with java-blind (tests/testenv/images/standin-openjdk8) as its bin/java, which
+# behaves as those JVMs did in a container: one older than 10 reads the memory limit only when told to, Java 10
+# by default ("aware"), and both only where cgroup v1 keeps it.
 JDK_TARBALL = re.compile(r"openjdk-(\d+(?:\.\d+)*)_linux-x64_bin\.tar\.gz")
 MAKE_JDK = r"""set -e
 jdk=$(dirname "$(dirname "$(readlink -f /usr/bin/javac)")")
 rm -rf "/tmp/$1"; cp -rL "$jdk" "/tmp/$1" 2>/dev/null || true
 rm -rf "/tmp/$1/jmods" "/tmp/$1/docs" "/tmp/$1/man"  # what no lab uses (jlink's modules: 75 MB)
-if [ "$2" = blind ]; then mv "/tmp/$1/bin/java" "/tmp/$1/bin/java.real"; cp /in/java-blind "/tmp/$1/bin/java"; chmod 755 "/tmp/$1/bin/java"; fi
+mv "/tmp/$1/bin/java" "/tmp/$1/bin/java.real"; cp /in/java-blind "/tmp/$1/bin/java"; chmod 755 "/tmp/$1/bin/java"
+if [ "$2" = aware ]; then touch "/tmp/$1/bin/.container-support"; fi
 tar -C /tmp -cf - "$1" | gzip -1 > "/out/$3.part"; mv "/out/$3.part" "/out/$3"
 """
 
@@ -532,7 +534,8 @@ def ensure_downloads(settings: dict) -> None:
     """The stand-in download server and what it serves (test fixtures), running."""
     ca = ensure_test_ca()
     image = f"{REGISTRY_ADDR}/library/openjdk:7"
-    stamp = image_digest(settings, image) + " " + hashlib.sha256(MAKE_JDK.encode()).hexdigest()[:16]
+    launcher = (IMAGES / "standin-openjdk8" / "java-blind").read_bytes()
+    stamp = image_digest(settings, image) + " " + hashlib.sha256(MAKE_JDK.encode() + launcher).hexdigest()[:16]
     for host, path in download_urls():
         folder = DOWNLOADS / host / path.lstrip("/").rpartition("/")[0]
         name = path.rpartition("/")[2]

@@ -13,7 +13,10 @@ vagrant-libvirt uploads boxes into it, and that the management network MGMT_NET 
 network (no <forward>: no NAT, no forwarding, no default route handed out) with DHCP, whose DHCP server also
 hands out one classless static route (option 121): the host registry's address (REGISTRY_ROUTE, the
 172.29.107.1 of the cltest0 bridge) via the host's address on this network. The host answers for that address
-itself (no forwarding involved), so the VMs reach the registry at the same URL as the container VMs do.
+itself (no forwarding involved), so the VMs reach the registry at the same URL as the container VMs do. The
+network's name server forwards every query to the test environment's (DNS_FORWARDER, that same address), as
+the container VMs ask it directly: the download hosts a lab fetches from (lab 17's JDKs) are its stand-in
+server there, and every other name is unknown. A network defined without that forwarder is defined again.
 Use it with `lv.management_network_name = MGMT_NET`, `lv.management_network_address = MGMT_CIDR`,
 `lv.management_network_mode = "none"` and `lv.management_network_keep = true` (else `vagrant destroy`
 undefines it).
@@ -64,10 +67,14 @@ MGMT_BRIDGE = "clvirt0"
 MGMT_HOST_IP = os.environ.get("CHECK_LAB_LIBVIRT_HOST_IP", "192.168.121.1")  # vagrant-libvirt's default /24
 MGMT_CIDR = MGMT_HOST_IP.rsplit(".", 1)[0] + ".0/24"
 REGISTRY_ROUTE = os.environ.get("CHECK_LAB_LIBVIRT_ROUTE", "172.29.107.1/32")  # the testenv registry's host
+DNS_FORWARDER = os.environ.get("CHECK_LAB_LIBVIRT_DNS", REGISTRY_ROUTE.split("/")[0])  # the testenv's name server
 MGMT_NET_XML = """\
 <network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
   <name>{name}</name>
   <bridge name='{bridge}' stp='off' delay='0'/>
+  <dns>
+    <forwarder addr='{dns}'/>
+  </dns>
   <ip address='{host_ip}' netmask='255.255.255.0'>
     <dhcp>
       <range start='{prefix}.10' end='{prefix}.254'/>
@@ -175,9 +182,14 @@ def ensure_pool() -> None:
 
 def ensure_network() -> None:
     """The isolated management network with DHCP and a route to the registry's host address (see above)."""
+    defined = virsh("net-dumpxml", "--inactive", MGMT_NET, check=False)
+    if defined.returncode == 0 and f"<forwarder addr='{DNS_FORWARDER}'/>" not in defined.stdout:
+        virsh("net-destroy", MGMT_NET, check=False)  # (an older definition, without the name server's forwarder)
+        virsh("net-undefine", MGMT_NET)
+        log(f"network {MGMT_NET}: defined again (its name server now forwards to {DNS_FORWARDER})")
     if virsh("net-info", MGMT_NET, check=False).returncode != 0:
         xml = MGMT_NET_XML.format(name=MGMT_NET, bridge=MGMT_BRIDGE, host_ip=MGMT_HOST_IP,
-                                  prefix=MGMT_HOST_IP.rsplit(".", 1)[0], route=REGISTRY_ROUTE)
+                                  prefix=MGMT_HOST_IP.rsplit(".", 1)[0], route=REGISTRY_ROUTE, dns=DNS_FORWARDER)
         path = RUN / f"{MGMT_NET}.xml"
         path.write_text(xml)
         try:
