@@ -17,9 +17,11 @@ def engines() -> list[str]:
     """The engines with transcripts of lab 07 (tests/transcripts/resources holds the resource kinds' answers,
     tests/transcripts/course the course's other labs, tests/transcripts/swarm lab 11's, tests/transcripts/drift the course on
     the five engines as `scripts/drift --readme` measured it, tests/transcripts/engine-info other engines' own
-    `docker info`, e.g. Podman's, tests/transcripts/podman the course's labs on Podman, E6)."""
+    `docker info`, e.g. Podman's, tests/transcripts/podman the course's labs on Podman, E6, tests/transcripts/cgroup2
+    lab 17 on a VM with cgroup v2)."""
     return sorted(p.name for p in TRANSCRIPTS.iterdir()
-                  if p.is_dir() and p.name not in ("resources", "course", "swarm", "drift", "engine-info", "podman"))
+                  if p.is_dir() and p.name not in ("resources", "course", "swarm", "drift", "engine-info", "podman",
+                                                       "cgroup2"))
 
 
 def transcript(engine: str, scenario: str) -> Path:
