@@ -104,7 +104,7 @@ def test_the_course_typed_as_printed_passes_watch_and_observe_on_podman(podman_v
     """A student types lab 07 as the course prints it (root's shell left where the course's prompt turns back
     to vagrant's) while `check-lab 07 --watch` follows Podman's events; then `--observe`. The claims about
     /var/lib/docker are not applicable, and the watch does not wait for them."""
-    from tests.integration.test_student import COMMANDS, GONE, end_watch, start_watch, verdicts
+    from tests.integration.test_student import COMMANDS, GONE, end_watch, start_watch, undo, verdicts
     from tests.student import Student
     from tests.variants import LAB07
 
@@ -129,10 +129,8 @@ def test_the_course_typed_as_printed_passes_watch_and_observe_on_podman(podman_v
         assert {cid for cid, v in got.items() if v == "error"} == GONE - na
         assert {cid for cid, v in got.items() if v == "n/a"} == na
     finally:
-        student.ssh.run("docker rm -f $(docker ps -aq --filter name=my_container_) >/dev/null 2>&1; "
-                        "docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04 >/dev/null 2>&1; true", timeout=120)
-        student.forget()
         student.ssh.close()
+        undo(podman_vm)
 
 
 def test_the_event_stream_waits_for_events_when_podman_warns_on_stderr(podman_vm):

@@ -35,3 +35,11 @@ def replay(engine: str, scenario: str, tmp_path: Path) -> RunReport:
     lab = labs.load(folder)
     plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items()}))
     return Runner(plan, ReplayTransport(path), observe=bool(meta.get("observe"))).run()
+
+
+def replay_lab(path: Path) -> RunReport:
+    """A transcript of one of the course's labs (its meta names the lab and the values it ran with), replayed."""
+    meta = json.loads(path.read_text())["meta"]
+    lab = labs.find(meta["lab"])
+    plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items() if k in lab.variables}))
+    return Runner(plan, ReplayTransport(path)).run()

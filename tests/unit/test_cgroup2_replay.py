@@ -13,14 +13,11 @@ stand-in download server there."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from checker import lab as labs
-from checker.runner import Runner
-from checker.transcript import ReplayTransport
+from tests.unit.replay import replay_lab
 
 TRANSCRIPTS = Path(__file__).resolve().parent.parent / "transcripts"
 V2 = TRANSCRIPTS / "cgroup2" / "libvirt-bookworm-docker20" / "17-pass.json"
@@ -29,16 +26,9 @@ HEAP_FOLLOWS_LIMIT = {"jdk8-heap-flag-follows-memory", "jdk9-heap-flag-follows-m
                       "jdk10-shares-memory"}
 
 
-def replay(path: Path):
-    meta = json.loads(path.read_text())["meta"]
-    lab = labs.find(meta["lab"])
-    plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items() if k in lab.variables}))
-    return Runner(plan, ReplayTransport(path)).run()
-
-
 @pytest.fixture(scope="module")
 def on_v2():
-    return replay(V2)
+    return replay_lab(V2)
 
 
 def test_every_claim_of_lab_17_holds_on_cgroup_v2(on_v2):
@@ -49,7 +39,7 @@ def test_every_claim_of_lab_17_holds_on_cgroup_v2(on_v2):
 
 def test_the_heap_follows_the_limit_under_cgroup_v1_only(on_v2):
     v2 = {s.id: s for s in on_v2.statements}
-    v1 = {s.id: s for s in replay(V1).statements}
+    v1 = {s.id: s for s in replay_lab(V1).statements}
     for sid in HEAP_FOLLOWS_LIMIT:
         assert v1[sid].verdict == "pass", (sid, v1[sid].observed)
         assert v2[sid].verdict == "fail", (sid, v2[sid].observed)

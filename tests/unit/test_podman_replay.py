@@ -5,15 +5,12 @@ holds in its Podman form, or is not applicable here with the engine's reason; a 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from checker import lab as labs
 from checker.exitcodes import for_run
-from checker.runner import Runner
-from checker.transcript import ReplayTransport
+from tests.unit.replay import replay_lab
 
 PODMAN = Path(__file__).resolve().parent.parent / "transcripts" / "podman" / "e6-sid-podman"
 # What Podman lacks, lab by lab (records.ENGINE_FEATURES), as the labs' `needs:` say; the ping claims are not
@@ -31,11 +28,7 @@ NOT_APPLICABLE = {
 
 
 def replay(lab_id: str):
-    path = PODMAN / f"{lab_id}-pass.json"
-    meta = json.loads(path.read_text())["meta"]
-    lab = labs.find(meta["lab"])
-    plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items() if k in lab.variables}))
-    return Runner(plan, ReplayTransport(path)).run()
+    return replay_lab(PODMAN / f"{lab_id}-pass.json")
 
 
 @pytest.mark.parametrize("lab_id", sorted(NOT_APPLICABLE))
