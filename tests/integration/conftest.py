@@ -107,13 +107,61 @@ def project_factory(lab_env, tmp_path_factory):
             pass
 
 
+MACHINE_STATE = ("docker ps -a --format 'container {{.Names}} {{.ID}}'; "
+                 "docker image ls --format 'image {{.Repository}}:{{.Tag}} {{.ID}}'; "
+                 "docker volume ls --format 'volume {{.Name}}'; docker network ls --format 'network {{.Name}} {{.ID}}'")
+
+
+def machine_state(vm: VagrantProject) -> list[str]:
+    """Everything a lab (or a test) may create on a machine: containers, images, volumes and networks."""
+    res = sh(vm, MACHINE_STATE, timeout=300)
+    assert res.ok, res.stderr
+    return sorted(res.stdout.splitlines())
+
+
+class SharedVM:
+    """The E1 container VM the modules share, brought up when a module first asks for it."""
+
+    def __init__(self, lab_env: dict, tmp_path_factory):
+        self.lab_env, self.tmp_path_factory = lab_env, tmp_path_factory
+        self.project: VagrantProject | None = None
+
+    def get(self) -> VagrantProject:
+        if self.project is None:
+            self.project = VagrantProject(self.tmp_path_factory.mktemp("shared"), self.lab_env)
+            self.project.up()
+        return self.project
+
+    def discard(self) -> None:
+        if self.project is not None:
+            project, self.project = self.project, None
+            project.destroy()
+
+
+@pytest.fixture(scope="session")
+def _shared_vms(lab_env, tmp_path_factory):
+    vms = SharedVM(lab_env, tmp_path_factory)
+    yield vms
+    vms.discard()
+
+
 @pytest.fixture(scope="module")
-def shared_vm(lab_env, tmp_path_factory):
-    """One container VM for a module's tests (each test leaves it as it found it)."""
-    project = VagrantProject(tmp_path_factory.mktemp("shared"), lab_env)
-    project.up()
+def shared_vm(_shared_vms):
+    """One E1 container VM for the session's modules (a `vagrant up` each cost the suite minutes): each test
+    leaves it as it found it, and so does each module, checked here: a module that leaves containers, images,
+    volumes or networks behind errors at its end, and the next module gets a new VM."""
+    project = _shared_vms.get()
+    before = machine_state(project)
     yield project
-    project.destroy()
+    try:
+        after = machine_state(project)
+    except Exception as exc:  # noqa: BLE001 - the VM no longer answers: the next module gets a new one
+        _shared_vms.discard()
+        pytest.fail(f"the shared VM no longer answers after this module: {exc}")
+    if after != before:
+        _shared_vms.discard()
+        pytest.fail("this module left the shared VM changed (the next module gets a new one): "
+                    f"gone {sorted(set(before) - set(after))}, new {sorted(set(after) - set(before))}")
 
 
 def sh(vm: VagrantProject, command: str, timeout: float = 120, machine: str | None = None):

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.integration.conftest import run_check, sh
+from tests.integration.conftest import machine_state, run_check, sh
 from tests.student import FOLDERS, OBSERVED, Student, typed, until_observed
 from tests.testenv import env as testenv
 from tests.variants import COURSE_VARIANTS, make_course_variant
@@ -25,15 +25,6 @@ LABS = "02-06,08-10,13-17"
 IDS = ["02", "03", "04", "05", "06", "08", "09", "10", "13", "14", "15", "16", "17"]
 
 
-def machine_state(vm) -> list[str]:
-    """Everything a lab may create: containers, images, volumes and networks, by name and id."""
-    res = sh(vm, "docker ps -a --format 'container {{.Names}} {{.ID}}'; "
-                 "docker image ls --format 'image {{.Repository}}:{{.Tag}} {{.ID}}'; "
-                 "docker volume ls --format 'volume {{.Name}}'; docker network ls --format 'network {{.Name}} {{.ID}}'", timeout=300)
-    assert res.ok, res.stderr
-    return sorted(res.stdout.splitlines())
-
-
 @pytest.fixture(scope="module")
 def hub(shared_vm, lab_env):
     """The student's own `docker login` to Docker Hub's stand-in, as they would type it in the VM."""
@@ -42,7 +33,8 @@ def hub(shared_vm, lab_env):
              f">/dev/null")
     res = sh(shared_vm, login, timeout=300)
     assert res.ok, res.stderr
-    return {"hub": testenv.HUB_ADDR, "user": testenv.HUB_USER, "login": login, "password": password}
+    yield {"hub": testenv.HUB_ADDR, "user": testenv.HUB_USER, "login": login, "password": password}
+    sh(shared_vm, f"docker logout {testenv.HUB_ADDR} >/dev/null", timeout=120)  # the VM is shared (conftest)
 
 
 def test_the_course_passes_and_leaves_the_machine_as_it_found_it(shared_vm, hub, monkeypatch, capsys, tmp_path):

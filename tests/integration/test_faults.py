@@ -40,6 +40,7 @@ def vm(shared_vm):
     assert res.ok, res.stderr
     ssh.close()
     yield shared_vm
+    sh(shared_vm, "docker rm student_box >/dev/null && docker rmi student/own:1 >/dev/null", timeout=120)
 
 
 @pytest.fixture

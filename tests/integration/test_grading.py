@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -17,13 +18,14 @@ from tests.workflows import batches
 
 pytestmark = pytest.mark.integration
 
-def test_a_class_in_batches_merged_into_the_roster(project_factory, monkeypatch, capsys, tmp_path):
+def test_a_class_in_batches_merged_into_the_roster(shared_vm, project_factory, monkeypatch, capsys, tmp_path):
     """A class of three machines, one stopped, checked as the instructors' workflow does
     (.github/workflows/grade-class.yml): split by its own steps into two batches, each checked with
-    `--targets` (the machines of a batch at once), then `check-lab merge` of the two reports."""
-    vms = [project_factory(name) for name in ("alice", "bob", "carol")]
-    for vm in vms:
-        vm.up()
+    `--targets` (the machines of a batch at once), then `check-lab merge` of the two reports. (Alice's
+    machine is the VM the modules share.)"""
+    vms = [shared_vm, project_factory("bob"), project_factory("carol")]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # brought up together, as tests/engines.py does
+        list(pool.map(lambda vm: vm.up(), vms[1:]))
     vms[2].vagrant.halt()
     targets = tmp_path / "class.txt"
     targets.write_text("# the class\n" + "".join(f"{name} = vagrant:{vm.root}\n"
@@ -67,7 +69,7 @@ def test_a_class_in_batches_merged_into_the_roster(project_factory, monkeypatch,
     assert carol.get("errors") == "1"
 
 
-def test_labs_00_and_01_on_a_fresh_vm_and_their_negatives(project_factory, monkeypatch, capsys):
+def test_labs_00_and_01_on_a_fresh_vm_their_negatives_and_01_typed_then_observed(project_factory, monkeypatch, capsys):
     vm = project_factory("labs0001")
     vm.up()
     for lab, points in (("00", 8.0), ("01", 8.0)):
@@ -125,12 +127,13 @@ def test_labs_00_and_01_on_a_fresh_vm_and_their_negatives(project_factory, monke
         ssh.run(f"sudo iptables -D {block}")
         ssh.close()
 
+    # 01 typed by the student as the course prints it, then observed (on the same VM, as it was found).
+    lab_01_observed_after_the_student_typed_it(vm, monkeypatch, capsys, vm.root)
 
-def test_lab_01_observed_after_the_student_typed_it(project_factory, monkeypatch, capsys, tmp_path):
+
+def lab_01_observed_after_the_student_typed_it(vm, monkeypatch, capsys, tmp_path):
     from tests.student import Student, course_commands
 
-    vm = project_factory("lab01-student")
-    vm.up()
     folder = LAB07.parent / "01-Check_Docker_installation"
     student = Student(vm.ssh())
     typed = student.do(course_commands(folder / "course" / "README.md"))
