@@ -181,7 +181,8 @@ class Watch:
         except KeyboardInterrupt as exc:
             name = getattr(exc, "signal", "SIGINT")
             if name == "SIGINT":
-                ended_by = "Ctrl-C"  # the student's way to say they are done: judge what was seen
+                # The student's way to say they are done: judge what was seen, and the machine as it is now.
+                ended_by = "Ctrl-C" + self._last_look(stream)
             else:
                 report.interrupted, report.signal = True, name
         except TargetError as exc:
@@ -206,6 +207,20 @@ class Watch:
             report.timings["first_command_s"] = round(first - born, 3)
         report.timings.update({f"ticked.{cid}": st.ticked_at for cid, st in self.states.items() if st.ticked})
         return report
+
+    def _last_look(self, stream) -> str:
+        """At Ctrl-C, one more look: the engine's state can trail its events (a container's `die` is
+        reported before every listing shows it stopped), and the student's last command may have ended after
+        the last look. A second Ctrl-C, or a machine that does not answer, skips it."""
+        if stream is None:
+            return ""
+        try:
+            self.look()
+        except KeyboardInterrupt:
+            return " (a second Ctrl-C: no last look)"
+        except TargetError as exc:
+            return f" (no last look: {exc.message})"
+        return " and a last look"
 
     def _final(self, spec) -> ClaimResult:
         state = self.states[spec.id]

@@ -149,6 +149,8 @@ def test_one_mistake_fails_exactly_its_claim(mistake, shared_vm, monkeypatch, ca
         assert code == 1, out
         got = verdicts(tmp_path / "watch.json")
         assert {cid for cid, v in got.items() if v != "pass"} == concerned, got
+        # Ended by Ctrl-C (a claim never holds): judged with one last look at the machine as it is.
+        assert json.loads((tmp_path / "watch.json").read_text())["notes"][-1].endswith("ended: Ctrl-C and a last look")
 
         report = tmp_path / "observe.json"
         code = run_check(monkeypatch, shared_vm, "07", "--observe", "--json", str(report))

@@ -83,3 +83,34 @@ def test_a_claim_not_applicable_on_the_engine_is_not_waited_for(monkeypatch):
     verdicts["containers-stopped"] = "fail"
     watch.look()
     assert not watch.states["containers-stopped"].settled
+
+
+def test_ctrl_c_takes_one_last_look_and_a_second_ctrl_c_skips_it(monkeypatch):
+    """The engine's state can trail its events, and the student's last command can end after the last look:
+    at Ctrl-C the watch looks once more; a second Ctrl-C during that look skips it, a lost machine too."""
+    from checker.errors import TargetError
+    p = plan()
+    watch = Watch(p, transport=None, view=Quiet())
+    watch.started = 0.0
+    verdicts = {"containers-stopped": "fail"}
+    monkeypatch.setattr(checks, "evaluate", lambda specs, facts: [
+        ClaimResult(c.id, c.id, verdicts.get(c.id, "error"), "", "", "", {}, 1.0, 1.0) for c in p.claims])
+    monkeypatch.setattr(watch.runner, "observe_pass", lambda: None)
+    watch.look()
+    assert watch.states["containers-stopped"].final.verdict == "fail"
+    verdicts["containers-stopped"] = "pass"  # the stop ended after that look
+    assert watch._last_look(stream=object()) == " and a last look"
+    assert watch.states["containers-stopped"].ticked and watch.passes == 2
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch.runner, "observe_pass", interrupted)
+    assert "second Ctrl-C" in watch._last_look(stream=object())
+
+    def lost():
+        raise TargetError("the SSH connection dropped")
+
+    monkeypatch.setattr(watch.runner, "observe_pass", lost)
+    assert watch._last_look(stream=object()) == " (no last look: the SSH connection dropped)"
+    assert watch._last_look(stream=None) == ""  # it never saw the machine: nothing to look again at
