@@ -181,6 +181,14 @@ class ContainerEvents:
     events: tuple[ContainerEvent, ...]
     since: float | None = None  # None: everything the engine still holds
     truncated: bool = False  # the log was full: older events may have been dropped
+    oldest: float | None = None  # the time of the oldest event it still holds (of any kind)
+
+    def since_made(self, made: float) -> "ContainerEvents":
+        """Only what happened from `made` on (older events are of earlier containers of the same names); a full
+        log whose oldest event is older than that still holds everything since: not truncated for it."""
+        kept = tuple(e for e in self.events if e.time >= made)
+        truncated = self.truncated and (self.oldest is None or self.oldest > made)
+        return ContainerEvents(kept, self.since, truncated, self.oldest)
 
     def of(self, name: str) -> list[ContainerEvent]:
         """The events of the latest container of that name (from its last `create` on)."""

@@ -207,13 +207,23 @@ def _events_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
 PODMAN_ACTIONS = {"died": "die", "remove": "destroy"}
 
 
+def _event_time(item: dict) -> float | None:
+    """An event's time in seconds (Docker's timeNano, or its time in whole seconds)."""
+    try:
+        return int(item.get("timeNano") or 0) / 1e9 or float(item.get("time") or 0) or None
+    except (TypeError, ValueError):
+        return None
+
+
 def _events_parse(result: Result, args: dict) -> ContainerEvents:
     if result.exit_status != 0:
         raise ProbeError(result.first_error_line())
     wanted = set(_names(args))
-    events, lines = [], 0
+    events, lines, oldest = [], 0, None
     for item in _json_lines(result):
         lines += 1
+        if oldest is None:  # the log is oldest first
+            oldest = _event_time(item)
         if item.get("Type") != "container":
             continue
         attrs = (item.get("Actor") or {}).get("Attributes") or {}
@@ -226,11 +236,11 @@ def _events_parse(result: Result, args: dict) -> ContainerEvents:
             item.get("Action") or item.get("status")
         events.append(ContainerEvent(name, str(action or ""),
                                      str(attrs.get("image") or item.get("from") or item.get("Image") or ""),
-                                     int(item.get("timeNano") or 0) / 1e9 or float(item.get("time") or 0),
+                                     _event_time(item) or 0.0,
                                      int(code) if str(code if code is not None else "").lstrip("-").isdigit() else None,
                                      str((item.get("Actor") or {}).get("ID") or item.get("id") or item.get("ID") or "")))
     return ContainerEvents(tuple(events), float(args["since"]) if str(args.get("since") or "").strip() else None,
-                           truncated=lines >= EVENTS_KEPT)
+                           truncated=lines >= EVENTS_KEPT, oldest=oldest)
 
 
 def _logs_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:

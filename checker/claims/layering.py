@@ -229,8 +229,7 @@ def _events(facts: Facts, name: str, image: Image | None = None) -> ContainerEve
 
         made = epoch(image.created)
         if made is not None:
-            kept = tuple(e for e in value.events if e.time >= made - 1)
-            value = ContainerEvents(kept, value.since, value.truncated)
+            value = value.since_made(made - 1)
     return value
 
 

@@ -38,3 +38,31 @@ def test_the_students_mark_on_the_image():
     bare = image_marked(Facts(), Image(**{**mine.__dict__, "labels": {}}), "check-lab.student", "alice")
     assert not bare.ok and bare.observed == "my-image:1.0 has no label check-lab.student"
     assert "--label check-lab.student=alice" in bare.hint
+
+
+def test_a_full_event_log_still_holding_everything_since_the_image_was_made_judges_a_container_that_never_ran():
+    """Observe mode's stop claim after `--rm` removed the containers: the engine keeps its last 256 events. A
+    full log whose oldest event is older than the lab's image holds every container of that image: one
+    that is not in it never ran (judged); a full log that starts after the image was made may have lost it
+    (not judged). Seen on a VM that had run many labs before: four containers started, five stopped by name."""
+    import pytest
+
+    from checker.claims.layering import containers_stopped
+    from checker.facts import EVENTS_KEPT, ContainerEvent, ContainerEvents, MissingFact
+    from checker.resources import epoch
+
+    made = epoch("2026-12-06T06:18:40Z")
+    image = Image(**{**IMAGE.__dict__, "tags": ("my-image:1.0",), "created": "2026-12-06T06:18:40Z"})
+    names = [f"my_container_{i}" for i in range(1, 6)]
+    events = tuple(ContainerEvent(n, action, "my-image:1.0", made + 10 + i + step / 10, 137 if action == "die" else None)
+                   for i, n in enumerate(names[:4]) for step, action in enumerate(("create", "start", "die", "destroy")))
+
+    def judged(oldest: float):
+        facts = Facts(observe=True)
+        facts.gathered.update({"image": image, "events": ContainerEvents(events, None, True, oldest)})
+        return containers_stopped(facts, [], names, "events", "image")
+
+    verdict = judged(oldest=made - 300)
+    assert verdict.ok and "never ran here: my_container_5" in verdict.observed and EVENTS_KEPT == 256
+    with pytest.raises(MissingFact, match="my_container_5 no longer exist"):
+        judged(oldest=made + 5)
