@@ -705,40 +705,66 @@ def ensure_standins(settings: dict) -> None:
     push_standin(settings, STANDIN_REF, ctx)
 
     # busybox, nginx, python:2.7-slim, openjdk, portainer, mysql and wordpress from Debian's packages (through
-    # the apt proxy);
-    # python's pip installs from the wheel index; the JDK image is both openjdk:7 and openjdk:11.0-jdk.
+    # the apt proxy); python's pip installs from the wheel index; the JDK image is both openjdk:7 and
+    # openjdk:11.0-jdk. Built side by side, a chain each (what one builds on comes first in its chain): on a
+    # fresh machine most of their time is apt's downloads and unpacking.
     args = {"ROOTFS": ROOTFS_IMAGE, "APT_PROXY": APT_PROXY}
-    push_standin(settings, "library/busybox:latest", IMAGES / "standin-busybox", args)
-    push_standin(settings, "library/nginx:latest", IMAGES / "standin-nginx", args)
-    push_standin(settings, "library/python:2.7-slim", IMAGES / "standin-python", {**args, "PIP_FIND_LINKS": WHEELS})
-    fill_wheels(settings, f"{REGISTRY_ADDR}/library/python:2.7-slim")
-    push_standin(settings, "library/openjdk:11.0-jdk", IMAGES / "standin-openjdk", args)
-    push_standin(settings, "library/openjdk:7", IMAGES / "standin-openjdk", args)
-    # lab 17: openjdk:8u151 blind to its container's limits as 8u151 was; ubuntu:latest whose apt and wget reach
-    # the test environment's apt proxy and stand-in download server (the JDK 9 and 10 tarballs).
-    push_standin(settings, "library/openjdk:8u151", IMAGES / "standin-openjdk8",
-                 {"OPENJDK": f"{REGISTRY_ADDR}/library/openjdk:7"})
-    ensure_downloads(settings)
-    latest = CACHE / "standin-ubuntu-latest"
-    latest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(IMAGES / "standin-ubuntu-latest" / "Dockerfile", latest / "Dockerfile")
-    shutil.copy2(TLS / "ca.crt", latest / "test-ca.crt")
-    push_standin(settings, "library/ubuntu:latest", latest,
-                 {"UBUNTU": f"{REGISTRY_ADDR}/{STANDIN_REF}", "APT_PROXY": APT_PROXY})
-    push_standin(settings, "portainer/portainer:latest", IMAGES / "standin-portainer",
-                 {"BUSYBOX": f"{REGISTRY_ADDR}/library/busybox:latest"})  # built on the busybox stand-in
-    push_standin(settings, "library/mysql:5.7", IMAGES / "standin-mysql", args)
-    push_standin(settings, "library/wordpress:latest", IMAGES / "standin-wordpress", args)
+    ensure_test_ca()  # ubuntu:latest trusts it, the download server serves with it: made once, before both
 
-    # hello-world: one static binary printing hello-world's text, compiled here with Debian's gcc.
-    hello = CACHE / "standin-hello-world"
-    hello.mkdir(parents=True, exist_ok=True)
-    source = IMAGES / "standin-hello-world"
-    shutil.copy2(source / "Dockerfile", hello / "Dockerfile")
-    binary = hello / "hello"
-    if not binary.exists() or binary.stat().st_mtime < (source / "hello.c").stat().st_mtime:
-        run(["gcc", "-static", "-Os", "-s", "-o", str(binary), str(source / "hello.c")])
-    push_standin(settings, "library/hello-world:latest", hello)
+    def busybox_then_portainer():
+        push_standin(settings, "library/busybox:latest", IMAGES / "standin-busybox", args)
+        push_standin(settings, "portainer/portainer:latest", IMAGES / "standin-portainer",
+                     {"BUSYBOX": f"{REGISTRY_ADDR}/library/busybox:latest"})  # built on the busybox stand-in
+
+    def python_and_its_wheels():
+        push_standin(settings, "library/python:2.7-slim", IMAGES / "standin-python",
+                     {**args, "PIP_FIND_LINKS": WHEELS})
+        fill_wheels(settings, f"{REGISTRY_ADDR}/library/python:2.7-slim")
+
+    def the_jdks():
+        push_standin(settings, "library/openjdk:11.0-jdk", IMAGES / "standin-openjdk", args)
+        push_standin(settings, "library/openjdk:7", IMAGES / "standin-openjdk", args)
+        # lab 17: openjdk:8u151 blind to its container's limits as 8u151 was; the JDK 9 and 10 tarballs its
+        # ubuntu:latest downloads, made from the same JDK.
+        push_standin(settings, "library/openjdk:8u151", IMAGES / "standin-openjdk8",
+                     {"OPENJDK": f"{REGISTRY_ADDR}/library/openjdk:7"})
+        ensure_downloads(settings)
+
+    def ubuntu_latest():
+        # ubuntu:latest whose apt and wget reach the test environment's apt proxy and stand-in download server.
+        latest = CACHE / "standin-ubuntu-latest"
+        latest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(IMAGES / "standin-ubuntu-latest" / "Dockerfile", latest / "Dockerfile")
+        shutil.copy2(TLS / "ca.crt", latest / "test-ca.crt")
+        push_standin(settings, "library/ubuntu:latest", latest,
+                     {"UBUNTU": f"{REGISTRY_ADDR}/{STANDIN_REF}", "APT_PROXY": APT_PROXY})
+
+    def hello_world():
+        # one static binary printing hello-world's text, compiled here with Debian's gcc.
+        hello = CACHE / "standin-hello-world"
+        hello.mkdir(parents=True, exist_ok=True)
+        source = IMAGES / "standin-hello-world"
+        shutil.copy2(source / "Dockerfile", hello / "Dockerfile")
+        binary = hello / "hello"
+        if not binary.exists() or binary.stat().st_mtime < (source / "hello.c").stat().st_mtime:
+            run(["gcc", "-static", "-Os", "-s", "-o", str(binary), str(source / "hello.c")])
+        push_standin(settings, "library/hello-world:latest", hello)
+
+    side_by_side(
+        busybox_then_portainer, python_and_its_wheels, the_jdks, ubuntu_latest, hello_world,
+        lambda: push_standin(settings, "library/nginx:latest", IMAGES / "standin-nginx", args),
+        lambda: push_standin(settings, "library/mysql:5.7", IMAGES / "standin-mysql", args),
+        lambda: push_standin(settings, "library/wordpress:latest", IMAGES / "standin-wordpress", args))
+
+
+def side_by_side(*jobs) -> None:
+    """Run independent jobs at once (builds that mostly wait on downloads); the first failure is raised
+    once all have ended, so none is left half-done behind the error."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(job) for job in jobs]
+    for future in futures:
+        future.result()
 
 
 def ensure_container_vm(settings: dict, suite: str = SUITE, packages: str | None = None) -> str:
@@ -764,9 +790,9 @@ def ensure_container_vm(settings: dict, suite: str = SUITE, packages: str | None
 
 
 def ensure_images(settings: dict) -> None:
-    ensure_standins(settings)
-    ensure_container_vm(settings, SUITE)
-    build(settings, NO_SSHD_IMAGE, IMAGES / "no-sshd", build_args={"ROOTFS": ROOTFS_IMAGE})
+    ensure_rootfs_image(settings, SUITE)  # what all of them start from
+    side_by_side(lambda: ensure_standins(settings), lambda: ensure_container_vm(settings, SUITE),
+                 lambda: build(settings, NO_SSHD_IMAGE, IMAGES / "no-sshd", build_args={"ROOTFS": ROOTFS_IMAGE}))
 
 
 def vagrant_public_keys() -> str:
