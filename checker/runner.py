@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
+import secrets
 import shlex
 import socket
 import time
@@ -36,6 +38,7 @@ from checker.transport import Transport, process_started_at, to_script
 WHO_AM_I = "id -u && date +%s && printf '%s\\n' \"$HOME\" && { cat /etc/machine-id 2>/dev/null || echo -; }"
 NOTHING_TO_ASK = "this engine has nothing of the kind to ask about"
 STATE_DIR = ".check-lab"  # under the target user's home: marks a run in progress
+WORKDIR_PREFIX = "check-lab."  # the run's work folder, in the target's $TMPDIR (or /tmp)
 # Observe mode proves it changed nothing: a hash of the engine's containers (and their states), images,
 # volumes and networks, taken before and after.
 FINGERPRINT = ("{ docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Image}} {{.State}}' && "
@@ -124,6 +127,7 @@ class Runner:
         self.cleanup_armed = False
         self.fingerprint_before: str | None = None
         self.stale_started: float | None = None
+        self.stale_workdir: str | None = None
         self.runtime: dict[str, str] = {}  # what the run learnt: when it started, captured values
 
     # -- helpers
@@ -200,6 +204,9 @@ class Runner:
             raise TargetError(f"{exc} (on {self.t.description})") from None
         stale_run = _json_or_none(stale.stdout) if stale.ok else None
         self.stale_started = stale_run.get("started") if stale_run else None
+        # (Only a name of ours is ever removed; a run before the state named it left one unknown.)
+        named = str((stale_run or {}).get("workdir") or "")
+        self.stale_workdir = named if re.fullmatch(re.escape(WORKDIR_PREFIX) + "[0-9a-f]{16}", named) else None
         assessment = assess(found, stale_run)
         if stale_run is not None:
             self._repair(assessment)
@@ -260,8 +267,12 @@ class Runner:
             groups["pulls"] = (KINDS["pulls"], list(assessment.stale_pulls))
         ordered = sorted(groups.values(), key=lambda kn: kn[0].cleanup_order)
         since = float(self.stale_started) - 1 if self.stale_started is not None else None
+        workdir = self.stale_workdir
         results = run_batch(self.t, [kind.remove(names, since) for kind, names in ordered]
-                            + [shlex.join(["rm", "-f", self.state_rel])], timeout=600)
+                            + [shlex.join(["rm", "-f", self.state_rel])
+                               + (f' && rm -rf "${{TMPDIR:-/tmp}}/{workdir}"' if workdir else "")], timeout=600)
+        if workdir:
+            self.notes.append(f"removed the work folder {workdir} of an interrupted check-lab run")
         for (kind, names), res in zip(ordered, results):
             gone = set(res.stdout.split())
             why = "pulled by" if kind.key == "pulls" else "left over by"
@@ -311,10 +322,13 @@ class Runner:
                  "moved": self.moved, "existing": self.existing, "by": f"{getpass.getuser()}@{socket.gethostname()}"}
         who = f"check-lab {self.lab.id} of {state['by']}, started {self.remote_now}"
         subdirs = sorted({str(Path(f.dest).parent) for f in self.lab.files if str(Path(f.dest).parent) != "."})
+        # The work folder's name is chosen here, so that the run's state can name it: a run that dies leaves
+        # it, and the next run removes it (mkdir fails where the name exists, as mktemp's would).
+        state["workdir"] = f"{WORKDIR_PREFIX}{secrets.token_hex(8)}"
         record, made = run_batch(self.t, [
             f"mkdir -p {STATE_DIR} && printf '%s\\n' {shlex.quote(who)} > {STATE_DIR}/lock.info && "
             f"printf '%s\\n' {shlex.quote(json.dumps(state))} > {shlex.quote(self.state_rel)}",
-            'w=$(mktemp -d "${TMPDIR:-/tmp}/check-lab.XXXXXXXX") && cd "$w" && '
+            f'w="${{TMPDIR:-/tmp}}/{state["workdir"]}" && mkdir -m 700 "$w" && cd "$w" && '
             + (f"mkdir -p {quote(*subdirs)} && " if subdirs else "") + 'printf "%s\\n" "$w"',
         ], timeout=60)
         if not made.ok or not made.stdout.strip():

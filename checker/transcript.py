@@ -98,6 +98,9 @@ def _shape(script: str) -> str:
     A batch compares as the commands in it, whatever its framing."""
     if "check-lab-batch." in script:
         script = "\n@@batch@@\n".join(BATCHED.findall(script))
+    # The work folder: named by the run (which its state records), or by mktemp in transcripts recorded before.
+    script = re.sub(r'w="\$\{TMPDIR:-/tmp\}/check-lab\.[0-9a-f]{16}" && mkdir -m 700 "\$w"',
+                    'w=$(mktemp -d "${TMPDIR:-/tmp}/check-lab.XXXXXXXX")', script)
     script = re.sub(r"/[^\s'\"]*check-lab\.[A-Za-z0-9]{8}", "<workdir>", script)
     script = BOUNDARY.sub("<boundary>", script)
     # Transcripts recorded before preflight asked for the machine's ID (runner.WHO_AM_I) answer without it.

@@ -8,6 +8,7 @@ The faults that need no VM (lab specs, command line, unreachable targets) are in
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import socket
@@ -239,11 +240,18 @@ def test_connection_dropping_mid_run_then_the_next_run_recovers(vm, monkeypatch,
     assert "connection" in out.splitlines()[-1] and "lost" in out.splitlines()[-1]
 
     vm.up()
+    folders = "ls -d /tmp/check-lab.* 2>/dev/null | sed 's|^/tmp/||'; true"
+    left = set(sh(vm, folders).stdout.split())
     # The next run finds the interrupted run's containers and images, removes them, and passes.
     code = run_check(monkeypatch, vm, "07", "--json", str(tmp_path / "r2.json"))
     assert code == 0, capsys.readouterr().out
     notes = json.loads((tmp_path / "r2.json").read_text())["notes"]
     assert any("left over by an interrupted check-lab run" in n for n in notes)
+    # Its work folder too (the killed run's /tmp survives the machine's restart): no run's folder is left.
+    removed = [m.group(1) for n in notes
+               if (m := re.fullmatch(r"removed the work folder (check-lab\.[0-9a-f]{16}) of an interrupted check-lab run", n))]
+    assert len(removed) == 1 and removed[0] in left, (notes, left)
+    assert removed[0] not in sh(vm, folders).stdout.split()
     assert lab_state(vm) == before
 
 
