@@ -420,7 +420,7 @@ class Runner:
                 plan.append(("probe", probe, (pdef, args, command, step.id)))
                 commands.append(command)
         timeout = max([self.timeout_for(s) for s in steps if s.looks] + [120.0]) * 2
-        for (what, item, extra), res in zip(plan, run_batch(self.t, commands, timeout)):
+        for (what, item, extra), res in zip(plan, run_batch(self.t, commands, timeout, read_only=True)):
             if what == "step":
                 fact = facts.steps[item.id]
                 fact.result = res
@@ -550,7 +550,8 @@ class Runner:
         if not planned:
             return
         timeout = sum(pdef.timeout for _p, pdef, _a, _c in planned) * self.timeout_factor
-        for (probe, pdef, args, command), res in zip(planned, run_batch(self.t, [c for *_x, c in planned], timeout)):
+        answers = run_batch(self.t, [c for *_x, c in planned], timeout, read_only=True)
+        for (probe, pdef, args, command), res in zip(planned, answers):
             self._take_probe(probe, pdef, args, command, step.id, res)
 
     # -- cleanup

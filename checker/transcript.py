@@ -90,7 +90,8 @@ class ReplayTransport:
 BOUNDARY = re.compile(r"@@check-lab-[0-9a-f]{16}@@")
 
 
-BATCHED = re.compile(r"\( (.*?)\n\) </dev/null", re.S)
+# A batched command: its line starts the subshell (after the clock's reading, in batches recorded before).
+BATCHED = re.compile(r"^(?:s=\$\(date \+%s%N\); )?\( (.*?)\n\) </dev/null", re.S | re.M)
 
 
 def _shape(script: str) -> str:
