@@ -85,8 +85,9 @@ def test_the_ssh_connection_drops_and_the_watch_resumes(shared_vm, tmp_path):
 def test_a_flood_of_events_does_not_drown_the_watch(shared_vm, tmp_path):
     watch = start_watch(shared_vm, tmp_path / "w.json")
     try:
-        flood = ("nohup sh -c 'for i in $(seq 150); do docker network create flood$i >/dev/null; "
-                 "docker network rm flood$i >/dev/null; done' >/dev/null 2>&1 </dev/null &")
+        flood = ("nohup sh -c 'echo $$ > /tmp/check-lab-flood.pid; for i in $(seq 150); do "
+                 "docker network create flood$i >/dev/null; docker network rm flood$i >/dev/null; done' "
+                 ">/dev/null 2>&1 </dev/null &")
         assert sh(shared_vm, flood).ok
         typed(shared_vm, COMMANDS)
         code, out = end_watch(watch)
@@ -94,6 +95,9 @@ def test_a_flood_of_events_does_not_drown_the_watch(shared_vm, tmp_path):
     finally:
         if watch.poll() is None:
             watch.kill()
-        sh(shared_vm, "for n in $(docker network ls -q --filter name=flood); do docker network rm $n; done "
+        # The flood may outlive the watch: let it end (by its PID) before removing what it left.
+        sh(shared_vm, "p=$(cat /tmp/check-lab-flood.pid 2>/dev/null); "
+                      "while [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; do sleep 1; done; rm -f /tmp/check-lab-flood.pid; "
+                      "for n in $(docker network ls -q --filter name=flood); do docker network rm $n; done "
                       ">/dev/null 2>&1; true", timeout=300)
         undo(shared_vm)
