@@ -77,7 +77,7 @@ def run_batch(transport: Transport, commands: Sequence[Command], timeout: float 
     else:
         missing = Result(None, "", res.stderr or "the batch did not finish", res.duration, timed_out=True)
         answers = [r if r is not None else missing for r in parse_batch(res.stdout, boundary, len(asked))]
-    if asked is scripts:
+    if not read_only:
         return answers
     by_script = dict(zip(asked, answers))
     return [by_script[s] for s in scripts]
