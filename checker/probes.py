@@ -10,6 +10,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable
 
 from checker.facts import EVENTS_KEPT, Container, ContainerEvent, ContainerEvents, HistoryRow, Image, LayerStore
@@ -245,6 +246,50 @@ def _events_parse(result: Result, args: dict) -> ContainerEvents:
                            truncated=lines >= EVENTS_KEPT, oldest=oldest)
 
 
+def engine_clock(result: Result) -> str | None:
+    """The engine's clock when it answered the engine probe (`docker info`: SystemTime), in the seconds.nanoseconds
+    form `docker events --since` takes; None where the engine tells no time (Podman's form)."""
+    try:
+        info = json.loads(result.stdout.split(SECTION)[0])
+        when = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)",
+                            str(info.get("SystemTime") or ""))
+    except (ValueError, AttributeError):
+        return None
+    if when is None:
+        return None
+    seconds = int(datetime.fromisoformat(when[1] + ("+00:00" if when[3] == "Z" else when[3])).timestamp())
+    return f"{seconds}.{(when[2] or '').ljust(9, '0')}"
+
+
+# What changes the engine's containers (and their states), images, volumes and networks, by the engine's own
+# log; not what only reads or runs inside (exec, top, archive-path, export, save, push), health checks, mounts
+# of a volume or a container joining a network.
+CHANGES = {"container": {"create", "destroy", "rename", "start", "die", "pause", "unpause", "commit"},
+           "image": {"create", "pull", "tag", "untag", "delete", "import", "load"},
+           "volume": {"create", "destroy"},
+           "network": {"create", "destroy", "remove"}}
+
+
+def _changes_parse(result: Result, args: dict) -> list[str] | None:
+    """The changes the engine logged since `since` ("container web create", …), oldest first; None where its log
+    (the last EVENTS_KEPT events) may no longer reach back that far."""
+    if result.exit_status != 0:
+        raise ProbeError(result.first_error_line())
+    items = _json_lines(result)
+    if len(items) >= EVENTS_KEPT:
+        return None
+    changes = []
+    for item in items:
+        kind, action = str(item.get("Type") or ""), str(item.get("Action") or "").split(":")[0]
+        if action in CHANGES.get(kind, ()):
+            # (A pull's actor is the reference pulled; a tag's is the image's ID, and its name the new tag.)
+            actor = item.get("Actor") or {}
+            ident, named = str(actor.get("ID") or ""), (actor.get("Attributes") or {}).get("name")
+            name = str(ident if kind == "image" and not ident.startswith("sha256:") else named or ident)
+            changes.append(f"{kind} {name[:19] if name.startswith('sha256:') else name} {action}")
+    return changes
+
+
 def _logs_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
     # The newest container from that image (what `docker run IMAGE` left, named or not).
     script = (f"c=$(docker ps -a -q --filter ancestor={shlex.quote(str(args['image']))} | head -n 1); "
@@ -282,5 +327,6 @@ PROBES: dict[str, ProbeDef] = {
     "layer_store": ProbeDef("layer_store", (), (), _layer_store_build, _layer_store_parse),
     "logs": ProbeDef("logs", ("image",), (), _logs_build, _logs_parse),
     "container_events": ProbeDef("container_events", ("names",), ("since",), _events_build, _events_parse),
+    "engine_changes": ProbeDef("engine_changes", ("since",), (), _events_build, _changes_parse),
     "container_disk": ProbeDef("container_disk", ("names",), (), _container_disk_build, _disk_parse, timeout=300.0),
 }

@@ -327,6 +327,31 @@ class LabInfo:
         return f"{self.id} – {self.title}"
 
 
+def left_unchanged(fingerprint: dict | None) -> bool:
+    """Observe mode: whether the engine was shown left as it was (no change in its log, or the same hash)."""
+    if not fingerprint:
+        return False
+    if "changes" in fingerprint:
+        return fingerprint["changes"] == []
+    return fingerprint.get("after") is not None and fingerprint.get("before") == fingerprint["after"]
+
+
+def combined_fingerprint(machines: dict[str, dict | None]) -> dict | None:
+    """A lab over several machines: each machine's fingerprint, one line (or change) per machine, by name."""
+    found = list(machines.values())
+    if not found or any(fp is None for fp in found):
+        return None
+    if all("changes" in fp for fp in found):
+        changes = None if any(fp["changes"] is None for fp in found) else \
+            [f"{name}: {change}" for name, fp in machines.items() for change in fp["changes"]]
+        return {"since": "\n".join(f"{name}: {fp['since']}" for name, fp in machines.items()), "changes": changes}
+    if all("before" in fp for fp in found):
+        after = [None if fp["after"] is None else f"{name}: {fp['after']}" for name, fp in machines.items()]
+        return {"before": "\n".join(f"{name}: {fp['before']}" for name, fp in machines.items()),
+                "after": None if None in after else "\n".join(after)}
+    return None
+
+
 @dataclass
 class RunReport:
     """Everything one run of a lab on one target found."""
@@ -344,7 +369,8 @@ class RunReport:
     signal: str | None = None  # the signal that ended the run early (SIGINT, SIGTERM, SIGHUP)
     error: str | None = None  # the target failed mid-run
     timings: dict[str, float] = field(default_factory=dict)
-    # Observe mode: a hash of the engine's containers, images, volumes and networks before and after the run.
+    # Observe mode, what shows the run left the engine as it was: {since, changes} (the changes the engine logged
+    # since the run began; None: its log no longer reached back) or {before, after} (a hash of what it holds).
     fingerprint: dict | None = None
     nonce: str | None = None  # given by the grader (--nonce) or drawn for this run: one report, one run
     student: str | None = None  # --student: whose machine the grader asked for (its engine says so)

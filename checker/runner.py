@@ -29,8 +29,9 @@ from checker.errors import TargetError
 from checker.facts import Facts
 from checker.lab import TEMPLATE_RE, Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
-from checker.probes import PROBES, ProbeError
-from checker.records import Result, RunReport, StepFact, departures_run, redact, redacted, source
+from checker.probes import PROBES, ProbeError, engine_clock
+from checker.records import (Result, RunReport, StepFact, combined_fingerprint, departures_run, redact, redacted,
+                             source)
 from checker.resources import KINDS, Kind, ResourceError, assess
 from checker.transport import Transport, process_started_at, to_script
 
@@ -39,8 +40,9 @@ WHO_AM_I = "id -u && date +%s && printf '%s\\n' \"$HOME\" && { cat /etc/machine-
 NOTHING_TO_ASK = "this engine has nothing of the kind to ask about"
 STATE_DIR = ".check-lab"  # under the target user's home: marks a run in progress
 WORKDIR_PREFIX = "check-lab."  # the run's work folder, in the target's $TMPDIR (or /tmp)
-# Observe mode proves it changed nothing: a hash of the engine's containers (and their states), images,
-# volumes and networks, taken before and after.
+# Observe mode shows it changed nothing by the engine's own log of changes since the run began (Docker's events);
+# where the engine keeps no such log (Podman), by a hash of its containers (and their states), images, volumes
+# and networks, taken before and after.
 FINGERPRINT = ("{ docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.Image}} {{.State}}' && "
                "docker image ls -a --no-trunc --format '{{.ID}} {{.Repository}}:{{.Tag}}' && "
                "docker volume ls --format '{{.Name}}' && docker network ls --no-trunc --format '{{.ID}} {{.Name}}'; } "
@@ -126,6 +128,7 @@ class Runner:
         self.notes: list[str] = []
         self.cleanup_armed = False
         self.fingerprint_before: str | None = None
+        self.changes_since: str | None = None  # observe mode: the engine's clock when the run began
         self.stale_started: float | None = None
         self.stale_workdir: str | None = None
         self.runtime: dict[str, str] = {}  # what the run learnt: when it started, captured values
@@ -168,12 +171,12 @@ class Runner:
         if not self.observe:  # observe mode writes nothing, not even a lock file
             self._lock()
         # (Observe mode judges what the student made: it guards nothing, and asks nothing of what only guards.)
-        kinds = [(kind, names) for kind, names in self._kinds() if names and (kind.removes or not self.observe)]
+        kinds = [] if self.observe else [(kind, names) for kind, names in self._kinds() if names]
         engine_command = PROBES["engine"].build({}, None)[0]
-        who, info, stale, *answers = run_batch(self.t, [
+        who, info, *rest = run_batch(self.t, [
             WHO_AM_I,
             engine_command,
-            ["cat", self.state_rel] if not self.observe else FINGERPRINT,
+            *([] if self.observe else [["cat", self.state_rel]]),
             *[kind.find(names) for kind, names in kinds],
         ], timeout=60)
         lines = who.stdout.split()
@@ -196,8 +199,9 @@ class Runner:
             return
         self._check_student()
         if self.observe:  # the lab's names are the student's work here: look, change nothing
-            self.fingerprint_before = stale.stdout.strip() if stale.ok else None
+            self._mark_the_engine(info)
             return
+        stale, answers = rest[0], rest[1:]
         try:
             found = {kind.key: kind.parse(res, names) for (kind, names), res in zip(kinds, answers)}
         except ResourceError as exc:
@@ -588,6 +592,30 @@ class Runner:
 
     # -- all of it
 
+    def _mark_the_engine(self, info: Result) -> None:
+        """Observe mode, before the run: what will show after it that it left the engine as it was. The engine's
+        clock (its log lists every change after it), or where the engine keeps no such log, a hash of what it
+        holds."""
+        self.changes_since = None if self.facts.engine.podman else engine_clock(info)
+        if self.changes_since is None:
+            res = self.sh(FINGERPRINT, timeout=60)
+            self.fingerprint_before = res.stdout.strip() if res.ok else None
+
+    def left_as_found(self) -> dict | None:
+        """Observe mode, after the run: the changes the engine logged since it began (None: its log no longer
+        reaches back), or the hash before and after; None where nothing was marked."""
+        if self.changes_since is not None:
+            probe, args = PROBES["engine_changes"], {"since": self.changes_since}
+            try:
+                changes = probe.parse(self.sh(probe.build(args, self.facts.engine)[0], timeout=60), args)
+            except ProbeError:
+                changes = None
+            return {"since": self.changes_since, "changes": changes}
+        if self.fingerprint_before is not None:
+            after = self.sh(FINGERPRINT, timeout=60)
+            return {"before": self.fingerprint_before, "after": after.stdout.strip() if after.ok else None}
+        return None
+
     def run(self) -> RunReport:
         report = RunReport(self.plan.info(), self.t.description,
                            datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=self.notes)
@@ -606,10 +634,8 @@ class Runner:
                 report.error = str(exc)
             finally:
                 clean_up(self.cleanup, report)
-            if self.observe and self.fingerprint_before and not report.error and not report.interrupted:
-                after = self.sh(FINGERPRINT, timeout=60)
-                report.fingerprint = {"before": self.fingerprint_before,
-                                      "after": after.stdout.strip() if after.ok else None}
+            if self.observe and not report.error and not report.interrupted:
+                report.fingerprint = self.left_as_found()
         finally:
             if self.close:
                 self.t.close()
@@ -704,15 +730,8 @@ class MachinesRunner:
 
     def _fingerprints(self, report: RunReport) -> None:
         """Observe mode: whether every machine's engine was left as it was (one line per machine)."""
-        before, after = [], []
-        for name, runner in self.runners.items():
-            if runner.fingerprint_before is None:
-                return
-            res = runner.sh(FINGERPRINT, timeout=60)
-            before.append(f"{name}: {runner.fingerprint_before}")
-            after.append(f"{name}: {res.stdout.strip()}" if res.ok else None)
-        report.fingerprint = {"before": "\n".join(before),
-                              "after": None if None in after else "\n".join(after)}
+        report.fingerprint = combined_fingerprint({name: runner.left_as_found()
+                                                   for name, runner in self.runners.items()})
 
     def _cleanup(self, report: RunReport) -> None:
         clean_up(lambda: self._each("cleanup"), report)

@@ -1,6 +1,6 @@
 """Record transcripts of real check-lab runs, for the unit tests to replay.
 
-    python -m tests.record_transcripts NAME [--target SPEC]
+    python -m tests.record_transcripts NAME [--target SPEC] [--only SCENARIO ...]
 
 Runs lab 07 and each broken variant (tests/variants.py) against a running lab machine (default: the
 Vagrant machine of this folder, e.g. after `scripts/run-lab`), then lets a scripted student type the
@@ -25,6 +25,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="record_transcripts")
     parser.add_argument("name", help="the engine's name, a folder under tests/transcripts")
     parser.add_argument("--target", default=None)
+    parser.add_argument("--only", nargs="*", default=None, help="only these scenarios (pass, variant names, observe)")
     args = parser.parse_args(argv)
     out = OUT / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -33,8 +34,12 @@ def main(argv: list[str]) -> int:
         scenarios = {"pass": "07"}
         scenarios.update({name: str(make_variant(name, Path(tmp))) for name in sorted(VARIANTS)})
         for scenario, lab in scenarios.items():
+            if args.only is not None and scenario not in args.only:
+                continue
             code = check_lab([lab, *target, "--record", str(out / f"{scenario}.json"), "--no-color"])
             print(f"{scenario}: exit {code}", file=sys.stderr)
+    if args.only is not None and "observe" not in args.only:
+        return 0
     # The course's own commands typed by a student, then observe mode on what they left.
     from checker.targets import TargetOptions, open_target
     from tests.student import Student, course_commands

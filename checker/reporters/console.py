@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from checker.exitcodes import result_word
-from checker.records import LabInfo, RunReport, StepFact, TargetRun
+from checker.records import LabInfo, RunReport, StepFact, TargetRun, left_unchanged
 
 MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "timed-out": ("⏱", "red"), "not-run": ("·", "dim"),
         "skipped": ("–", "dim")}
@@ -211,13 +211,7 @@ class ConsoleReporter:
                 else:
                     c.print(Text.assemble(("  ≠ ", "cyan"), (f"{d['here']}: ", "bold"), (d["why"], "")))
         if report.fingerprint:
-            fp = report.fingerprint
-            same = fp["before"] == fp["after"]
-            c.print(Text(f" · observe mode changed nothing: the engine's containers, images, volumes and networks "
-                         f"hash to {fp['before'][:16]}… before and after" if same else
-                         f" · the engine changed during the run (by someone else: observe mode runs nothing that "
-                         f"changes it): {fp['before'][:16]}… before, {(fp['after'] or '?')[:16]}… after",
-                         style="dim" if same else "yellow"))
+            c.print(_left_as_found(report.fingerprint))
         for note in report.notes:
             c.print(Text(f" · {note}", style="dim"))
         if report.error:
@@ -241,6 +235,25 @@ class ConsoleReporter:
 
 
 # ------------------------------------------------------------------------------------------------ as a format
+
+
+def _left_as_found(fp: dict) -> Text:
+    """Observe mode: whether the engine was left as it was, by its own log of changes or by a hash."""
+    someone = "the engine changed during the run (by someone else: observe mode runs nothing that changes it)"
+    if "changes" in fp:
+        changes = fp["changes"]
+        if changes == []:
+            return Text(" · observe mode changed nothing: the engine logged no change to its containers, images, "
+                        "volumes or networks during the run", style="dim")
+        if changes is None:
+            return Text(" · whether the engine changed during the run is not known: its log of the last "
+                        "events no longer reached back to the run's start", style="yellow")
+        more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+        return Text(f" · {someone}: {', '.join(changes[:5])}{more}", style="yellow")
+    if left_unchanged(fp):
+        return Text(f" · observe mode changed nothing: the engine's containers, images, volumes and networks "
+                    f"hash to {fp['before'][:16]}… before and after", style="dim")
+    return Text(f" · {someone}: {fp['before'][:16]}… before, {(fp['after'] or '?')[:16]}… after", style="yellow")
 
 
 def _plain() -> tuple[Console, io.StringIO]:

@@ -8,10 +8,11 @@ import json
 from checker import __version__
 from checker.exitcodes import result_word
 from checker.records import (FAIL, NOT_APPLICABLE, NOT_JUDGED, PASS, ClaimResult, Engine, LabInfo, Result, RunReport, StepFact,
-                             TargetRun)
+                             TargetRun, left_unchanged)
 
 SCHEMA = "check-lab-report"
 VERSION = 1
+FINGERPRINT_KEYS = ("since", "changes", "before", "after")  # (`unchanged` follows from them)
 MAX_OUTPUT_CHARS = 20_000  # per stream per step; the full text stays in --record transcripts
 
 
@@ -68,7 +69,7 @@ def to_dict(report: RunReport, exit_code: int) -> dict:
         ],
         "departures": [dict(d) for d in report.lab.departures],
         "fingerprint": (None if report.fingerprint is None else
-                        {**report.fingerprint, "unchanged": report.fingerprint["before"] == report.fingerprint["after"]}),
+                        {**report.fingerprint, "unchanged": left_unchanged(report.fingerprint)}),
         "notes": list(report.notes),
         "timings": dict(report.timings),
         "error": report.error,
@@ -181,8 +182,8 @@ def from_dict(data: dict) -> RunReport:
                          statements, list(data.get("notes") or []), float(data.get("duration_s") or 0.0),
                          interrupted=data.get("result") == "interrupted", error=data.get("error"),
                          timings=dict(data.get("timings") or {}),
-                         fingerprint=None if fingerprint is None else {"before": fingerprint.get("before"),
-                                                                       "after": fingerprint.get("after")},
+                         fingerprint=None if fingerprint is None else
+                         {key: fingerprint[key] for key in FINGERPRINT_KEYS if key in fingerprint},
                          nonce=(data.get("identity") or {}).get("nonce"),
                          student=(data.get("identity") or {}).get("student"),
                          machine_id=(data.get("identity") or {}).get("machine_id"),

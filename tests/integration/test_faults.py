@@ -147,6 +147,23 @@ def test_step_that_hangs_times_out_and_cleanup_still_happens(vm, untouched, monk
     assert "sleep 3600" not in sh(vm, "ps -eo args").stdout
 
 
+def test_observe_mode_reports_a_change_made_while_it_looked(vm, untouched, monkeypatch, capsys, tmp_path):
+    """The engine changed during an observe run (here by a lab's step that claims only to look and does not):
+    the engine's own log says what changed, and the report says the engine was not left as found."""
+    meddler = {"id": "meddle", "title": "A look that is not one", "observe": True,
+               "run": "docker network create check-lab-meddler >/dev/null"}
+    folder = lab_with(tmp_path, lambda d: insert_step(d, "run", meddler))
+    report = tmp_path / "r.json"
+    try:
+        run_check(monkeypatch, vm, str(folder), "--observe", "--json", str(report))
+        out = capsys.readouterr().out
+        left = json.loads(report.read_text())["fingerprint"]
+        assert left["changes"] == ["network check-lab-meddler create"] and left["unchanged"] is False
+        assert "the engine changed during the run" in out and "network check-lab-meddler create" in out
+    finally:
+        sh(vm, "docker network rm check-lab-meddler >/dev/null 2>&1; true")
+
+
 def test_base_image_cannot_be_pulled(vm, untouched, monkeypatch, capsys):
     code = run_check(monkeypatch, vm, "07", "--set", "base_image=127.0.0.1:5999/ubuntu:18.04")
     err = one_line(capsys.readouterr().err)

@@ -115,7 +115,7 @@ def the_course_typed_as_printed_passes_watch_and_observe(vm, monkeypatch, capsys
     assert {cid for cid, v in got.items() if v != "pass"} == GONE, out
     assert {got[c] for c in GONE} == {"error"} and code == 1
     data = json.loads(report.read_text())
-    assert data["fingerprint"]["unchanged"] is True
+    assert data["fingerprint"]["unchanged"] is True and data["fingerprint"]["changes"] == []  # by the engine's log
     assert all("--watch" in c["hint"] for c in data["claims"] if c["id"] in GONE)
     student.ssh.close()
 

@@ -148,3 +148,84 @@ def test_podman_behind_the_docker_command_is_read_from_its_own_info():
     from checker.reporters.json_report import _engine  # a report read back (check-lab drift, merge) says so too
 
     assert _engine(engine.as_dict()).describe() == engine.describe()
+
+
+ENGINES = ("e1-bookworm-docker20", "e2-trixie-docker26-buildkit", "e3-trixie-docker26-containerd",
+           "e4-sid-docker28-buildkit", "e5-sid-docker28-containerd")
+
+
+def _batched_answer(engine: str, scenario: str, needle: str):
+    """The recorded answer of the first batched command containing `needle`."""
+    from checker.batch import parse_batch
+    from checker.transcript import BATCHED, BOUNDARY
+
+    for call in json.loads(transcript(engine, scenario).read_text())["calls"]:
+        if "command" in call and needle in call["command"]:
+            commands = BATCHED.findall(call["command"])
+            boundary = BOUNDARY.search(call["command"]).group(0)
+            answers = parse_batch(call["result"]["stdout"], boundary, len(commands))
+            return next(a for c, a in zip(commands, answers) if needle in c)
+    raise AssertionError(f"no batched command with {needle!r}")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_engines_clock_is_read_from_its_info(engine):
+    """Observe mode asks the engine's log for changes after the engine's own clock (docker info's SystemTime),
+    which on the machine agrees with the machine's clock read in the same batch."""
+    from checker.probes import engine_clock
+
+    info = _batched_answer(engine, "pass", "docker info --format")
+    who = _batched_answer(engine, "pass", "id -u && date +%s")
+    since = engine_clock(info)
+    assert since is not None and re.fullmatch(r"\d{10}\.\d{9}", since)
+    assert abs(float(since) - int(who.stdout.split()[1])) < 5
+
+
+def test_podman_tells_no_clock_so_observe_mode_hashes_instead():
+    from checker.probes import SECTION, engine_clock
+    from checker.records import Result
+
+    info = (Path(__file__).parent.parent / "transcripts" / "engine-info" / "e6-podman.json").read_text()
+    assert engine_clock(Result(0, f"{info}\n{SECTION}\npodman version 5.8.6\n{SECTION}\n<unset>\n", "", 0.1)) is None
+
+
+@pytest.mark.parametrize("engine", ["e1-bookworm-docker20", "e4-sid-docker28-buildkit"])
+def test_the_engines_log_of_a_lab_lists_what_changed_and_not_what_only_ran(engine):
+    """Lab 07's run, as the engine logged it (the container_events probe's answer): its pull, tags, containers
+    made, started, stopped and removed are changes; a container joining a network, a kill, a stop are not
+    (their die and destroy are)."""
+    from checker.probes import PROBES
+
+    log = _batched_answer(engine, "pass", "docker events --since")
+    changes = PROBES["engine_changes"].parse(log, {"since": "0"})
+    assert "image ubuntu:18.04 pull" in changes and "image my-image:1.0 tag" in changes
+    for action in ("create", "start", "die", "destroy"):
+        assert f"container my_container_1 {action}" in changes
+    assert not any(c.split()[-1] in ("kill", "stop", "connect", "disconnect") for c in changes)
+
+
+def test_a_log_full_to_its_limit_cannot_tell_what_changed():
+    from checker.facts import EVENTS_KEPT
+    from checker.probes import PROBES
+    from checker.records import Result
+
+    log = _batched_answer("e1-bookworm-docker20", "pass", "docker events --since")
+    lines = [line for line in log.stdout.splitlines() if line.strip()]
+    full = "\n".join((lines * (EVENTS_KEPT // len(lines) + 1))[:EVENTS_KEPT]) + "\n"
+    assert PROBES["engine_changes"].parse(Result(0, full, "", 0.1), {"since": "0"}) is None
+    assert PROBES["engine_changes"].parse(Result(0, "", "", 0.1), {"since": "0"}) == []
+
+
+def test_left_as_found_by_log_or_by_hash_and_over_several_machines():
+    from checker.records import combined_fingerprint, left_unchanged
+
+    assert left_unchanged({"since": "1.0", "changes": []})
+    assert not left_unchanged({"since": "1.0", "changes": ["network x create"]})
+    assert not left_unchanged({"since": "1.0", "changes": None}) and not left_unchanged(None)
+    assert left_unchanged({"before": "a", "after": "a"}) and not left_unchanged({"before": "a", "after": None})
+    both = combined_fingerprint({"m1": {"since": "1.0", "changes": []},
+                                 "m2": {"since": "2.0", "changes": ["volume v create"]}})
+    assert both == {"since": "m1: 1.0\nm2: 2.0", "changes": ["m2: volume v create"]}
+    assert combined_fingerprint({"m1": {"since": "1.0", "changes": []}, "m2": None}) is None
+    assert combined_fingerprint({"m1": {"before": "a", "after": "a"}, "m2": {"before": "b", "after": "c"}}) == \
+        {"before": "m1: a\nm2: b", "after": "m1: a\nm2: c"}
