@@ -10,7 +10,6 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Callable
 
 from checker.facts import EVENTS_KEPT, Container, ContainerEvent, ContainerEvents, HistoryRow, Image, LayerStore
@@ -244,21 +243,6 @@ def _events_parse(result: Result, args: dict) -> ContainerEvents:
                                      str((item.get("Actor") or {}).get("ID") or item.get("id") or item.get("ID") or "")))
     return ContainerEvents(tuple(events), float(args["since"]) if str(args.get("since") or "").strip() else None,
                            truncated=lines >= EVENTS_KEPT, oldest=oldest)
-
-
-def engine_clock(result: Result) -> str | None:
-    """The engine's clock when it answered the engine probe (`docker info`: SystemTime), in the seconds.nanoseconds
-    form `docker events --since` takes; None where the engine tells no time (Podman's form)."""
-    try:
-        info = json.loads(result.stdout.split(SECTION)[0])
-        when = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)",
-                            str(info.get("SystemTime") or ""))
-    except (ValueError, AttributeError):
-        return None
-    if when is None:
-        return None
-    seconds = int(datetime.fromisoformat(when[1] + ("+00:00" if when[3] == "Z" else when[3])).timestamp())
-    return f"{seconds}.{(when[2] or '').ljust(9, '0')}"
 
 
 # What changes the engine's containers (and their states), images, volumes and networks, by the engine's own

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 PASS, FAIL, NOT_JUDGED, NOT_APPLICABLE = "pass", "fail", "error", "n/a"
@@ -82,6 +83,15 @@ ENGINE_FEATURES = {
 }
 
 
+def _seconds(when: str) -> str | None:
+    """An RFC 3339 time with up to nanoseconds (Go's form) as seconds.nanoseconds; None if it is not one."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", when)
+    if match is None:
+        return None
+    seconds = int(datetime.fromisoformat(match[1] + ("+00:00" if match[3] == "Z" else match[3])).timestamp())
+    return f"{seconds}.{(match[2] or '').ljust(9, '0')}"
+
+
 @dataclass(frozen=True)
 class Engine:
     """The engine a run met (from `docker info`, the client's version, the user's environment): Docker's, or
@@ -103,6 +113,10 @@ class Engine:
     labels: tuple[str, ...] = ()  # the engine's labels (`docker info`: Labels), e.g. check-lab.student=ID
     product: str = "docker"  # docker | podman
     rootless: bool = False  # Podman run by the login user itself (its own store, no daemon, no docker group)
+    # The engine's clock when it answered (`docker info`: SystemTime) in the seconds.nanoseconds form `docker events
+    # --since` takes: observe mode asks the engine's log for changes after it. None: the engine tells no time
+    # (Podman's form). Of this one answer, not of the engine: no part of comparing engines.
+    clock: str | None = field(default=None, compare=False)
 
     @property
     def student(self) -> str | None:
@@ -133,6 +147,7 @@ class Engine:
             engine_id=str(info.get("ID", "")),
             name=str(info.get("Name", "")),
             labels=tuple(str(label) for label in info.get("Labels") or ()),
+            clock=_seconds(str(info.get("SystemTime") or "")),
         )
 
     @classmethod

@@ -29,7 +29,7 @@ from checker.errors import TargetError
 from checker.facts import Facts
 from checker.lab import TEMPLATE_RE, Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
-from checker.probes import PROBES, ProbeError, engine_clock
+from checker.probes import PROBES, ProbeError
 from checker.records import (Result, RunReport, StepFact, combined_fingerprint, departures_run, redact, redacted,
                              source)
 from checker.resources import KINDS, Kind, ResourceError, assess
@@ -199,7 +199,7 @@ class Runner:
             return
         self._check_student()
         if self.observe:  # the lab's names are the student's work here: look, change nothing
-            self._mark_the_engine(info)
+            self._mark_the_engine()
             return
         stale, answers = rest[0], rest[1:]
         try:
@@ -592,11 +592,11 @@ class Runner:
 
     # -- all of it
 
-    def _mark_the_engine(self, info: Result) -> None:
+    def _mark_the_engine(self) -> None:
         """Observe mode, before the run: what will show after it that it left the engine as it was. The engine's
         clock (its log lists every change after it), or where the engine keeps no such log, a hash of what it
         holds."""
-        self.changes_since = None if self.facts.engine.podman else engine_clock(info)
+        self.changes_since = None if self.facts.engine.podman else self.facts.engine.clock
         if self.changes_since is None:
             res = self.sh(FINGERPRINT, timeout=60)
             self.fingerprint_before = res.stdout.strip() if res.ok else None

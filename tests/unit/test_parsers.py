@@ -172,21 +172,22 @@ def _batched_answer(engine: str, scenario: str, needle: str):
 def test_the_engines_clock_is_read_from_its_info(engine):
     """Observe mode asks the engine's log for changes after the engine's own clock (docker info's SystemTime),
     which on the machine agrees with the machine's clock read in the same batch."""
-    from checker.probes import engine_clock
+    from checker.probes import PROBES
 
     info = _batched_answer(engine, "pass", "docker info --format")
     who = _batched_answer(engine, "pass", "id -u && date +%s")
-    since = engine_clock(info)
+    since = PROBES["engine"].parse(info, {}).clock
     assert since is not None and re.fullmatch(r"\d{10}\.\d{9}", since)
     assert abs(float(since) - int(who.stdout.split()[1])) < 5
 
 
 def test_podman_tells_no_clock_so_observe_mode_hashes_instead():
-    from checker.probes import SECTION, engine_clock
+    from checker.probes import PROBES, SECTION
     from checker.records import Result
 
     info = (Path(__file__).parent.parent / "transcripts" / "engine-info" / "e6-podman.json").read_text()
-    assert engine_clock(Result(0, f"{info}\n{SECTION}\npodman version 5.8.6\n{SECTION}\n<unset>\n", "", 0.1)) is None
+    out = f"{info}\n{SECTION}\npodman version 5.8.6\n{SECTION}\n<unset>\n"
+    assert PROBES["engine"].parse(Result(0, out, "", 0.1), {}).clock is None
 
 
 @pytest.mark.parametrize("engine", ["e1-bookworm-docker20", "e4-sid-docker28-buildkit"])
