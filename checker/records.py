@@ -117,6 +117,10 @@ class Engine:
     # --since` takes: observe mode asks the engine's log for changes after it. None: the engine tells no time
     # (Podman's form). Of this one answer, not of the engine: no part of comparing engines.
     clock: str | None = field(default=None, compare=False)
+    # The Unix socket of the engine's API where the login user may ask it with curl (observe mode looks for one:
+    # one curl costs the machine a third of a `docker` command). None: the `docker` command answers. Of this
+    # machine's set-up, not of the engine: no part of comparing engines.
+    api_socket: str | None = field(default=None, compare=False)
 
     @property
     def student(self) -> str | None:
@@ -130,7 +134,7 @@ class Engine:
 
     @classmethod
     def from_info(cls, info: dict, client_version: str = "", buildx: bool = False,
-                  buildkit_env: str | None = None) -> "Engine":
+                  buildkit_env: str | None = None, api_socket: str | None = None) -> "Engine":
         if cls.is_podman_info(info):
             return cls.from_podman_info(info, client_version)
         return cls(
@@ -148,6 +152,7 @@ class Engine:
             name=str(info.get("Name", "")),
             labels=tuple(str(label) for label in info.get("Labels") or ()),
             clock=_seconds(str(info.get("SystemTime") or "")),
+            api_socket=api_socket,
         )
 
     @classmethod

@@ -172,7 +172,9 @@ class Runner:
             self._lock()
         # (Observe mode judges what the student made: it guards nothing, and asks nothing of what only guards.)
         kinds = [] if self.observe else [(kind, names) for kind, names in self._kinds() if names]
-        engine_command = PROBES["engine"].build({}, None)[0]
+        # Observe mode asks the engine through its API where it can (its probes run on every student's machine).
+        engine_args = {"api": True} if self.observe else {}
+        engine_command = PROBES["engine"].build(engine_args, None)[0]
         who, info, *rest = run_batch(self.t, [
             WHO_AM_I,
             engine_command,
@@ -188,7 +190,7 @@ class Runner:
         self.facts.sources["engine"] = source(to_script(engine_command), info)
         self.runtime["run.started"] = "" if self.observe else str(self.remote_now)
         try:
-            self.facts.engine = PROBES["engine"].parse(info, {})
+            self.facts.engine = PROBES["engine"].parse(info, engine_args)
             self.facts.gathered["engine"] = self.facts.engine
         except ProbeError as exc:
             if self.lab.needs_docker:

@@ -18,6 +18,7 @@ import json
 import pytest
 
 from tests import engines
+from tests.integration.test_engine_api import assert_the_forms_agree
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,13 @@ def drift(lab_env, tmp_path_factory):
     out = tmp_path_factory.mktemp("drift")
     with engines.machines(lab_env, tmp_path_factory.mktemp("engines"), engines.DOCKER_LABELS) as projects:
         assert engines.course_drift(projects, "07", out) == 0, (out / "engines.json").read_text()[-3000:]
+        # (Observe mode's probes through the Engine API against the docker command, while the machines are up.)
+        for label in ("E2", "E3", "E4", "E5"):
+            ssh = projects[label].ssh()
+            try:
+                assert_the_forms_agree(ssh)
+            finally:
+                ssh.close()
     return out
 
 
