@@ -30,8 +30,8 @@ from checker.facts import Facts
 from checker.lab import TEMPLATE_RE, Plan, Step
 from checker.parsers import BOTH_STREAMS, PARSERS
 from checker.probes import PROBES, ProbeError
-from checker.records import (Result, RunReport, StepFact, combined_fingerprint, departures_run, redact, redacted,
-                             source)
+from checker.records import (Engine, Result, RunReport, StepFact, combined_fingerprint, departures_run, redact,
+                             redacted, source)
 from checker.resources import KINDS, Kind, ResourceError, assess
 from checker.transport import Transport, process_started_at, to_script
 
@@ -129,6 +129,8 @@ class Runner:
         self.cleanup_armed = False
         self.fingerprint_before: str | None = None
         self.changes_since: str | None = None  # observe mode: the engine's clock when the run began
+        # This machine's engine (the facts' engine is the lab's: of several machines, one of theirs).
+        self.engine: Engine | None = None
         self.stale_started: float | None = None
         self.stale_workdir: str | None = None
         self.runtime: dict[str, str] = {}  # what the run learnt: when it started, captured values
@@ -156,7 +158,7 @@ class Runner:
         so that a copy of another student's machine, or the wrong machine, is not checked as theirs."""
         if self.student is None:
             return
-        owner = self.facts.engine.student
+        owner = self.engine.student
         if owner is None:
             raise TargetError(f"the engine of {self.t.description} names no student (no label check-lab.student): "
                               f"provision the machine for its student first (LAB_STUDENT={self.student}, "
@@ -190,8 +192,8 @@ class Runner:
         self.facts.sources["engine"] = source(to_script(engine_command), info)
         self.runtime["run.started"] = "" if self.observe else str(self.remote_now)
         try:
-            self.facts.engine = PROBES["engine"].parse(info, engine_args)
-            self.facts.gathered["engine"] = self.facts.engine
+            self.engine = self.facts.engine = PROBES["engine"].parse(info, engine_args)
+            self.facts.gathered["engine"] = self.engine
         except ProbeError as exc:
             if self.lab.needs_docker:
                 raise TargetError(f"Docker is not usable on {self.t.description}: {exc}",
@@ -201,7 +203,6 @@ class Runner:
             return
         self._check_student()
         if self.observe:  # the lab's names are the student's work here: look, change nothing
-            self._mark_the_engine()
             return
         stale, answers = rest[0], rest[1:]
         try:
@@ -526,7 +527,7 @@ class Runner:
                 continue
             pdef = PROBES[probe.kind]
             args = self.plan.probe_args(probe, self.runtime)
-            built = pdef.build(args, self.facts.engine)
+            built = pdef.build(args, self.engine)
             if built is None:  # nothing to gather on this engine
                 yield probe, pdef, args, None
                 continue
@@ -573,7 +574,7 @@ class Runner:
         for kind, names in kinds:
             names = self.pulled_by_us if kind.key == "pulls" else names
             commands[kind.key] = kind.remove(names, self.remote_now - 1) if names else "true"
-        if self.facts.engine is not None and self.facts.engine.builder == "buildkit":
+        if self.engine is not None and self.engine.builder == "buildkit":
             commands["cache"] = _prune_build_cache(self.remote_now - 1)
         commands["files"] = shlex.join(["rm", "-rf", *([self.workdir] if self.workdir else []), self.state_rel])
         results = dict(zip(commands, run_batch(self.t, list(commands.values()), timeout=600)))
@@ -594,11 +595,13 @@ class Runner:
 
     # -- all of it
 
-    def _mark_the_engine(self) -> None:
-        """Observe mode, before the run: what will show after it that it left the engine as it was. The engine's
-        clock (its log lists every change after it), or where the engine keeps no such log, a hash of what it
-        holds."""
-        self.changes_since = None if self.facts.engine.podman else self.facts.engine.clock
+    def mark_the_engine(self) -> None:
+        """Observe mode, after preflight: what will show after the run that it left the engine as it was. The
+        engine's clock (its log lists every change after it), or where the engine keeps no such log, a hash of
+        what it holds. (A watch, which never asks, marks nothing.)"""
+        if not self.observe or self.engine is None:
+            return
+        self.changes_since = None if self.engine.podman else self.engine.clock
         if self.changes_since is None:
             res = self.sh(FINGERPRINT, timeout=60)
             self.fingerprint_before = res.stdout.strip() if res.ok else None
@@ -609,7 +612,7 @@ class Runner:
         if self.changes_since is not None:
             probe, args = PROBES["engine_changes"], {"since": self.changes_since}
             try:
-                changes = probe.parse(self.sh(probe.build(args, self.facts.engine)[0], timeout=60), args)
+                changes = probe.parse(self.sh(probe.build(args, self.engine)[0], timeout=60), args)
             except ProbeError:
                 changes = None
             return {"since": self.changes_since, "changes": changes}
@@ -625,6 +628,7 @@ class Runner:
         try:
             try:
                 self.preflight()
+                self.mark_the_engine()
                 report.engine = self.facts.engine
                 self.upload()
                 self.run_steps()
@@ -750,6 +754,7 @@ class MachinesRunner:
             except BaseException:  # one machine cannot take the lab: the others are left as they were
                 self._cleanup(report)
                 raise
+            self._each("mark_the_engine")
             report.engine = self.facts.engine
             try:
                 self._each("upload")
