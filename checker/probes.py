@@ -22,9 +22,9 @@ class ProbeError(Exception):
     pass
 
 
-def _json_lines(result: Result) -> list[dict]:
+def _json_lines(text: str) -> list[dict]:
     out = []
-    for line in result.stdout.splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
@@ -151,7 +151,7 @@ def _image_parse(result: Result, args: dict) -> Image | None:
         if _not_found(result):
             return None
         raise ProbeError(result.first_error_line())
-    items = _json_lines(result)
+    items = _json_lines(result.stdout)
     return Image.from_inspect(items[0]) if items else None
 
 
@@ -161,7 +161,7 @@ def _history_parse(result: Result, args: dict) -> list[HistoryRow]:
         return [_api_history_row(row) for row in _api_json(code, body) or []]
     if result.exit_status != 0:
         raise ProbeError(result.first_error_line())
-    return [HistoryRow.from_json(row) for row in _json_lines(result)]
+    return [HistoryRow.from_json(row) for row in _json_lines(result.stdout)]
 
 
 def _containers_parse(result: Result, args: dict) -> list[Container]:
@@ -170,7 +170,7 @@ def _containers_parse(result: Result, args: dict) -> list[Container]:
     # Exit 1 with "No such container" for names that do not exist: the others are still printed.
     if result.exit_status != 0 and not _not_found(result):
         raise ProbeError(result.first_error_line())
-    return [Container.from_inspect(item) for item in _json_lines(result)]
+    return [Container.from_inspect(item) for item in _json_lines(result.stdout)]
 
 
 CONTAINERD_ROOT = "/var/lib/containerd"
@@ -285,8 +285,8 @@ def _container_disk_build(args: dict, engine: Engine | None) -> tuple[list[str],
     root = "root=" + (shlex.quote(engine.docker_root_dir) if engine is not None
                       else "$(docker info -f '{{.DockerRootDir}}')") + "; "
     # Through the API: each container's JSON on a line of its own, its Id first (Docker's order of keys).
-    by_api = (f"curl -sS --unix-socket {shlex.quote(engine.api_socket or '')} -w '\\n' "
-              + " ".join(shlex.quote(f"http://engine/containers/{_ref(n)}/json") for n in _names(args))
+    # (curl's status lines match neither expression below, nor does a missing name's answer.)
+    by_api = (shlex.join(_curl(engine, *(f"/containers/{_ref(n)}/json" for n in _names(args))))
               + " 2>/dev/null | sed -n ") if _api(engine) else ""
     if engine is not None and engine.containerd_store:
         ids = (by_api + """'s/^{"Id":"\\([0-9a-f]*\\)".*/\\1/p'""" if by_api
@@ -342,10 +342,10 @@ def _event_items(result: Result) -> list[dict]:
         code, body = _api_answer(result)
         if code != 200:
             _api_json(code, body)  # raises, with the engine's message
-        return _json_lines(Result(0, body, "", 0.0))
+        return _json_lines(body)
     if result.exit_status != 0:
         raise ProbeError(result.first_error_line())
-    return _json_lines(result)
+    return _json_lines(result.stdout)
 
 
 def _events_parse(result: Result, args: dict) -> ContainerEvents:
