@@ -32,9 +32,10 @@ SWARM = ("swarmmanager", "swarmnode1", "swarmnode2")
 SUBNET = testenv.LIBVIRT_SWARM_SUBNET
 # Under software emulation Docker is 5-10 times slower: every step gets three times its timeout.
 SLOW = ("--timeout-factor", "3")
-# Lab 12 there only on request: beside the suite's other tests a TCG worker missed Docker's 20-second swarm
-# request deadline attaching busybox1 three times in a row (the lab types it again up to three times); it
-# passes on the VMs when the machine is not that busy.
+# Lab 12 there only on request: under TCG a worker's first attach to the encrypted overlay takes about 22 s
+# (10 s for a second container), at Docker's 20-second swarm request deadline; about half the runs miss it three
+# times in a row (the lab types it again up to three times), alone on a quiet machine as beside the other tests,
+# with one processor a VM or two (measured: 3 of 5 runs alone failed).
 LAB_12 = os.environ.get("CHECK_LAB_LIBVIRT_LAB12") == "1"
 # The labs run on the VMs, in this order, each with its machine (None: the three) and its arguments: lab 11
 # (6 replicas instead of 50: the same claim, minutes less under TCG) and lab 12, on the three machines (the
@@ -182,9 +183,9 @@ def test_lab_11_whole_on_kernels_with_ip_vs(libvirt_swarm):
     assert run.after == run.before
 
 
-@pytest.mark.skipif(not LAB_12, reason="opt-in (CHECK_LAB_LIBVIRT_LAB12=1): beside the suite's other tests a TCG "
-                                       "worker misses Docker's 20-second swarm request deadline attaching busybox1, "
-                                       "three times in a row")
+@pytest.mark.skipif(not LAB_12, reason="opt-in (CHECK_LAB_LIBVIRT_LAB12=1): under TCG a worker's attach to the "
+                                       "encrypted overlay sits at Docker's 20-second swarm request deadline; about "
+                                       "half the runs miss it three times in a row, even on a quiet machine")
 def test_lab_12_whole_on_kernels_with_esp(libvirt_swarm):
     run = libvirt_swarm.lab("12")
     assert run.code == 0, run.output
