@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 from checker.units import parse_size
 
@@ -209,13 +210,20 @@ def parse_json(text: str):
     return json.loads(text)
 
 
-def parse_json_lines(text: str) -> list[dict]:
-    """Output of `--format '{{json .}}'`: one JSON object per line."""
+def parse_json_lines(text: str, bad: Callable[[str], Exception] | None = None) -> list[dict]:
+    """Output of `--format '{{json .}}'`: one JSON object per line. A line that is not JSON raises
+    `bad(line)` (without it, json's own error)."""
     out = []
     for line in text.splitlines():
         line = line.strip()
-        if line:
+        if not line:
+            continue
+        try:
             out.append(json.loads(line))
+        except ValueError:
+            if bad is None:
+                raise
+            raise bad(line) from None
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from checker.facts import EVENTS_KEPT, Container, ContainerEvent, ContainerEvents, HistoryRow, Image, LayerStore
+from checker.parsers import parse_json_lines
 from checker.records import Engine, Result, says_missing
 
 
@@ -23,16 +24,7 @@ class ProbeError(Exception):
 
 
 def _json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            raise ProbeError(f"unexpected output: {line[:120]}") from None
-    return out
+    return parse_json_lines(text, lambda line: ProbeError(f"unexpected output: {line[:120]}"))
 
 
 def _not_found(result: Result) -> bool:

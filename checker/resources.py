@@ -29,6 +29,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from checker.parsers import parse_json_lines
 from checker.records import Result, says_missing
 
 SAVED_SUFFIX = "-check-lab-saved"
@@ -67,14 +68,7 @@ def epoch(created: str) -> float | None:
 
 
 def _json_lines(res: Result, what: str) -> list[dict]:
-    items = []
-    for line in res.stdout.splitlines():
-        if line.strip():
-            try:
-                items.append(json.loads(line))
-            except ValueError:
-                raise ResourceError(f"{what}: unexpected output {line[:100]!r}") from None
-    return items
+    return parse_json_lines(res.stdout, lambda line: ResourceError(f"{what}: unexpected output {line[:100]!r}"))
 
 
 def _missing_only(res: Result) -> bool:
