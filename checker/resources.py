@@ -71,6 +71,14 @@ def _json_lines(res: Result, what: str) -> list[dict]:
     return parse_json_lines(res.stdout, lambda line: ResourceError(f"{what}: unexpected output {line[:100]!r}"))
 
 
+def _until_gone(var: str) -> str:
+    """Shell: wait (up to about 15 s) until the container whose name or ID is in $var is gone. A container
+    started with `--rm` is removed by the engine after it stops, and while that lasts `docker rm -f` refuses
+    ("removal ... is already in progress") and the image it was made from cannot be removed."""
+    return (f'k=0; while docker container inspect "${var}" >/dev/null 2>&1 && [ $k -lt 60 ]; '
+            'do sleep 0.25; k=$((k + 1)); done')
+
+
 def _missing_only(res: Result) -> bool:
     """A failed inspect that only says some names do not exist."""
     low = res.stderr.lower()
@@ -204,7 +212,10 @@ class Containers(_Inspected):
         return [str(item.get("Name", "")).lstrip("/")]
 
     def remove(self, names: list[str], since: float | None = None) -> str:
-        return f"docker rm -f {quote(*names)} 2>/dev/null || true"
+        # Those that were there and are gone (one started with --rm may be gone only once the engine is done).
+        return (f"e=; for n in {quote(*names)}; do docker container inspect \"$n\" >/dev/null 2>&1 && e=\"$e $n\"; "
+                'done; [ -z "$e" ] || docker rm -f $e >/dev/null 2>&1; for n in $e; do ' + _until_gone("n") +
+                '; docker container inspect "$n" >/dev/null 2>&1 || echo "$n"; done; true')
 
     def set_aside(self, name: str, backup: str) -> str:
         return shlex.join(["docker", "rename", name, backup])
@@ -246,7 +257,8 @@ class UnnamedContainers(Kind):
         return (f"for i in {quote(*names)}; do TZ=UTC docker ps -a --no-trunc --filter \"ancestor=$i\" "
                 "--format '{{.ID}} {{.CreatedAt}}' | awk -v after=" + shlex.quote(after) +
                 " '(substr($2 \" \" $3, 1, 19)) >= after {print $1}' | while read -r id; do "
-                'docker rm -f "$id" >/dev/null && echo "$i"; done; done | sort -u')
+                'docker rm -f "$id" >/dev/null 2>&1; ' + _until_gone("id") +
+                '; docker container inspect "$id" >/dev/null 2>&1 || echo "$i"; done; done | sort -u')
 
 
 class Volumes(_Inspected):
@@ -310,7 +322,8 @@ class ComposeProjects(Kind):
         return (f"for p in {quote(*names)}; do f=\"label={COMPOSE_LABEL}=$p\"; "
                 'c=$(docker ps -aq --filter "$f"); n=$(docker network ls -q --filter "$f"); '
                 'v=$(docker volume ls -q --filter "$f"); [ -n "$c$n$v" ] || continue; '
-                '[ -z "$c" ] || docker rm -f $c >/dev/null; [ -z "$n" ] || docker network rm $n >/dev/null; '
+                '[ -z "$c" ] || docker rm -f $c >/dev/null; for id in $c; do ' + _until_gone("id") + '; done; '
+                '[ -z "$n" ] || docker network rm $n >/dev/null; '
                 '[ -z "$v" ] || docker volume rm $v >/dev/null; echo "$p"; done')
 
 

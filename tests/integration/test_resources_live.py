@@ -1,7 +1,8 @@
 """Resource kinds on a real engine, through a lab that makes a volume and a network (tests/labs/volume-network,
 a test fixture): it removes exactly what it made, never touches a volume of the student's own (a volume
 cannot be set aside, so even --replace stops), and the next run cleans up an interrupted run's leftovers and
-puts back what that run had set aside."""
+puts back what that run had set aside. Through tests/labs/removed-as-it-stops (a test fixture), the clean-up
+waits for containers the engine is still removing (started with --rm) before it removes their image."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.integration.conftest import sh as shell
 pytestmark = pytest.mark.integration
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "volume-network"
+REMOVED_AS_IT_STOPS = Path(__file__).resolve().parents[1] / "labs" / "removed-as-it-stops"
 
 
 def sh(vm, command: str):
@@ -33,6 +35,22 @@ def test_the_lab_removes_its_volume_and_network_and_nothing_else(shared_vm, monk
     assert code == 0, out
     notes = json.loads(report.read_text())["notes"]
     assert "removed the lab's volumes (lab-data)" in notes and "removed the lab's networks (lab-net)" in notes
+    assert state(shared_vm) == before
+
+
+def test_containers_the_engine_is_still_removing_are_waited_for(shared_vm, monkeypatch, tmp_path, capsys):
+    # Two containers started with --rm, stopped by the lab's last step: the engine removes them after the stop
+    # returns, slowly (many files in their layers). The clean-up waits for that, then removes the image the lab
+    # pulled: otherwise "removal already in progress" and the image in use by a container (CI saw it on lab 10).
+    before = state(shared_vm)
+    report = tmp_path / "r.json"
+    code = run_check(monkeypatch, shared_vm, str(REMOVED_AS_IT_STOPS), "--json", str(report))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    notes = json.loads(report.read_text())["notes"]
+    assert "removed the lab's containers (lab-removed)" in notes
+    if not any(line.startswith("image ubuntu:18.04 ") for line in before):  # (the lab pulled it)
+        assert "removed the image(s) the lab pulled (ubuntu:18.04)" in notes, notes
     assert state(shared_vm) == before
 
 

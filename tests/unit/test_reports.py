@@ -443,20 +443,25 @@ def test_every_claim_names_its_evidence_and_every_fact_its_source(runs, name):
 
 
 def test_the_report_names_the_machine_by_its_machine_id(tmp_path):
-    """The preflight asks for /etc/machine-id (runner.WHO_AM_I); a transcript recorded before it answers with
-    three lines and the report says null, a machine that answers a fourth line is named by it."""
+    """The preflight asks for /etc/machine-id (runner.WHO_AM_I): the report names the machine by it, and says
+    null for a machine that has none (the command answers `-`)."""
     from tests.unit.replay import transcript
 
     data = json.loads(transcript("e1-bookworm-docker20", "pass").read_text())
     first = data["calls"][0] if "command" in data["calls"][0] else next(c for c in data["calls"] if "command" in c)
     assert "id -u" in first["command"]
-    assert replay("e1-bookworm-docker20", "pass", tmp_path).machine_id is None
-    answer = first["result"]["stdout"]
-    marker = answer.split("\n")
-    # The batch answers each command between boundaries; the who-am-I answer is the first one's.
-    home = next(line for line in marker if line.startswith("/"))
-    first["result"]["stdout"] = answer.replace(home + "\n", home + "\n0123456789abcdef0123456789abcdef\n", 1)
-    path = tmp_path / "with-machine-id.json"
+    # The batch answers each command between boundaries; the who-am-I answer is the first one's: uid, clock,
+    # home, machine-id.
+    lines = first["result"]["stdout"].split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("/")) + 1
+    recorded = lines[at]
+    assert len(recorded) == 32 and int(recorded, 16) >= 0
+    report = replay("e1-bookworm-docker20", "pass", tmp_path)
+    assert report.machine_id == recorded
+    assert json_report.to_dict(report, for_run(report))["identity"]["machine_id"] == recorded
+    lines[at] = "-"
+    first["result"]["stdout"] = "\n".join(lines)
+    path = tmp_path / "without-machine-id.json"
     path.write_text(json.dumps(data))
     from checker import lab as labs
     from checker.runner import Runner
@@ -466,8 +471,8 @@ def test_the_report_names_the_machine_by_its_machine_id(tmp_path):
     lab = labs.load(LAB07)
     plan = labs.Plan(lab, lab.values({k: str(v) for k, v in data["meta"].get("values", {}).items()}))
     report = Runner(plan, ReplayTransport(path)).run()
-    assert report.machine_id == "0123456789abcdef0123456789abcdef"
-    assert json_report.to_dict(report, for_run(report))["identity"]["machine_id"] == report.machine_id
+    assert report.machine_id is None
+    assert json_report.to_dict(report, for_run(report))["identity"]["machine_id"] is None
 
 
 def test_a_swarm_join_token_never_reaches_a_report():

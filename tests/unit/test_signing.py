@@ -42,14 +42,16 @@ def signed(monkeypatch, tmp_path, capsys):
 def test_a_signed_report_names_the_machine_and_the_run_and_verifies(signed, capsys):
     key, report = signed
     data = json.loads(report.read_text())
-    assert data["identity"] == {"engine_id": "5B63:A7DX:AHXL:B6XM:CWWC:E5WR:YBXY:J7EU:BAQA:QK4I:P7RN:FIMC",
-                                "host": "docker-vm", "machine_id": None, "nonce": "lab07-alice", "student": None}
+    assert data["identity"] == {"engine_id": "G4KQ:5YHV:2ENA:24RB:KVGJ:MIUM:K2PB:4Z62:FCVS:S37G:UVH3:ZKMC",
+                                "host": "docker-vm", "machine_id": "f62672c266584d1ca1a846fa262d9817",
+                                "nonce": "lab07-alice", "student": None}
     assert data["signature"]["algorithm"] == "ed25519"
     assert data["signature"]["public_key"].split()[:2] == Path(f"{key}.pub").read_text().split()[:2]
     assert cli.main(["verify", str(report), "--key", f"{key}.pub"]) == 0
     assert capsys.readouterr().out.strip() == (f"{report}: valid: signed with this key, unchanged (engine "
-                                               "5B63:A7DX:AHXL:B6XM:CWWC:E5WR:YBXY:J7EU:BAQA:QK4I:P7RN:FIMC, "
-                                               "host docker-vm, nonce lab07-alice)")
+                                               "G4KQ:5YHV:2ENA:24RB:KVGJ:MIUM:K2PB:4Z62:FCVS:S37G:UVH3:ZKMC, "
+                                               "host docker-vm, machine f62672c266584d1ca1a846fa262d9817, "
+                                               "nonce lab07-alice)")
 
 
 @pytest.mark.parametrize("edit", ["verdict", "score", "nonce", "engine"])
