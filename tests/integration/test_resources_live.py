@@ -27,13 +27,18 @@ def sh(vm, command: str):
     return res
 
 
-def test_the_lab_removes_its_volume_and_network_and_nothing_else(shared_vm, monkeypatch, tmp_path, capsys):
-    before = state(shared_vm)
+def passing_run_notes(vm, lab: Path, monkeypatch, tmp_path, capsys) -> list[str]:
+    """Check `lab` on the machine: it passes; the notes of its report (what its clean-up removed)."""
     report = tmp_path / "r.json"
-    code = run_check(monkeypatch, shared_vm, str(LAB), "--json", str(report))
+    code = run_check(monkeypatch, vm, str(lab), "--json", str(report))
     out = capsys.readouterr().out
     assert code == 0, out
-    notes = json.loads(report.read_text())["notes"]
+    return json.loads(report.read_text())["notes"]
+
+
+def test_the_lab_removes_its_volume_and_network_and_nothing_else(shared_vm, monkeypatch, tmp_path, capsys):
+    before = state(shared_vm)
+    notes = passing_run_notes(shared_vm, LAB, monkeypatch, tmp_path, capsys)
     assert "removed the lab's volumes (lab-data)" in notes and "removed the lab's networks (lab-net)" in notes
     assert state(shared_vm) == before
 
@@ -43,11 +48,7 @@ def test_containers_the_engine_is_still_removing_are_waited_for(shared_vm, monke
     # returns, slowly (many files in their layers). The clean-up waits for that, then removes the image the lab
     # pulled: otherwise "removal already in progress" and the image in use by a container (CI saw it on lab 10).
     before = state(shared_vm)
-    report = tmp_path / "r.json"
-    code = run_check(monkeypatch, shared_vm, str(REMOVED_AS_IT_STOPS), "--json", str(report))
-    out = capsys.readouterr().out
-    assert code == 0, out
-    notes = json.loads(report.read_text())["notes"]
+    notes = passing_run_notes(shared_vm, REMOVED_AS_IT_STOPS, monkeypatch, tmp_path, capsys)
     assert "removed the lab's containers (lab-removed)" in notes
     if not any(line.startswith("image ubuntu:18.04 ") for line in before):  # (the lab pulled it)
         assert "removed the image(s) the lab pulled (ubuntu:18.04)" in notes, notes
