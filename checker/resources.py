@@ -71,7 +71,7 @@ def _json_lines(res: Result, what: str) -> list[dict]:
     return parse_json_lines(res.stdout, lambda line: ResourceError(f"{what}: unexpected output {line[:100]!r}"))
 
 
-def _until_gone(var: str) -> str:
+def until_gone(var: str) -> str:
     """Shell: wait (up to about 15 s) until the container whose name or ID is in $var is gone. A container
     started with `--rm` is removed by the engine after it stops, and while that lasts `docker rm -f` refuses
     ("removal ... is already in progress") and the image it was made from cannot be removed."""
@@ -214,7 +214,7 @@ class Containers(_Inspected):
     def remove(self, names: list[str], since: float | None = None) -> str:
         # Those that were there and are gone (one started with --rm may be gone only once the engine is done).
         return (f"e=; for n in {quote(*names)}; do docker container inspect \"$n\" >/dev/null 2>&1 && e=\"$e $n\"; "
-                'done; [ -z "$e" ] || docker rm -f $e >/dev/null 2>&1; for n in $e; do ' + _until_gone("n") +
+                'done; [ -z "$e" ] || docker rm -f $e >/dev/null 2>&1; for n in $e; do ' + until_gone("n") +
                 '; docker container inspect "$n" >/dev/null 2>&1 || echo "$n"; done; true')
 
     def set_aside(self, name: str, backup: str) -> str:
@@ -257,7 +257,7 @@ class UnnamedContainers(Kind):
         return (f"for i in {quote(*names)}; do TZ=UTC docker ps -a --no-trunc --filter \"ancestor=$i\" "
                 "--format '{{.ID}} {{.CreatedAt}}' | awk -v after=" + shlex.quote(after) +
                 " '(substr($2 \" \" $3, 1, 19)) >= after {print $1}' | while read -r id; do "
-                'docker rm -f "$id" >/dev/null 2>&1; ' + _until_gone("id") +
+                'docker rm -f "$id" >/dev/null 2>&1; ' + until_gone("id") +
                 '; docker container inspect "$id" >/dev/null 2>&1 || echo "$i"; done; done | sort -u')
 
 
@@ -322,7 +322,7 @@ class ComposeProjects(Kind):
         return (f"for p in {quote(*names)}; do f=\"label={COMPOSE_LABEL}=$p\"; "
                 'c=$(docker ps -aq --filter "$f"); n=$(docker network ls -q --filter "$f"); '
                 'v=$(docker volume ls -q --filter "$f"); [ -n "$c$n$v" ] || continue; '
-                '[ -z "$c" ] || docker rm -f $c >/dev/null; for id in $c; do ' + _until_gone("id") + '; done; '
+                '[ -z "$c" ] || docker rm -f $c >/dev/null; for id in $c; do ' + until_gone("id") + '; done; '
                 '[ -z "$n" ] || docker network rm $n >/dev/null; '
                 '[ -z "$v" ] || docker volume rm $v >/dev/null; echo "$p"; done')
 

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from checker.resources import until_gone
 from tests.integration.conftest import machine_state, run_check, sh
 from tests.student import FOLDERS, OBSERVED, Student, typed, until_observed
 from tests.testenv import env as testenv
@@ -123,6 +124,9 @@ def restore(vm, before: list[str]) -> None:
               "network": "docker network rm {}"}
     commands = [remove[kind].format(words[-1]) for kind, *words in sorted(made, key=lambda m: order[m[0]])]
     images = [c for c in commands if c.startswith("docker rmi")]
+    containers = [words[-1] for kind, *words in made if kind == "container"]
+    if containers:  # (one started with --rm and stopped may still be being removed by the engine: wait for it)
+        commands.insert(len(containers), f"for id in {' '.join(containers)}; do {until_gone('id')}; done")
     if commands:  # (an image's children go first: the images again, once they have none)
         res = sh(vm, " ; ".join(commands + images) + " ; true", timeout=300)
         assert res.ok, res.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from checker.resources import until_gone
 from tests.integration.conftest import run_check
 from tests.student import Student, course_commands
 from tests.testenv import env as testenv
@@ -61,7 +62,10 @@ def student_session(vm) -> Student:
 
 def undo(vm) -> None:
     ssh = vm.ssh()
-    ssh.run("docker rm -f $(docker ps -aq --filter name=my_container_) >/dev/null 2>&1; "
+    # (The containers ran with --rm: one the student stopped may still be being removed by the engine, and
+    # holds its image until it is gone.)
+    ssh.run("c=$(docker ps -aq --filter name=my_container_); docker rm -f $c >/dev/null 2>&1; "
+            f"for id in $c; do {until_gone('id')}; done; "
             "docker rmi my-image:1.0 my-base-image:1.0 ubuntu:18.04 >/dev/null 2>&1; "
             "rm -rf ~/SNY.OSS.DCK.01.01.00; true", timeout=120)
     ssh.close()
