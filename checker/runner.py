@@ -129,8 +129,10 @@ class Runner:
         self.cleanup_armed = False
         self.fingerprint_before: str | None = None
         self.changes_since: str | None = None  # observe mode: the engine's clock when the run began
-        # This machine's engine (the facts' engine is the lab's: of several machines, one of theirs).
+        # This machine's engine and where it was read (the facts' engine is the lab's: of several machines,
+        # the first machine's).
         self.engine: Engine | None = None
+        self.engine_source: dict | None = None
         self.stale_started: float | None = None
         self.stale_workdir: str | None = None
         self.runtime: dict[str, str] = {}  # what the run learnt: when it started, captured values
@@ -189,7 +191,7 @@ class Runner:
         self.uid, self.remote_now, self.home = int(lines[0]), int(lines[1]), lines[2]
         # (A transcript recorded before the machine's ID was asked for has three lines.)
         self.machine_id = lines[3] if len(lines) > 3 and lines[3] != "-" else None
-        self.facts.sources["engine"] = source(to_script(engine_command), info)
+        self.engine_source = self.facts.sources["engine"] = source(to_script(engine_command), info)
         self.runtime["run.started"] = "" if self.observe else str(self.remote_now)
         try:
             self.engine = self.facts.engine = PROBES["engine"].parse(info, engine_args)
@@ -707,6 +709,14 @@ class MachinesRunner:
             if exc is not None:
                 raise exc
 
+    def _the_labs_engine(self) -> None:
+        """The lab's facts (and so its report) name the engine of the lab's first machine: the machines'
+        preflights ran at once, and each wrote its own engine there."""
+        first = self.runners.get(self.default)
+        if first is not None and first.engine is not None:
+            self.facts.engine = self.facts.gathered["engine"] = first.engine
+            self.facts.sources["engine"] = first.engine_source
+
     def run_steps(self) -> None:
         def where(step: Step) -> tuple[Runner, str]:
             machine = step.on or self.default
@@ -754,6 +764,7 @@ class MachinesRunner:
             except BaseException:  # one machine cannot take the lab: the others are left as they were
                 self._cleanup(report)
                 raise
+            self._the_labs_engine()
             self._each("mark_the_engine")
             report.engine = self.facts.engine
             try:

@@ -5,6 +5,7 @@ captured values, the claims)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,22 @@ VARIANTS = {v.id: v for v in SWARM_VARIANTS}
 CASES = sorted({(p.parent.name, p.name.split(".")[0]) for p in SWARM.glob("*/*.swarmmanager.json")})
 
 
-def replay(engine: str, scenario: str, tmp_path: Path):
+class LateTransport(ReplayTransport):
+    """A machine whose first answer comes late (a slower machine): its preflight ends after the others'."""
+
+    def run(self, command, timeout: float = 60.0, on_line=None):
+        if self.position == 0:
+            time.sleep(0.3)
+        return super().run(command, timeout, on_line)
+
+
+def replay(engine: str, scenario: str, tmp_path: Path, transport=lambda machine, path: ReplayTransport(path)):
     paths = {m: SWARM / engine / f"{scenario}.{m}.json" for m in MACHINES}
     meta = json.loads(paths["swarmmanager"].read_text())["meta"]
     variant = VARIANTS.get(meta.get("variant", ""))
     lab = labs.load(make_course_variant(variant, tmp_path)) if variant else labs.find(scenario[:2])
     plan = labs.Plan(lab, lab.values({k: str(v) for k, v in meta.get("values", {}).items() if k in lab.variables}))
-    transports = {m: ReplayTransport(p) for m, p in paths.items()}
+    transports = {m: transport(m, p) for m, p in paths.items()}
     return MachinesRunner(plan, transports, observe=bool(meta.get("observe"))).run(), variant
 
 
@@ -66,6 +76,17 @@ def test_replayed_swarm_run_gives_the_verdicts_of_its_world(engine, scenario, tm
         return
     token = steps["init"].result.stdout.split("--token ")[1].split()[0]
     assert token in steps["join-node1"].command  # the value captured on one machine, used on another
+
+
+@pytest.mark.parametrize("scenario", ["11-pass", "12-student-observe"])
+def test_the_report_names_the_engine_of_the_labs_first_machine(scenario, tmp_path):
+    """The machines' preflights run at once; whichever ends last, the report's engine (and the facts' source of
+    it) is the lab's first machine's, not the last one to answer."""
+    for quick in MACHINES:  # the one machine that answers at once
+        report, _variant = replay("e1-bookworm-docker20", scenario, tmp_path / quick,
+                                  lambda m, p: ReplayTransport(p) if m == quick else LateTransport(p))
+        assert report.engine.name == "swarmmanager", quick
+        assert report.engine.engine_id in report.sources["engine"]["excerpt"], quick
 
 
 def test_every_swarm_scenario_has_transcripts():
