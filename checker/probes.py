@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from checker.facts import EVENTS_KEPT, Container, ContainerEvent, ContainerEvents, HistoryRow, Image, LayerStore
 from checker.parsers import parse_json_lines
-from checker.records import Engine, Result, says_missing
+from checker.records import Engine, Result, docker_root, says_missing
 
 
 class ProbeError(Exception):
@@ -170,7 +170,7 @@ SECTION = "@@check-lab-section@@"
 
 
 def _disk_build(args: dict, engine: Engine | None) -> tuple[list[str], bool]:
-    root = args.get("path") or (engine.docker_root_dir if engine else "/var/lib/docker")
+    root = args.get("path") or docker_root(engine)
     # -x: stay on the engine's file systems; without it du also walks every running container's mounted
     # root file system and counts the image once per container. The containerd image store keeps layers
     # and container snapshots under a system containerd's root when there is one.

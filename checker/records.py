@@ -92,6 +92,14 @@ def _seconds(when: str) -> str | None:
     return f"{seconds}.{(match[2] or '').ljust(9, '0')}"
 
 
+DOCKER_ROOT = "/var/lib/docker"  # Docker's root directory unless its daemon is told otherwise
+
+
+def docker_root(engine: "Engine | None") -> str:
+    """The engine's root directory (`docker info`: DockerRootDir); Docker's default where no engine answered."""
+    return engine.docker_root_dir if engine is not None else DOCKER_ROOT
+
+
 @dataclass(frozen=True)
 class Engine:
     """The engine a run met (from `docker info`, the client's version, the user's environment): Docker's, or
@@ -140,7 +148,7 @@ class Engine:
         return cls(
             server_version=str(info.get("ServerVersion", "")),
             storage_driver=str(info.get("Driver", "")),
-            docker_root_dir=str(info.get("DockerRootDir", "/var/lib/docker")),
+            docker_root_dir=str(info.get("DockerRootDir", DOCKER_ROOT)),
             driver_status=tuple(tuple(map(str, pair)) for pair in info.get("DriverStatus") or []),
             operating_system=str(info.get("OperatingSystem", "")),
             kernel=str(info.get("KernelVersion", "")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from checker.checks import check, size_option
 from checker.facts import Container, ContainerEvents, Facts, HistoryRow, Image, LayerStore, MissingFact, chain_ids
 from checker.parsers import DuEntry
-from checker.records import StepFact, Verdict
+from checker.records import StepFact, Verdict, docker_root
 from checker.units import human
 
 LAB_CONTAINERS = "{{ resources.containers }}"  # the containers a check looks at, unless `with: {names: …}`
@@ -95,7 +95,7 @@ def layers_stored_in_driver_dir(facts: Facts, listing: StepFact, image: Image | 
         return Verdict(ok, expected, observed, None,
                        {"chain_ids": chains, "snapshots": len(store.snapshots), "dirs": list(store.directories)})
     engine = facts.engine
-    root = engine.docker_root_dir if engine else "/var/lib/docker"
+    root = docker_root(engine)
     expected = f"{n} directories in {root}/overlay2, one per layer of {_name(image)}"
     if image.graph_driver != "overlay2":
         return Verdict(False, expected, f"the engine stores images with {image.graph_driver or 'an unknown driver'}",
@@ -371,7 +371,7 @@ def container_dirs_small(facts: Facts, du: StepFact, containers: list[Container]
     by_name = _present(facts, names, by_name, "the directories")
     absent = [n for n in names if n not in by_name]  # the business of five-containers-running
     sizes = _dir_sizes([n for n in names if n in by_name], du.parsed or [], list(by_name.values()))
-    root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
+    root = docker_root(facts.engine)
     missing = [n for n, s in sizes.items() if s is None]
     big = [f"{n} {human(s)}" for n, s in sizes.items() if s is not None and s > limit]
     expected = f"each {root}/containers/<id> ≤ {human(limit)} (tens of kB), far below the image ({human(image.size)})"
@@ -404,7 +404,7 @@ def disk_formula(facts: Facts, containers: list[Container], du: StepFact, image:
     writable = sum((by_name[x].size_rw or 0) for x in names if x in by_name)
     dirs = sum(s for s in _dir_sizes(names, du.parsed or [], list(by_name.values())).values() if s)
     allowed = writable + dirs + n * overhead
-    root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
+    root = docker_root(facts.engine)
     if facts.observe:
         # No "before" to compare with: add up what each container has on disk of its own instead.
         growth = facts.get(own_disk)

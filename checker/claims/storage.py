@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from checker.checks import check
 from checker.facts import Container, Facts, MissingFact
-from checker.records import Verdict
+from checker.records import Verdict, docker_root
 
 
 @check("mounted", refs={"container": "container"},
@@ -38,7 +38,7 @@ def volume_under_engine_root(facts: Facts, inspect, name: str) -> Verdict:
                           what_to_do="run --observe while the volume exists, or use --watch while you type"
                           if facts.observe else None)
     volume = data[0] if isinstance(data, list) else data
-    root = facts.engine.docker_root_dir if facts.engine else "/var/lib/docker"
+    root = docker_root(facts.engine)
     expected_path = f"{root.rstrip('/')}/volumes/{name}/_data"
     # `--opt type=… --opt device=…` (tmpfs, nfs, a bind): the Mountpoint only shows where it is mounted, the
     # data lives in that device.
