@@ -1,4 +1,5 @@
-/* TEST FIXTURE: the text Docker's hello-world prints (as the course shows it), for a stand-in image. */
+/* TEST FIXTURE: the text Docker's hello-world prints (as the course shows it), for a stand-in image; where the
+   real image names its registry's site, the stand-in says so instead (the lab reads "Hello from Docker!"). */
 #include <unistd.h>
 
 static const char message[] =
@@ -19,7 +20,7 @@ static const char message[] =
     " $ docker run -it ubuntu bash\n"
     "\n"
     "Share images, automate workflows, and more with a free Docker ID:\n"
-    " https://hub.docker.com/\n"
+    " (the registry's site)\n"
     "\n"
     "For more examples and ideas, visit:\n"
     " https://docs.docker.com/get-started/\n"
