@@ -72,6 +72,9 @@ def test_replayed_swarm_run_gives_the_verdicts_of_its_world(engine, scenario, tm
         assert {cid for cid, v in got.items() if v == "error"} == variant.not_judged, detail
     steps = {s.step_id: s for s in report.steps}
     assert steps["join-node1"].title.endswith("(on swarmnode1)")
+    if scenario.startswith("12"):  # each worker's bridge made before it joins, off the lab's subnet
+        bridges = [steps[f"gwbridge-{m}"].result.stdout.split() for m in MACHINES[1:]]
+        assert all(b[0] == "docker_gwbridge" and not b[1].startswith("172.19.") for b in bridges), bridges
     if variant is not None and "join-node1" in variant.steps:
         return
     token = steps["init"].result.stdout.split("--token ")[1].split()[0]
